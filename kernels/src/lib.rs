@@ -1,0 +1,39 @@
+//! bitrnn's arithmetic, and nothing else: no threads, no I/O, no randomness, no allocation
+//! inside a window.
+//!
+//! - [`reference`]: the scalar oracle, plain loops generic over `f32`/`f64`.
+//! - [`simd`]: the fused kernels on `wide::f32x8`, streams in the SIMD lanes.
+//! - [`approx`]: the fast `tanh`/`exp`/`ln` the SIMD kernels use, with their measured errors.
+//! - [`params`]: the flat parameter layout shared by both engines.
+
+pub mod approx;
+pub mod params;
+pub mod real;
+pub mod reference;
+pub mod simd;
+
+pub use params::{CLASSES, Layout, Params, TENSOR_NAMES};
+pub use real::Real;
+
+/// The SIMD instruction set this crate was compiled for (chosen at compile time: `wide`
+/// selects its implementation from `cfg(target_feature)` only).
+#[must_use]
+pub const fn simd_level() -> &'static str {
+    if cfg!(all(target_arch = "x86_64", target_feature = "avx512f")) {
+        "x86_64 AVX-512 (f32x8 on AVX2+FMA)"
+    } else if cfg!(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )) {
+        "x86_64 AVX2+FMA (x86-64-v3)"
+    } else if cfg!(all(target_arch = "x86_64", target_feature = "avx")) {
+        "x86_64 AVX (no FMA)"
+    } else if cfg!(target_arch = "x86_64") {
+        "x86_64 SSE2 (portable)"
+    } else if cfg!(all(target_arch = "aarch64", target_feature = "neon")) {
+        "aarch64 NEON"
+    } else {
+        "portable scalar"
+    }
+}

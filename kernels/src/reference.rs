@@ -1,0 +1,191 @@
+//! The scalar reference engine: the oracle every fast path is checked against.
+//!
+//! Plain loops in the order of the math, generic over `f32` and `f64`, never optimised.
+//!
+//! One window of `T` steps over `S` streams, hidden size `H`, inputs `x_t` and targets `y_t`
+//! in {0, 1}, carried state `h_{-1}` (a constant: gradients stop at the window boundary):
+//!
+//! ```text
+//! z_t = w_xh[x_t] + w_hh h_{t-1} + b_h          h_t = tanh(z_t)
+//! l_t = w_hy h_t + b_y                          p_t = softmax(l_t)
+//! L   = -(1 / (S T)) sum_{s,t} ln p_t[y_t]
+//! ```
+//!
+//! Backward (truncated BPTT over the window), with `dl_t = (p_t - onehot(y_t)) / (S T)`:
+//!
+//! ```text
+//! dh_t  = w_hy^T dl_t + w_hh^T dz_{t+1}       (the second term is 0 at t = T-1)
+//! dz_t  = dh_t * (1 - h_t^2)
+//! dw_hh += dz_t h_{t-1}^T    dw_xh[x_t] += dz_t    db_h += dz_t
+//! dw_hy += dl_t h_t^T        db_y += dl_t
+//! ```
+
+use crate::params::{CLASSES, Params};
+use crate::real::Real;
+
+/// One training window: the inputs and targets of `streams` streams for `time_step` steps,
+/// time-major (`x[t * streams + s]`), each value 0 or 1.
+#[derive(Clone, Copy, Debug)]
+pub struct Window<'a> {
+    pub streams: usize,
+    pub time_step: usize,
+    pub x: &'a [u8],
+    pub y: &'a [u8],
+}
+
+impl Window<'_> {
+    fn check(&self, hidden: usize, h0: &[impl Sized]) {
+        assert_eq!(
+            self.x.len(),
+            self.streams * self.time_step,
+            "x is [time_step][streams]"
+        );
+        assert_eq!(
+            self.y.len(),
+            self.streams * self.time_step,
+            "y is [time_step][streams]"
+        );
+        assert_eq!(h0.len(), self.streams * hidden, "h0 is [streams][hidden]");
+    }
+}
+
+/// The softmax of two logits and the loss `-ln p[y]`, computed stably.
+fn softmax2<F: Real>(l: [F; CLASSES], y: usize) -> ([F; CLASSES], F) {
+    let m = l[0].max(l[1]);
+    let e = [(l[0] - m).exp(), (l[1] - m).exp()];
+    let sum = e[0] + e[1];
+    let p = [e[0] / sum, e[1] / sum];
+    let loss = -(l[y] - m - sum.ln());
+    (p, loss)
+}
+
+/// Forward pass only: the mean loss of the window. `h_last` receives `h_{T-1}`
+/// (`[streams][hidden]`), the state carried into the next window.
+pub fn forward<F: Real>(p: &Params<F>, h0: &[F], win: &Window, h_last: &mut [F]) -> F {
+    let mut grad = Params::zeros(p.hidden);
+    forward_backward_impl(p, h0, win, h_last, &mut grad, false)
+}
+
+/// Forward pass and truncated BPTT over one window. Returns the mean loss; `grad` is
+/// overwritten with the gradient of that loss; `h_last` receives `h_{T-1}`.
+pub fn forward_backward<F: Real>(
+    p: &Params<F>,
+    h0: &[F],
+    win: &Window,
+    grad: &mut Params<F>,
+    h_last: &mut [F],
+) -> F {
+    forward_backward_impl(p, h0, win, h_last, grad, true)
+}
+
+fn forward_backward_impl<F: Real>(
+    p: &Params<F>,
+    h0: &[F],
+    win: &Window,
+    h_last: &mut [F],
+    grad: &mut Params<F>,
+    backward: bool,
+) -> F {
+    let hd = p.hidden;
+    let (s_n, t_n) = (win.streams, win.time_step);
+    win.check(hd, h0);
+    assert_eq!(h_last.len(), s_n * hd, "h_last is [streams][hidden]");
+    assert_eq!(grad.hidden, hd);
+    let scale = F::ONE / F::from_f64((s_n * t_n) as f64);
+    let (w_xh, w_hh, b_h, w_hy, b_y) = (p.w_xh(), p.w_hh(), p.b_h(), p.w_hy(), p.b_y());
+
+    // hs[t+1] holds h_t for every stream; hs[0] is the carried state.
+    let mut hs = vec![vec![F::ZERO; s_n * hd]; t_n + 1];
+    hs[0].copy_from_slice(h0);
+    let mut dls = vec![[F::ZERO; CLASSES]; s_n * t_n];
+    let mut total = F::ZERO;
+    for t in 0..t_n {
+        for s in 0..s_n {
+            let x = usize::from(win.x[t * s_n + s]);
+            let y = usize::from(win.y[t * s_n + s]);
+            for j in 0..hd {
+                let mut z = w_xh[x * hd + j] + b_h[j];
+                for k in 0..hd {
+                    z += w_hh[j * hd + k] * hs[t][s * hd + k];
+                }
+                hs[t + 1][s * hd + j] = z.tanh();
+            }
+            let mut l = [F::ZERO; CLASSES];
+            for (c, lc) in l.iter_mut().enumerate() {
+                *lc = b_y[c];
+                for j in 0..hd {
+                    *lc += w_hy[c * hd + j] * hs[t + 1][s * hd + j];
+                }
+            }
+            let (prob, loss) = softmax2(l, y);
+            total += loss;
+            for c in 0..CLASSES {
+                let target = if c == y { F::ONE } else { F::ZERO };
+                dls[t * s_n + s][c] = (prob[c] - target) * scale;
+            }
+        }
+    }
+    h_last.copy_from_slice(&hs[t_n]);
+    if !backward {
+        return total * scale;
+    }
+
+    grad.data.iter_mut().for_each(|g| *g = F::ZERO);
+    let mut dz_next = vec![F::ZERO; s_n * hd];
+    let mut dz = vec![F::ZERO; s_n * hd];
+    for t in (0..t_n).rev() {
+        for s in 0..s_n {
+            let x = usize::from(win.x[t * s_n + s]);
+            let dl = dls[t * s_n + s];
+            for j in 0..hd {
+                let h = hs[t + 1][s * hd + j];
+                let mut dh = F::ZERO;
+                for (c, dlc) in dl.iter().enumerate() {
+                    dh += w_hy[c * hd + j] * *dlc;
+                }
+                if t + 1 < t_n {
+                    for i in 0..hd {
+                        dh += w_hh[i * hd + j] * dz_next[s * hd + i];
+                    }
+                }
+                dz[s * hd + j] = dh * (F::ONE - h * h);
+            }
+            for j in 0..hd {
+                let dzj = dz[s * hd + j];
+                for k in 0..hd {
+                    grad.w_hh_mut()[j * hd + k] += dzj * hs[t][s * hd + k];
+                }
+                grad.w_xh_mut()[x * hd + j] += dzj;
+                grad.b_h_mut()[j] += dzj;
+            }
+            for (c, dlc) in dl.iter().enumerate() {
+                for j in 0..hd {
+                    grad.w_hy_mut()[c * hd + j] += *dlc * hs[t + 1][s * hd + j];
+                }
+                grad.b_y_mut()[c] += *dlc;
+            }
+        }
+        core::mem::swap(&mut dz, &mut dz_next);
+    }
+    total * scale
+}
+
+/// Adagrad with TensorFlow's semantics (`tf.compat.v1.train.AdagradOptimizer`): the
+/// accumulator starts at `initial_accumulator_value` (0.1 by default) and there is no epsilon,
+/// `accum += g^2; w -= lr * g / sqrt(accum)`. The accumulator never falls below its start, so
+/// the division is safe.
+pub fn adagrad_step<F: Real>(w: &mut [F], accum: &mut [F], grad: &[F], lr: F) {
+    assert!(w.len() == accum.len() && w.len() == grad.len());
+    for i in 0..w.len() {
+        accum[i] += grad[i] * grad[i];
+        w[i] -= lr * grad[i] / accum[i].sqrt();
+    }
+}
+
+/// Plain stochastic gradient descent, `w -= lr * g`.
+pub fn sgd_step<F: Real>(w: &mut [F], grad: &[F], lr: F) {
+    assert_eq!(w.len(), grad.len());
+    for i in 0..w.len() {
+        w[i] -= lr * grad[i];
+    }
+}
