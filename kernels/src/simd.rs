@@ -1,1 +1,618 @@
+//! The fused SIMD kernels: one window of forward + truncated BPTT on `wide::f32x8`, with the
+//! **streams in the SIMD lanes**. The math is the reference's (see [`crate::reference`]); this
+//! module only changes the order of the arithmetic.
+//!
+//! # Layout
+//!
+//! A shard's streams are cut into `groups` lane groups of 8 streams. Every per-stream
+//! quantity is stored as one `f32x8` per (row, group), rows outer, groups inner, so a hidden
+//! unit of all streams of the shard is contiguous and any hidden size uses full vectors:
+//!
+//! ```text
+//! hbuf[t]  (t = 0..=T)       rows 0..H : h_{t-1}        (hbuf[0] = the carried state)
+//!                            row  H    : x_t as 0.0/1.0 (input of step t)
+//!                            row  H+1  : 1 - x_t
+//!          row r, group g    -> hbuf[(t * (H + 2) + r) * groups + g]  (8 streams: 8g..8g+8)
+//! dz[t]    rows 0..H         dL/dz_t
+//! dl[t]    one row           dL/dlogit1_t  (= -dL/dlogit0_t: two classes)
+//! ```
+//!
+//! # Per step
+//!
+//! Forward, one pass per step: `z = (w_xh[x] + b_h) + w_hh h_{t-1}` as a register-blocked
+//! GEMM (`MR` hidden rows x `NR` groups per tile, the input column selected per lane from the
+//! bit plane), `tanh` and the output projection in the tile's epilogue, then one pass over the
+//! groups for softmax, loss and the logits' gradient. Two classes make the softmax a sigmoid
+//! of the logit difference `d = (w_hy[1] - w_hy[0]) h + (b_y[1] - b_y[0])`: `p1 = sigmoid(d)`,
+//! `loss = softplus(d)` for `y = 0` and `softplus(-d)` for `y = 1`, `dl1 = (p1 - y) / (S T)`.
+//!
+//! Backward, one pass per step: `dz_t = (w_hh^T dz_{t+1} + (w_hy[1] - w_hy[0]) dl1_t) *
+//! (1 - h_t^2)`, the same GEMM on the transposed weights with the output gradient and the
+//! `tanh'` in its epilogue. The weight gradients are one GEMM per window over the reduction
+//! index (t, group): `[dw_hh | dw_xh[1] | dw_xh[0]] = sum dz_t [h_{t-1}; x_t; 1 - x_t]^T`,
+//! accumulated per lane in registers and reduced across lanes once per window.
+//!
+//! # Padding lanes
+//!
+//! Streams past the shard's end (the last group's padding lanes) read x = y = 0 from the
+//! zero-padded bit planes and carry a finite hidden state (zeroed by [`Workspace::reset`] and
+//! [`Workspace::load_state`]). Their `dl` is multiplied by a 0/1 `valid` mask, so their `dz`
+//! is exactly 0 (a finite `h` times 0), and they add exactly 0 to every gradient and to the
+//! loss: inert, as the tests check bit for bit.
+//!
+//! # No denormal cliff
+//!
+//! Once the model is confident, `p - y` becomes tiny and, multiplied through BPTT, would
+//! produce subnormal floats, which cost ~100x per operation on x86 (the PyTorch row of
+//! SEED.md). bitrnn never lets them start: [`crate::approx::exp`] never returns a subnormal,
+//! and `dl` and `dz` are flushed to 0 below [`FLUSH`] = 2^-64. Every other product in the
+//! kernels is a flushed gradient times a weight or a hidden value, which stays normal
+//! (`>= 2^-126`) unless that weight or value is itself below 2^-62. The flush changes nothing
+//! that matters: an Adagrad step is at most `lr |g| / sqrt(0.1)`, so a gradient term below
+//! 2^-64 moves no weight above 2^-40 by even one ulp. Setting the FTZ/DAZ bits of MXCSR would
+//! do the same for the whole thread but is undefined behaviour under Rust's floating-point
+//! model, hence this design.
 
+use approx_shim as approx;
+mod approx_shim {
+    use wide::f32x8;
+    pub fn tanh(x: f32x8) -> f32x8 { x.tanh() }
+    pub fn sigmoid(x: f32x8) -> f32x8 { f32x8::ONE / (f32x8::ONE + (-x).exp()) }
+    pub fn softplus(x: f32x8) -> f32x8 { x.max(f32x8::ZERO) + (f32x8::ONE + (-x.abs()).exp()).ln() }
+}
+use crate::params::{Layout, Params};
+use wide::{f32x8, i32x8};
+
+/// Streams per SIMD vector.
+pub const LANES: usize = 8;
+
+/// Gradients (`dl`, `dz`) below this magnitude are set to 0: 2^-64. See the module docs.
+pub const FLUSH: f32 = 5.421_010_9e-20;
+
+/// Hidden rows per register tile of the step GEMMs.
+const MR: usize = 4;
+/// Lane groups per register tile of the step GEMMs.
+const NR: usize = 2;
+/// Hidden rows (of `dz`) per register tile of the weight-gradient GEMM.
+const GR: usize = 4;
+/// Columns (of `[h; x; 1-x]`) per register tile of the weight-gradient GEMM.
+const GC: usize = 2;
+
+/// The number of lane groups needed for `streams` streams.
+#[must_use]
+pub const fn groups_for(streams: usize) -> usize {
+    streams.div_ceil(LANES)
+}
+
+/// Weights arranged for the kernels. Rebuilt by [`Prepared::load`] after every update (a copy
+/// of `H^2 + 4H` numbers, negligible next to a window's work).
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    hidden: usize,
+    /// `w_hh[j][k]`, row-major: the forward GEMM's matrix.
+    w_hh: Vec<f32>,
+    /// `w_hh[k][j]`: the backward GEMM's matrix (`w_hh^T`).
+    w_hh_t: Vec<f32>,
+    /// `w_xh[0][j] + b_h[j]` and `w_xh[1][j] + b_h[j]`: the start of `z_j` for each input.
+    zx0: Vec<f32>,
+    zx1: Vec<f32>,
+    /// `w_hy[1][j] - w_hy[0][j]`: the logit difference's weights.
+    wy_diff: Vec<f32>,
+    /// `b_y[1] - b_y[0]`.
+    by_diff: f32,
+}
+
+impl Prepared {
+    /// Buffers for hidden size `hidden`; call [`Prepared::load`] before use.
+    #[must_use]
+    pub fn new(hidden: usize) -> Self {
+        Self {
+            hidden,
+            w_hh: vec![0.0; hidden * hidden],
+            w_hh_t: vec![0.0; hidden * hidden],
+            zx0: vec![0.0; hidden],
+            zx1: vec![0.0; hidden],
+            wy_diff: vec![0.0; hidden],
+            by_diff: 0.0,
+        }
+    }
+
+    /// Arranges `p` for the kernels (no allocation).
+    pub fn load(&mut self, p: &Params<f32>) {
+        let h = self.hidden;
+        assert_eq!(p.hidden, h, "Prepared::load: hidden size");
+        self.w_hh.copy_from_slice(p.w_hh());
+        for j in 0..h {
+            for k in 0..h {
+                self.w_hh_t[k * h + j] = p.w_hh()[j * h + k];
+            }
+        }
+        let (w_xh, b_h, w_hy, b_y) = (p.w_xh(), p.b_h(), p.w_hy(), p.b_y());
+        for j in 0..h {
+            self.zx0[j] = w_xh[j] + b_h[j];
+            self.zx1[j] = w_xh[h + j] + b_h[j];
+            self.wy_diff[j] = w_hy[h + j] - w_hy[j];
+        }
+        self.by_diff = b_y[1] - b_y[0];
+    }
+
+    #[must_use]
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+}
+
+/// One shard's buffers for the whole run: the carried hidden state and the window's
+/// activations. Allocated once; the kernels never allocate.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    hidden: usize,
+    streams: usize,
+    groups: usize,
+    time_step: usize,
+    /// `[t][H + 2][groups]`, see the module docs.
+    hbuf: Vec<f32x8>,
+    /// `[t][H][groups]`.
+    dz: Vec<f32x8>,
+    /// `[t][groups]`.
+    dl: Vec<f32x8>,
+    /// `[t][groups]`: y as 0.0/1.0.
+    y: Vec<f32x8>,
+    /// `[groups]`: the running logit difference of the current step.
+    logit: Vec<f32x8>,
+    /// `[groups]`: 1.0 in lanes of real streams, 0.0 in padding lanes.
+    valid: Vec<f32x8>,
+}
+
+/// What a forward pass over one window measured, summed over the shard's real streams and
+/// the window's steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WindowStats {
+    /// Sum of the per-sample cross-entropy losses.
+    pub loss_sum: f64,
+    /// Number of samples whose more probable class was the target.
+    pub correct: f64,
+}
+
+impl Workspace {
+    /// Buffers for `streams` streams (any count >= 1), hidden size `hidden`, windows of
+    /// `time_step` steps. The carried state starts at zero.
+    #[must_use]
+    pub fn new(hidden: usize, streams: usize, time_step: usize) -> Self {
+        assert!(hidden >= 1 && streams >= 1 && time_step >= 1, "Workspace::new: empty shape");
+        let groups = groups_for(streams);
+        let rows = hidden + 2;
+        let valid = (0..groups)
+            .map(|g| {
+                f32x8::new(core::array::from_fn(|lane| {
+                    if g * LANES + lane < streams { 1.0 } else { 0.0 }
+                }))
+            })
+            .collect();
+        Self {
+            hidden,
+            streams,
+            groups,
+            time_step,
+            hbuf: vec![f32x8::ZERO; (time_step + 1) * rows * groups],
+            dz: vec![f32x8::ZERO; time_step * hidden * groups],
+            dl: vec![f32x8::ZERO; time_step * groups],
+            y: vec![f32x8::ZERO; time_step * groups],
+            logit: vec![f32x8::ZERO; groups],
+            valid,
+        }
+    }
+
+    #[must_use]
+    pub fn streams(&self) -> usize {
+        self.streams
+    }
+    #[must_use]
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+    #[must_use]
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+    #[must_use]
+    pub fn time_step(&self) -> usize {
+        self.time_step
+    }
+
+    /// Zeroes the carried hidden state (the start of an epoch).
+    pub fn reset(&mut self) {
+        let n = self.hidden * self.groups;
+        self.hbuf[..n].fill(f32x8::ZERO);
+    }
+
+    /// Sets the carried state from `h` laid out `[streams][hidden]` (the reference's layout);
+    /// padding lanes are zeroed.
+    pub fn load_state(&mut self, h: &[f32]) {
+        assert_eq!(h.len(), self.streams * self.hidden, "load_state: [streams][hidden]");
+        self.reset();
+        for s in 0..self.streams {
+            for j in 0..self.hidden {
+                self.hbuf[j * self.groups + s / LANES].as_mut_array()[s % LANES] =
+                    h[s * self.hidden + j];
+            }
+        }
+    }
+
+    /// Writes the carried state to `h`, laid out `[streams][hidden]`.
+    pub fn store_state(&self, h: &mut [f32]) {
+        assert_eq!(h.len(), self.streams * self.hidden, "store_state: [streams][hidden]");
+        for s in 0..self.streams {
+            for j in 0..self.hidden {
+                h[s * self.hidden + j] = self.hbuf[j * self.groups + s / LANES].as_array()[s % LANES];
+            }
+        }
+    }
+
+    /// The whole carried state including padding lanes, for tests of their inertness.
+    #[must_use]
+    pub fn raw_state(&self) -> &[f32x8] {
+        &self.hbuf[..self.hidden * self.groups]
+    }
+    /// Mutable access to the whole carried state including padding lanes.
+    pub fn raw_state_mut(&mut self) -> &mut [f32x8] {
+        let n = self.hidden * self.groups;
+        &mut self.hbuf[..n]
+    }
+}
+
+/// The inputs of one shard for one window: bit planes, one byte per lane group per step.
+/// `x[t * stride + g]` bit `i` is the input of stream `8g + i` at step `t` (the layout of
+/// `bitrnn::data::Dataset::fill_planes` viewed as bytes, offset to the shard's first group).
+#[derive(Clone, Copy, Debug)]
+pub struct Planes<'a> {
+    pub x: &'a [u8],
+    pub y: &'a [u8],
+    pub stride: usize,
+}
+
+/// A byte of 8 streams' bits as 0.0/1.0 lanes: splat, AND with the lane weights
+/// 1, 2, ..., 128, compare with them (wide has no `from_bitmask`).
+#[inline(always)]
+fn bits_to_lanes(byte: u8) -> f32x8 {
+    const WEIGHTS: i32x8 = i32x8::new([1, 2, 4, 8, 16, 32, 64, 128]);
+    let m = (i32x8::splat(i32::from(byte)) & WEIGHTS).simd_eq(WEIGHTS);
+    m.select(f32x8::ONE, f32x8::ZERO)
+}
+
+/// Sets lanes with `|v| < FLUSH` to zero.
+#[inline(always)]
+fn flush(v: f32x8) -> f32x8 {
+    v & v.abs().simd_ge(f32x8::splat(FLUSH))
+}
+
+/// Sum of the 8 lanes in a fixed order (`reduce_add`'s order is unspecified).
+#[inline(always)]
+#[must_use]
+pub fn hsum(v: f32x8) -> f32 {
+    let a = v.to_array();
+    ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+}
+
+/// Calls `$f::<mr, nr>(args)` for runtime `mr` in 1..=4 and `nr` in 1..=2.
+macro_rules! dispatch_4x2 {
+    ($f:ident, $mr:expr, $nr:expr, $($arg:expr),* $(,)?) => {
+        match ($mr, $nr) {
+            (4, 2) => $f::<4, 2>($($arg),*),
+            (3, 2) => $f::<3, 2>($($arg),*),
+            (2, 2) => $f::<2, 2>($($arg),*),
+            (1, 2) => $f::<1, 2>($($arg),*),
+            (4, 1) => $f::<4, 1>($($arg),*),
+            (3, 1) => $f::<3, 1>($($arg),*),
+            (2, 1) => $f::<2, 1>($($arg),*),
+            (1, 1) => $f::<1, 1>($($arg),*),
+            _ => unreachable!("tile sizes are at most 4 x 2"),
+        }
+    };
+}
+
+const _: () = assert!(MR == 4 && NR == 2 && GR == 4 && GC == 2, "dispatch_4x2 covers 4 x 2");
+
+/// Forward tile: rows `j0..j0+M` of `h_t` for groups `g0..g0+N`.
+/// `z = select(x, zx1, zx0) + sum_k w_hh[j][k] h_{t-1}[k]`, `h = tanh(z)`, and
+/// `logit += wy_diff[j] h[j]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn forward_tile<const M: usize, const N: usize>(
+    w: &Prepared,
+    prev: &[f32x8],
+    next: &mut [f32x8],
+    logit: &mut [f32x8],
+    groups: usize,
+    j0: usize,
+    g0: usize,
+) {
+    let h = w.hidden;
+    let xmask: [_; N] = core::array::from_fn(|n| prev[h * groups + g0 + n].simd_ne(f32x8::ZERO));
+    let mut acc: [[f32x8; N]; M] = core::array::from_fn(|i| {
+        core::array::from_fn(|n| {
+            xmask[n].select(f32x8::splat(w.zx1[j0 + i]), f32x8::splat(w.zx0[j0 + i]))
+        })
+    });
+    let rows: [&[f32]; M] = core::array::from_fn(|i| &w.w_hh[(j0 + i) * h..(j0 + i + 1) * h]);
+    for k in 0..h {
+        let b: [f32x8; N] = core::array::from_fn(|n| prev[k * groups + g0 + n]);
+        for i in 0..M {
+            let a = f32x8::splat(rows[i][k]);
+            for n in 0..N {
+                acc[i][n] = a.mul_add(b[n], acc[i][n]);
+            }
+        }
+    }
+    for i in 0..M {
+        let wy = f32x8::splat(w.wy_diff[j0 + i]);
+        for n in 0..N {
+            let hv = approx::tanh(acc[i][n]);
+            next[(j0 + i) * groups + g0 + n] = hv;
+            logit[g0 + n] = wy.mul_add(hv, logit[g0 + n]);
+        }
+    }
+}
+
+/// Backward tile: rows `j0..j0+M` of `dz_t` for groups `g0..g0+N`:
+/// `dz_t = flush((wy_diff[j] dl_t + sum_i w_hh[i][j] dz_{t+1}[i]) * (1 - h_t^2))`; the sum is
+/// empty at the window's last step (`dz_next` empty).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn backward_tile<const M: usize, const N: usize>(
+    w: &Prepared,
+    dz_next: &[f32x8],
+    dz: &mut [f32x8],
+    h_t: &[f32x8],
+    dl: &[f32x8],
+    groups: usize,
+    j0: usize,
+    g0: usize,
+) {
+    let h = w.hidden;
+    let k_len = if dz_next.is_empty() { 0 } else { h };
+    let mut acc: [[f32x8; N]; M] = core::array::from_fn(|i| {
+        core::array::from_fn(|n| f32x8::splat(w.wy_diff[j0 + i]) * dl[g0 + n])
+    });
+    let rows: [&[f32]; M] = core::array::from_fn(|i| &w.w_hh_t[(j0 + i) * h..(j0 + i + 1) * h]);
+    for k in 0..k_len {
+        let b: [f32x8; N] = core::array::from_fn(|n| dz_next[k * groups + g0 + n]);
+        for i in 0..M {
+            let a = f32x8::splat(rows[i][k]);
+            for n in 0..N {
+                acc[i][n] = a.mul_add(b[n], acc[i][n]);
+            }
+        }
+    }
+    for i in 0..M {
+        for n in 0..N {
+            let hv = h_t[(j0 + i) * groups + g0 + n];
+            let d = acc[i][n] * hv.mul_neg_add(hv, f32x8::ONE);
+            dz[(j0 + i) * groups + g0 + n] = flush(d);
+        }
+    }
+}
+
+/// Weight-gradient tile: `out[i][c] = sum over lanes, steps t and groups g of
+/// dz_t[j0+i][g] * hbuf_t[c0+c][g]`, written as `(row j0+i, column c0+c)` to `emit`.
+#[inline(always)]
+fn grad_tile<const M: usize, const N: usize>(
+    ws: &Workspace,
+    j0: usize,
+    c0: usize,
+    emit: &mut impl FnMut(usize, usize, f32),
+) {
+    let (h, groups) = (ws.hidden, ws.groups);
+    let rows = h + 2;
+    let mut acc = [[f32x8::ZERO; N]; M];
+    for t in 0..ws.time_step {
+        let dz = &ws.dz[t * h * groups..(t + 1) * h * groups];
+        let hb = &ws.hbuf[t * rows * groups..(t + 1) * rows * groups];
+        for g in 0..groups {
+            let a: [f32x8; M] = core::array::from_fn(|i| dz[(j0 + i) * groups + g]);
+            for n in 0..N {
+                let b = hb[(c0 + n) * groups + g];
+                for i in 0..M {
+                    acc[i][n] = a[i].mul_add(b, acc[i][n]);
+                }
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        for (n, v) in row.iter().enumerate() {
+            emit(j0 + i, c0 + n, hsum(*v));
+        }
+    }
+}
+
+/// Forward pass of one window for one shard. Fills `hbuf[1..=T]`, `y` and (when `scale` is
+/// `Some`) `dl`; returns the loss and accuracy sums. `scale` is `1 / (S T)` over the whole
+/// batch of `S` streams (all shards).
+fn forward_pass(w: &Prepared, ws: &mut Workspace, planes: &Planes, scale: Option<f32>) -> WindowStats {
+    let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
+    let rows = h + 2;
+    assert_eq!(w.hidden, h, "Prepared and Workspace disagree on hidden");
+    assert!(planes.stride >= groups, "Planes::stride below the shard's groups");
+    let need = (t_n - 1) * planes.stride + groups;
+    assert!(planes.x.len() >= need && planes.y.len() >= need, "Planes shorter than the window");
+    let mut loss = f32x8::ZERO;
+    let mut correct = f32x8::ZERO;
+    for t in 0..t_n {
+        let (done, rest) = ws.hbuf.split_at_mut((t + 1) * rows * groups);
+        let prev = &mut done[t * rows * groups..];
+        for g in 0..groups {
+            let x = bits_to_lanes(planes.x[t * planes.stride + g]);
+            prev[h * groups + g] = x;
+            prev[(h + 1) * groups + g] = f32x8::ONE - x;
+            ws.y[t * groups + g] = bits_to_lanes(planes.y[t * planes.stride + g]);
+        }
+        let next = &mut rest[..rows * groups];
+        ws.logit.fill(f32x8::splat(w.by_diff));
+        for g0 in (0..groups).step_by(NR) {
+            let nr = NR.min(groups - g0);
+            for j0 in (0..h).step_by(MR) {
+                let mr = MR.min(h - j0);
+                dispatch_4x2!(forward_tile, mr, nr, w, prev, next, &mut ws.logit, groups, j0, g0);
+            }
+        }
+        for g in 0..groups {
+            let d = ws.logit[g];
+            let y = ws.y[t * groups + g];
+            let yes = y.simd_ne(f32x8::ZERO);
+            let valid = ws.valid[g];
+            loss += approx::softplus(yes.select(-d, d)) * valid;
+            correct += (d.simd_gt(f32x8::ZERO).select(f32x8::ONE, f32x8::ZERO) - y).abs().mul_neg_add(valid, valid);
+            if let Some(scale) = scale {
+                let p1 = approx::sigmoid(d);
+                ws.dl[t * groups + g] = flush((p1 - y) * (valid * f32x8::splat(scale)));
+            }
+        }
+    }
+    WindowStats { loss_sum: f64::from(hsum(loss)), correct: f64::from(hsum(correct)) }
+}
+
+/// Moves `h_{T-1}` into the carried-state rows for the next window.
+fn carry_state(ws: &mut Workspace) {
+    let n = ws.hidden * ws.groups;
+    let last = ws.time_step * (ws.hidden + 2) * ws.groups;
+    ws.hbuf.copy_within(last..last + n, 0);
+}
+
+/// Forward pass only over one window (evaluation): returns loss and accuracy sums and
+/// carries the hidden state into the next window.
+pub fn forward(w: &Prepared, ws: &mut Workspace, planes: &Planes) -> WindowStats {
+    let stats = forward_pass(w, ws, planes, None);
+    carry_state(ws);
+    stats
+}
+
+/// Forward pass and truncated BPTT over one window for one shard. `grad` (length
+/// `H^2 + 5H + 2`, the [`Params`] layout) is overwritten with this shard's gradient of the
+/// batch-mean loss (`scale = 1 / (S T)` for `S` streams in all shards). Carries the hidden
+/// state into the next window and returns the shard's loss and accuracy sums.
+pub fn forward_backward(
+    w: &Prepared,
+    ws: &mut Workspace,
+    planes: &Planes,
+    scale: f32,
+    grad: &mut [f32],
+) -> WindowStats {
+    let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
+    let rows = h + 2;
+    let layout = Layout::new(h);
+    assert_eq!(grad.len(), layout.len(), "grad has the Params layout");
+    let stats = forward_pass(w, ws, planes, Some(scale));
+
+    for t in (0..t_n).rev() {
+        let (before, after) = ws.dz.split_at_mut((t + 1) * h * groups);
+        let dz = &mut before[t * h * groups..];
+        let dz_next: &[f32x8] = if t + 1 < t_n { &after[..h * groups] } else { &[] };
+        let h_t = &ws.hbuf[(t + 1) * rows * groups..(t + 1) * rows * groups + h * groups];
+        let dl = &ws.dl[t * groups..(t + 1) * groups];
+        for g0 in (0..groups).step_by(NR) {
+            let nr = NR.min(groups - g0);
+            for j0 in (0..h).step_by(MR) {
+                let mr = MR.min(h - j0);
+                dispatch_4x2!(backward_tile, mr, nr, w, dz_next, dz, h_t, dl, groups, j0, g0);
+            }
+        }
+    }
+
+    let [r_xh, r_hh, r_bh, r_hy, r_by] = layout.ranges();
+    {
+        let mut emit = |j: usize, c: usize, v: f32| {
+            if c < h {
+                grad[r_hh.0 + j * h + c] = v;
+            } else if c == h {
+                grad[r_xh.0 + h + j] = v;
+            } else {
+                grad[r_xh.0 + j] = v;
+            }
+        };
+        for j0 in (0..h).step_by(GR) {
+            let mr = GR.min(h - j0);
+            for c0 in (0..rows).step_by(GC) {
+                let nr = GC.min(rows - c0);
+                dispatch_4x2!(grad_tile, mr, nr, ws, j0, c0, &mut emit);
+            }
+        }
+    }
+    for j in 0..h {
+        grad[r_bh.0 + j] = grad[r_xh.0 + j] + grad[r_xh.0 + h + j];
+    }
+    let mut dby = f32x8::ZERO;
+    for t in 0..t_n {
+        for g in 0..groups {
+            dby += ws.dl[t * groups + g];
+        }
+    }
+    for j in 0..h {
+        let mut acc = f32x8::ZERO;
+        for t in 0..t_n {
+            let h_t = &ws.hbuf[((t + 1) * rows + j) * groups..((t + 1) * rows + j + 1) * groups];
+            let dl = &ws.dl[t * groups..(t + 1) * groups];
+            for g in 0..groups {
+                acc = dl[g].mul_add(h_t[g], acc);
+            }
+        }
+        let v = hsum(acc);
+        grad[r_hy.0 + h + j] = v;
+        grad[r_hy.0 + j] = -v;
+    }
+    let v = hsum(dby);
+    grad[r_by.0 + 1] = v;
+    grad[r_by.0] = -v;
+    carry_state(ws);
+    stats
+}
+
+/// Adagrad with TensorFlow's semantics, fused on f32x8: `accum += g^2; w -= lr g /
+/// sqrt(accum)` with a true square root and division (the approximate `rsqrt` would not
+/// match the reference). Same arithmetic order as [`crate::reference::adagrad_step`].
+pub fn adagrad_update(w: &mut [f32], accum: &mut [f32], grad: &[f32], lr: f32) {
+    assert!(w.len() == accum.len() && w.len() == grad.len(), "adagrad_update: lengths");
+    let lr = f32x8::splat(lr);
+    let step = |w: &mut [f32; 8], a: &mut [f32; 8], g: &[f32; 8]| {
+        let gv = f32x8::new(*g);
+        let av = f32x8::new(*a) + gv * gv;
+        *a = av.to_array();
+        *w = (f32x8::new(*w) - lr * gv / av.sqrt()).to_array();
+    };
+    let (wc, wt) = w.as_chunks_mut::<8>();
+    let (ac, at) = accum.as_chunks_mut::<8>();
+    let (gc, gt) = grad.as_chunks::<8>();
+    for ((wv, av), gv) in wc.iter_mut().zip(ac.iter_mut()).zip(gc) {
+        step(wv, av, gv);
+    }
+    // The tail goes through the same vector code, padded: the accumulator's padding is 1.0
+    // so the padding lanes never divide by zero.
+    let n = wt.len();
+    if n > 0 {
+        let (mut wp, mut ap, mut gp) = ([0.0; 8], [1.0; 8], [0.0; 8]);
+        wp[..n].copy_from_slice(wt);
+        ap[..n].copy_from_slice(at);
+        gp[..n].copy_from_slice(gt);
+        step(&mut wp, &mut ap, &gp);
+        wt.copy_from_slice(&wp[..n]);
+        at.copy_from_slice(&ap[..n]);
+    }
+}
+
+/// Plain SGD on f32x8: `w -= lr g`.
+pub fn sgd_update(w: &mut [f32], grad: &[f32], lr: f32) {
+    assert_eq!(w.len(), grad.len(), "sgd_update: lengths");
+    let lr = f32x8::splat(lr);
+    let (wc, wt) = w.as_chunks_mut::<8>();
+    let (gc, gt) = grad.as_chunks::<8>();
+    for (wv, gv) in wc.iter_mut().zip(gc) {
+        *wv = (f32x8::new(*wv) - lr * f32x8::new(*gv)).to_array();
+    }
+    let n = wt.len();
+    if n > 0 {
+        let (mut wp, mut gp) = ([0.0; 8], [0.0; 8]);
+        wp[..n].copy_from_slice(wt);
+        gp[..n].copy_from_slice(gt);
+        let r = (f32x8::new(wp) - lr * f32x8::new(gp)).to_array();
+        wt.copy_from_slice(&r[..n]);
+    }
+}
