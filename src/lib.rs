@@ -4,12 +4,21 @@
 //! - `bitrnn_kernels` (the `kernels/` crate): arithmetic only, the scalar reference and the
 //!   SIMD kernels.
 //! - [`data`]: the bit-packed dataset generator and its time-major bit planes.
+//! - [`model`]: initial weights and the weights' checksum.
+//! - [`train`]: the driver: epochs, windows, shards on rayon, reduction, optimizer.
+//! - [`config`], [`cli`]: flags validated once into configs; [`cmd`]: one module per command.
+//! - [`output`], [`plot`], [`npy`]: files, written whole or not at all.
 //! - [`error`]: the error type and its exit codes.
 
+pub mod cli;
+pub mod cmd;
+pub mod config;
 pub mod data;
 pub mod error;
+pub mod model;
 pub mod npy;
 pub mod output;
 pub mod plot;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -1,0 +1,392 @@
+//! The trainer: the driver that owns time, memory, indexing, threads and randomness, and calls
+//! the kernels for the arithmetic.
+//!
+//! An epoch walks the `S = data_size / batch_size` streams in `batch_size / time_step` windows
+//! of `time_step` steps. The hidden state is carried from one window to the next and zeroed at
+//! the start of each epoch; gradients stop at the window boundary (truncated BPTT).
+//!
+//! # Data parallelism, deterministic
+//!
+//! The SIMD engine cuts the streams into shards of whole lane groups (8 streams). The
+//! partition depends on the data shape only ([`shard_ranges`]), never on `--threads`. Each
+//! shard owns its slice of the carried state and its activations for the whole run. Per
+//! window the shards run forward + BPTT in parallel on rayon's pool, each writing its own
+//! gradient; the gradients are then summed in a fixed pairwise tree over the shard index and
+//! one optimizer update follows. The same shards do the same arithmetic in the same order
+//! whatever thread runs them, so the weights are bit-for-bit identical for any thread count.
+
+use crate::config::{ADAGRAD_INITIAL_ACCUMULATOR, Engine, Optimizer, TrainConfig};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model;
+use bitrnn_kernels::simd::{self, LANES, Planes, Prepared, WindowStats, Workspace};
+use bitrnn_kernels::{Params, reference};
+use rayon::prelude::*;
+
+/// At most this many shards: enough to balance 16 threads, few enough that a shard keeps
+/// whole register tiles busy.
+pub const MAX_SHARDS: usize = 16;
+
+/// Lane-group ranges `[start, end)` of the shards for `groups` lane groups: `min(groups,
+/// MAX_SHARDS)` shards, as even as possible, the first ones one group larger. A function of
+/// the shape only.
+#[must_use]
+pub fn shard_ranges(groups: usize) -> Vec<(usize, usize)> {
+    let n = groups.clamp(1, MAX_SHARDS);
+    let (base, extra) = (groups / n, groups % n);
+    let mut start = 0;
+    (0..n)
+        .map(|i| {
+            let len = base + usize::from(i < extra);
+            let r = (start, start + len);
+            start += len;
+            r
+        })
+        .collect()
+}
+
+/// One shard of the SIMD engine: its streams' state and activations, and its gradient.
+struct Shard {
+    first_group: usize,
+    ws: Workspace,
+    grad: Vec<f32>,
+    stats: WindowStats,
+}
+
+/// The time-major bit planes of a run of consecutive steps (a chunk of whole windows).
+struct PlaneChunk {
+    words_per_plane: usize,
+    /// First step of the chunk within the epoch, and its length in steps.
+    start: usize,
+    steps: usize,
+    x: Vec<u64>,
+    y: Vec<u64>,
+}
+
+enum EngineState {
+    Simd {
+        prepared: Prepared,
+        shards: Vec<Shard>,
+        pool: Option<rayon::ThreadPool>,
+    },
+    Scalar {
+        h: Vec<f32>,
+        h_next: Vec<f32>,
+        grad: Params<f32>,
+        x: Vec<u8>,
+        y: Vec<u8>,
+    },
+}
+
+/// Where the trainer stands: `epoch` and `window` of the next window to run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub epoch: usize,
+    pub window: usize,
+}
+
+/// A training run in progress.
+pub struct Trainer {
+    cfg: TrainConfig,
+    data: Dataset,
+    params: Params<f32>,
+    /// Adagrad's accumulator (unused by SGD).
+    accum: Params<f32>,
+    /// The summed gradient of the current window.
+    grad: Vec<f32>,
+    engine: EngineState,
+    planes: PlaneChunk,
+    progress: Progress,
+}
+
+impl Trainer {
+    /// Generates the data and the initial weights and allocates every buffer of the run.
+    pub fn new(cfg: TrainConfig) -> Result<Self> {
+        let cfg = cfg.validate()?;
+        let data = Dataset::generate(cfg.data_size, cfg.lags, cfg.seed);
+        let params = model::init_params(cfg.hidden, cfg.seed);
+        Self::with_params(cfg, data, params)
+    }
+
+    /// A run from given data and initial weights (for `verify` and the tests).
+    pub fn with_params(cfg: TrainConfig, data: Dataset, params: Params<f32>) -> Result<Self> {
+        let cfg = cfg.validate()?;
+        assert_eq!(params.hidden, cfg.hidden, "params do not match --hidden");
+        let (s, h, t) = (cfg.streams(), cfg.hidden, cfg.time_step);
+        let groups = simd::groups_for(s);
+        let engine = match cfg.engine {
+            Engine::Simd => {
+                let shards = shard_ranges(groups)
+                    .into_iter()
+                    .map(|(g0, g1)| {
+                        let streams = ((g1 * LANES).min(s)) - g0 * LANES;
+                        Shard {
+                            first_group: g0,
+                            ws: Workspace::new(h, streams, t),
+                            grad: vec![0.0; params.data.len()],
+                            stats: WindowStats::default(),
+                        }
+                    })
+                    .collect();
+                let pool = if cfg.threads > 1 {
+                    Some(
+                        rayon::ThreadPoolBuilder::new()
+                            .num_threads(cfg.threads)
+                            .build()
+                            .map_err(|e| Error::Usage(format!("--threads {}: {e}", cfg.threads)))?,
+                    )
+                } else {
+                    None
+                };
+                let mut prepared = Prepared::new(h);
+                prepared.load(&params);
+                EngineState::Simd {
+                    prepared,
+                    shards,
+                    pool,
+                }
+            }
+            Engine::Scalar => EngineState::Scalar {
+                h: vec![0.0; s * h],
+                h_next: vec![0.0; s * h],
+                grad: Params::zeros(h),
+                x: vec![0; s * t],
+                y: vec![0; s * t],
+            },
+        };
+        // A chunk of whole windows covering up to 64 steps (one bit-matrix transpose).
+        let chunk_windows = (64 / t).max(1);
+        let chunk_steps = chunk_windows * t;
+        let words_per_plane = s.div_ceil(64);
+        Ok(Self {
+            accum: Params::filled(h, ADAGRAD_INITIAL_ACCUMULATOR),
+            grad: vec![0.0; params.data.len()],
+            planes: PlaneChunk {
+                words_per_plane,
+                start: usize::MAX,
+                steps: 0,
+                x: vec![0; chunk_steps * words_per_plane],
+                y: vec![0; chunk_steps * words_per_plane],
+            },
+            cfg,
+            data,
+            params,
+            engine,
+            progress: Progress::default(),
+        })
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+    #[must_use]
+    pub fn params(&self) -> &Params<f32> {
+        &self.params
+    }
+    #[must_use]
+    pub fn progress(&self) -> Progress {
+        self.progress
+    }
+    /// The gradient of the last window (summed over shards).
+    #[must_use]
+    pub fn last_grad(&self) -> &[f32] {
+        &self.grad
+    }
+
+    /// Makes sure the planes of steps `t0..t0 + time_step` of the epoch are in the chunk.
+    fn load_planes(&mut self, t0: usize) {
+        let t = self.cfg.time_step;
+        let pc = &mut self.planes;
+        if t0 >= pc.start && t0 + t <= pc.start + pc.steps {
+            return;
+        }
+        let cap = pc.x.len() / pc.words_per_plane;
+        let len = self.cfg.batch_size;
+        let steps = cap.min(len - t0).max(t);
+        let w = pc.words_per_plane;
+        let mut done = 0;
+        while done < steps {
+            let n = (steps - done).min(64);
+            self.data.fill_planes(
+                self.cfg.streams(),
+                len,
+                t0 + done,
+                n,
+                w,
+                &mut pc.x[done * w..(done + n) * w],
+                &mut pc.y[done * w..(done + n) * w],
+            );
+            done += n;
+        }
+        pc.start = t0;
+        pc.steps = steps;
+    }
+
+    /// Runs one training window (forward, BPTT, reduction, update) and returns its mean loss.
+    pub fn step(&mut self) -> Result<f32> {
+        let t = self.cfg.time_step;
+        let Progress { epoch, window } = self.progress;
+        let step_index = epoch * self.cfg.windows_per_epoch() + window;
+        if window == 0 {
+            self.reset_state();
+        }
+        let t0 = window * t;
+        self.load_planes(t0);
+        let s = self.cfg.streams();
+        let scale = 1.0 / (s * t) as f32;
+        let off = (t0 - self.planes.start) * self.planes.words_per_plane;
+        let xw = &self.planes.x[off..off + t * self.planes.words_per_plane];
+        let yw = &self.planes.y[off..off + t * self.planes.words_per_plane];
+        let (xb, yb): (&[u8], &[u8]) = (bytemuck::cast_slice(xw), bytemuck::cast_slice(yw));
+        let stride = self.planes.words_per_plane * 8;
+
+        let loss_sum = match &mut self.engine {
+            EngineState::Simd {
+                prepared,
+                shards,
+                pool,
+            } => {
+                let prepared = &*prepared;
+                let run = |sh: &mut Shard| {
+                    let planes = Planes {
+                        x: &xb[sh.first_group..],
+                        y: &yb[sh.first_group..],
+                        stride,
+                    };
+                    sh.stats =
+                        simd::forward_backward(prepared, &mut sh.ws, &planes, scale, &mut sh.grad);
+                };
+                match pool {
+                    Some(pool) => pool.install(|| shards.par_iter_mut().for_each(run)),
+                    None => shards.iter_mut().for_each(run),
+                }
+                reduce_pairwise(shards, &mut self.grad);
+                shards.iter().map(|sh| sh.stats.loss_sum).sum::<f64>()
+            }
+            EngineState::Scalar {
+                h,
+                h_next,
+                grad,
+                x,
+                y,
+            } => {
+                for tt in 0..t {
+                    for st in 0..s {
+                        let bit = |b: &[u8]| (b[tt * stride + st / 8] >> (st % 8)) & 1;
+                        x[tt * s + st] = bit(xb);
+                        y[tt * s + st] = bit(yb);
+                    }
+                }
+                let win = reference::Window {
+                    streams: s,
+                    time_step: t,
+                    x,
+                    y,
+                };
+                let loss = reference::forward_backward(&self.params, h, &win, grad, h_next);
+                core::mem::swap(h, h_next);
+                self.grad.copy_from_slice(&grad.data);
+                f64::from(loss) * (s * t) as f64
+            }
+        };
+        let loss = (loss_sum / (s * t) as f64) as f32;
+        if !loss.is_finite() {
+            return Err(Error::Diverged {
+                step: step_index,
+                what: format!("the loss is {loss}"),
+            });
+        }
+        self.update();
+        self.progress.window += 1;
+        if self.progress.window == self.cfg.windows_per_epoch() {
+            self.progress = Progress {
+                epoch: epoch + 1,
+                window: 0,
+            };
+        }
+        Ok(loss)
+    }
+
+    /// One optimizer update with the summed gradient, then re-arrange the weights.
+    fn update(&mut self) {
+        let lr = self.cfg.lr;
+        match (&mut self.engine, self.cfg.optimizer) {
+            (EngineState::Simd { .. }, Optimizer::Adagrad) => {
+                simd::adagrad_update(&mut self.params.data, &mut self.accum.data, &self.grad, lr);
+            }
+            (EngineState::Simd { .. }, Optimizer::Sgd) => {
+                simd::sgd_update(&mut self.params.data, &self.grad, lr)
+            }
+            (EngineState::Scalar { .. }, Optimizer::Adagrad) => {
+                reference::adagrad_step(
+                    &mut self.params.data,
+                    &mut self.accum.data,
+                    &self.grad,
+                    lr,
+                );
+            }
+            (EngineState::Scalar { .. }, Optimizer::Sgd) => {
+                reference::sgd_step(&mut self.params.data, &self.grad, lr)
+            }
+        }
+        if let EngineState::Simd { prepared, .. } = &mut self.engine {
+            prepared.load(&self.params);
+        }
+    }
+
+    /// Zeroes the carried hidden state of every stream (start of an epoch).
+    fn reset_state(&mut self) {
+        match &mut self.engine {
+            EngineState::Simd { shards, .. } => shards.iter_mut().for_each(|sh| sh.ws.reset()),
+            EngineState::Scalar { h, .. } => h.fill(0.0),
+        }
+    }
+
+    /// Whether any weight is not finite.
+    #[must_use]
+    pub fn weights_finite(&self) -> bool {
+        self.params.data.iter().all(|v| v.is_finite())
+    }
+}
+
+/// Sums the shards' gradients into `out` in a fixed pairwise tree over the shard index:
+/// level 1 adds shard 2i+1 into 2i, level 2 adds 4i+2 into 4i, and so on. The order depends
+/// on the shard count only.
+fn reduce_pairwise(shards: &mut [Shard], out: &mut [f32]) {
+    let n = shards.len();
+    let mut stride = 1;
+    while stride < n {
+        let mut i = 0;
+        while i + stride < n {
+            let (lo, hi) = shards.split_at_mut(i + stride);
+            for (a, b) in lo[i].grad.iter_mut().zip(&hi[0].grad) {
+                *a += *b;
+            }
+            i += 2 * stride;
+        }
+        stride *= 2;
+    }
+    out.copy_from_slice(&shards[0].grad);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_ranges_cover_the_groups_evenly() {
+        for groups in 1..200 {
+            let r = shard_ranges(groups);
+            assert_eq!(r.len(), groups.min(MAX_SHARDS));
+            assert_eq!(r[0].0, 0);
+            assert_eq!(r.last().unwrap().1, groups);
+            for w in r.windows(2) {
+                assert_eq!(w[0].1, w[1].0);
+            }
+            let lens: Vec<_> = r.iter().map(|(a, b)| b - a).collect();
+            assert!(lens.iter().max().unwrap() - lens.iter().min().unwrap() <= 1);
+            assert!(lens.iter().all(|&l| l >= 1));
+        }
+    }
+}
