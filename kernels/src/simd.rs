@@ -53,13 +53,7 @@
 //! do the same for the whole thread but is undefined behaviour under Rust's floating-point
 //! model, hence this design.
 
-use approx_shim as approx;
-mod approx_shim {
-    use wide::f32x8;
-    pub fn tanh(x: f32x8) -> f32x8 { x.tanh() }
-    pub fn sigmoid(x: f32x8) -> f32x8 { f32x8::ONE / (f32x8::ONE + (-x).exp()) }
-    pub fn softplus(x: f32x8) -> f32x8 { x.max(f32x8::ZERO) + (f32x8::ONE + (-x.abs()).exp()).ln() }
-}
+use crate::approx;
 use crate::params::{Layout, Params};
 use wide::{f32x8, i32x8};
 
@@ -68,6 +62,10 @@ pub const LANES: usize = 8;
 
 /// Gradients (`dl`, `dz`) below this magnitude are set to 0: 2^-64. See the module docs.
 pub const FLUSH: f32 = 5.421_010_9e-20;
+
+/// Hidden sizes up to this use the small kernels: the whole hidden state of a lane group in
+/// registers across the window's steps, the size a compile-time constant.
+pub const SMALL_MAX: usize = 8;
 
 /// Hidden rows per register tile of the step GEMMs.
 const MR: usize = 4;
@@ -100,6 +98,12 @@ pub struct Prepared {
     wy_diff: Vec<f32>,
     /// `b_y[1] - b_y[0]`.
     by_diff: f32,
+    /// For `hidden <= SMALL_MAX` only: `w_hh`, `zx0`, `zx1` and `wy_diff` splatted into
+    /// vectors, so that the small kernels' FMAs take them straight from memory.
+    w_hh_s: Vec<f32x8>,
+    zx0_s: Vec<f32x8>,
+    zx1_s: Vec<f32x8>,
+    wy_s: Vec<f32x8>,
 }
 
 impl Prepared {
@@ -114,6 +118,10 @@ impl Prepared {
             zx1: vec![0.0; hidden],
             wy_diff: vec![0.0; hidden],
             by_diff: 0.0,
+            w_hh_s: Vec::new(),
+            zx0_s: Vec::new(),
+            zx1_s: Vec::new(),
+            wy_s: Vec::new(),
         }
     }
 
@@ -134,6 +142,16 @@ impl Prepared {
             self.wy_diff[j] = w_hy[h + j] - w_hy[j];
         }
         self.by_diff = b_y[1] - b_y[0];
+        if h <= SMALL_MAX {
+            let splat = |v: &[f32], out: &mut Vec<f32x8>| {
+                out.clear();
+                out.extend(v.iter().map(|&x| f32x8::splat(x)));
+            };
+            splat(&self.w_hh, &mut self.w_hh_s);
+            splat(&self.zx0, &mut self.zx0_s);
+            splat(&self.zx1, &mut self.zx1_s);
+            splat(&self.wy_diff, &mut self.wy_s);
+        }
     }
 
     #[must_use]
@@ -162,6 +180,10 @@ pub struct Workspace {
     logit: Vec<f32x8>,
     /// `[groups]`: 1.0 in lanes of real streams, 0.0 in padding lanes.
     valid: Vec<f32x8>,
+    /// Small kernels only: per-lane gradient accumulators of the window,
+    /// `[H][H + 2]` for `[dw_hh | dw_xh[1] | dw_xh[0]]`, then `[H]` for `dw_hy[1]`, then 1 for
+    /// `db_y[1]`.
+    gacc: Vec<f32x8>,
 }
 
 /// What a forward pass over one window measured, summed over the shard's real streams and
@@ -200,6 +222,7 @@ impl Workspace {
             y: vec![f32x8::ZERO; time_step * groups],
             logit: vec![f32x8::ZERO; groups],
             valid,
+            gacc: if hidden <= SMALL_MAX { vec![f32x8::ZERO; hidden * rows + hidden + 1] } else { Vec::new() },
         }
     }
 
@@ -435,17 +458,103 @@ fn forward_pass(w: &Prepared, ws: &mut Workspace, planes: &Planes, scale: Option
     assert!(planes.stride >= groups, "Planes::stride below the shard's groups");
     let need = (t_n - 1) * planes.stride + groups;
     assert!(planes.x.len() >= need && planes.y.len() >= need, "Planes shorter than the window");
-    let mut loss = f32x8::ZERO;
-    let mut correct = f32x8::ZERO;
     for t in 0..t_n {
-        let (done, rest) = ws.hbuf.split_at_mut((t + 1) * rows * groups);
-        let prev = &mut done[t * rows * groups..];
+        let hb = &mut ws.hbuf[t * rows * groups..(t + 1) * rows * groups];
         for g in 0..groups {
             let x = bits_to_lanes(planes.x[t * planes.stride + g]);
-            prev[h * groups + g] = x;
-            prev[(h + 1) * groups + g] = f32x8::ONE - x;
+            hb[h * groups + g] = x;
+            hb[(h + 1) * groups + g] = f32x8::ONE - x;
             ws.y[t * groups + g] = bits_to_lanes(planes.y[t * planes.stride + g]);
         }
+    }
+    let scale = scale.map_or(f32x8::ZERO, f32x8::splat);
+    let (loss, correct) = match h {
+        1 => forward_small::<1>(w, ws, scale),
+        2 => forward_small::<2>(w, ws, scale),
+        3 => forward_small::<3>(w, ws, scale),
+        4 => forward_small::<4>(w, ws, scale),
+        5 => forward_small::<5>(w, ws, scale),
+        6 => forward_small::<6>(w, ws, scale),
+        7 => forward_small::<7>(w, ws, scale),
+        8 => forward_small::<8>(w, ws, scale),
+        _ => forward_blocked(w, ws, scale),
+    };
+    WindowStats { loss_sum: f64::from(hsum(loss)), correct: f64::from(hsum(correct)) }
+}
+
+/// The output head of one step for one lane group, from the logit difference `d`.
+///
+/// Two-class softmax through `e = exp(-|d|)` and `u = 1 + e`: the class `d` favours has
+/// probability `1/u`, the other `e/u`; the loss is `softplus(s) = max(s, 0) + ln(u)` with
+/// `s = d` for `y = 0` and `s = -d` for `y = 1` (`|s| = |d|`), and `ln(u)` is corrected by
+/// `(e - (u - 1)) / u` for the part of `e` lost in rounding `u`. `|d|` is capped at 80 so that
+/// `e/u >= e^-80 / 2` stays a normal float. Returns (loss, correct, dl1), each masked by
+/// `valid`; `dl1 = (p1 - y) scale` is flushed.
+#[inline(always)]
+fn head(d: f32x8, y: f32x8, valid: f32x8, scale: f32x8) -> (f32x8, f32x8, f32x8) {
+    let e = approx::exp(-(d.abs().min(f32x8::splat(80.0))));
+    let u = f32x8::ONE + e;
+    let q = f32x8::ONE / u;
+    let positive = d.simd_ge(f32x8::ZERO);
+    let p1 = positive.select(q, e * q);
+    let yes = y.simd_ne(f32x8::ZERO);
+    let s = yes.select(-d, d);
+    let c = e - (u - f32x8::ONE);
+    let loss = s.max(f32x8::ZERO) + c.mul_add(q, approx::ln(u));
+    let wrong = (positive.select(f32x8::ONE, f32x8::ZERO) - y).abs();
+    let correct = wrong.mul_neg_add(valid, valid);
+    let dl = flush((p1 - y) * (valid * scale));
+    (loss * valid, correct, dl)
+}
+
+/// Forward over the window for `H <= SMALL_MAX`: one lane group at a time through all steps,
+/// its hidden state in registers.
+#[inline(never)]
+fn forward_small<const H: usize>(w: &Prepared, ws: &mut Workspace, scale: f32x8) -> (f32x8, f32x8) {
+    let (groups, t_n) = (ws.groups, ws.time_step);
+    let rows = H + 2;
+    let wm: &[f32x8] = &w.w_hh_s[..H * H];
+    let zx0: &[f32x8; H] = w.zx0_s[..H].try_into().expect("H entries");
+    let zx1: &[f32x8; H] = w.zx1_s[..H].try_into().expect("H entries");
+    let wy: &[f32x8; H] = w.wy_s[..H].try_into().expect("H entries");
+    let by = f32x8::splat(w.by_diff);
+    let (mut loss, mut correct) = (f32x8::ZERO, f32x8::ZERO);
+    for g in 0..groups {
+        let valid = ws.valid[g];
+        let mut hv: [f32x8; H] = core::array::from_fn(|j| ws.hbuf[j * groups + g]);
+        for t in 0..t_n {
+            let xm = ws.hbuf[(t * rows + H) * groups + g].simd_ne(f32x8::ZERO);
+            let mut z: [f32x8; H] = core::array::from_fn(|j| xm.select(zx1[j], zx0[j]));
+            for j in 0..H {
+                for k in 0..H {
+                    z[j] = wm[j * H + k].mul_add(hv[k], z[j]);
+                }
+            }
+            let mut d = by;
+            let next = &mut ws.hbuf[(t + 1) * rows * groups..(t + 1) * rows * groups + H * groups];
+            for j in 0..H {
+                hv[j] = approx::tanh(z[j]);
+                next[j * groups + g] = hv[j];
+                d = wy[j].mul_add(hv[j], d);
+            }
+            let (l, c, dl) = head(d, ws.y[t * groups + g], valid, scale);
+            loss += l;
+            correct += c;
+            ws.dl[t * groups + g] = dl;
+        }
+    }
+    (loss, correct)
+}
+
+/// Forward over the window for any hidden size: per step, the register-blocked GEMM with
+/// `tanh` and the output projection in its epilogue, then the head per group.
+fn forward_blocked(w: &Prepared, ws: &mut Workspace, scale: f32x8) -> (f32x8, f32x8) {
+    let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
+    let rows = h + 2;
+    let (mut loss, mut correct) = (f32x8::ZERO, f32x8::ZERO);
+    for t in 0..t_n {
+        let (done, rest) = ws.hbuf.split_at_mut((t + 1) * rows * groups);
+        let prev = &done[t * rows * groups..];
         let next = &mut rest[..rows * groups];
         ws.logit.fill(f32x8::splat(w.by_diff));
         for g0 in (0..groups).step_by(NR) {
@@ -456,19 +565,13 @@ fn forward_pass(w: &Prepared, ws: &mut Workspace, planes: &Planes, scale: Option
             }
         }
         for g in 0..groups {
-            let d = ws.logit[g];
-            let y = ws.y[t * groups + g];
-            let yes = y.simd_ne(f32x8::ZERO);
-            let valid = ws.valid[g];
-            loss += approx::softplus(yes.select(-d, d)) * valid;
-            correct += (d.simd_gt(f32x8::ZERO).select(f32x8::ONE, f32x8::ZERO) - y).abs().mul_neg_add(valid, valid);
-            if let Some(scale) = scale {
-                let p1 = approx::sigmoid(d);
-                ws.dl[t * groups + g] = flush((p1 - y) * (valid * f32x8::splat(scale)));
-            }
+            let (l, c, dl) = head(ws.logit[g], ws.y[t * groups + g], ws.valid[g], scale);
+            loss += l;
+            correct += c;
+            ws.dl[t * groups + g] = dl;
         }
     }
-    WindowStats { loss_sum: f64::from(hsum(loss)), correct: f64::from(hsum(correct)) }
+    (loss, correct)
 }
 
 /// Moves `h_{T-1}` into the carried-state rows for the next window.
@@ -486,10 +589,11 @@ pub fn forward(w: &Prepared, ws: &mut Workspace, planes: &Planes) -> WindowStats
     stats
 }
 
-/// Forward pass and truncated BPTT over one window for one shard. `grad` (length
+/// Forward pass and truncated BPTT over one window for one shard: [`forward_train`],
+/// [`backward`], then the carried state moves on to the next window. `grad` (length
 /// `H^2 + 5H + 2`, the [`Params`] layout) is overwritten with this shard's gradient of the
-/// batch-mean loss (`scale = 1 / (S T)` for `S` streams in all shards). Carries the hidden
-/// state into the next window and returns the shard's loss and accuracy sums.
+/// batch-mean loss (`scale = 1 / (S T)` for `S` streams in all shards). Returns the shard's
+/// loss and accuracy sums.
 pub fn forward_backward(
     w: &Prepared,
     ws: &mut Workspace,
@@ -497,12 +601,116 @@ pub fn forward_backward(
     scale: f32,
     grad: &mut [f32],
 ) -> WindowStats {
+    let stats = forward_train(w, ws, planes, scale);
+    backward(w, ws, grad);
+    carry_state(ws);
+    stats
+}
+
+/// The forward half of [`forward_backward`]: fills the activations and the logits' gradient
+/// for [`backward`]; does not move the carried state.
+pub fn forward_train(w: &Prepared, ws: &mut Workspace, planes: &Planes, scale: f32) -> WindowStats {
+    forward_pass(w, ws, planes, Some(scale))
+}
+
+/// The backward half of [`forward_backward`]: BPTT over the window last run by
+/// [`forward_train`], writing the shard's gradient to `grad`.
+pub fn backward(w: &Prepared, ws: &mut Workspace, grad: &mut [f32]) {
+    let h = ws.hidden;
+    assert_eq!(w.hidden, h, "Prepared and Workspace disagree on hidden");
+    assert_eq!(grad.len(), Layout::new(h).len(), "grad has the Params layout");
+    match h {
+        1 => backward_small::<1>(w, ws),
+        2 => backward_small::<2>(w, ws),
+        3 => backward_small::<3>(w, ws),
+        4 => backward_small::<4>(w, ws),
+        5 => backward_small::<5>(w, ws),
+        6 => backward_small::<6>(w, ws),
+        7 => backward_small::<7>(w, ws),
+        8 => backward_small::<8>(w, ws),
+        _ => {
+            backward_blocked(w, ws);
+            weight_gradients(ws, grad);
+            return;
+        }
+    }
+    small_gradients(ws, grad);
+}
+
+/// BPTT through the window for `H <= SMALL_MAX`: one lane group at a time, `dz` of the next
+/// step in registers; the weight gradients accumulate per lane in `ws.gacc` (L1-resident),
+/// reduced across lanes once per window by [`small_gradients`].
+#[inline(never)]
+fn backward_small<const H: usize>(w: &Prepared, ws: &mut Workspace) {
+    let (groups, t_n) = (ws.groups, ws.time_step);
+    let rows = H + 2;
+    let wm: &[f32x8] = &w.w_hh_s[..H * H];
+    let wy: &[f32x8] = &w.wy_s[..H];
+    let gacc = &mut ws.gacc[..H * rows + H + 1];
+    gacc.fill(f32x8::ZERO);
+    for g in 0..groups {
+        let mut dzn = [f32x8::ZERO; H];
+        for t in (0..t_n).rev() {
+            let dl = ws.dl[t * groups + g];
+            let mut dh: [f32x8; H] = core::array::from_fn(|j| wy[j] * dl);
+            if t + 1 < t_n {
+                for i in 0..H {
+                    for j in 0..H {
+                        dh[j] = wm[i * H + j].mul_add(dzn[i], dh[j]);
+                    }
+                }
+            }
+            // hbuf[t] holds [h_{t-1}; x_t; 1 - x_t], hbuf[t + 1] starts with h_t.
+            let hb = &ws.hbuf[t * rows * groups..(t + 1) * rows * groups + H * groups];
+            let prev: [f32x8; H] = core::array::from_fn(|k| hb[k * groups + g]);
+            let (x1, x0) = (hb[H * groups + g], hb[(H + 1) * groups + g]);
+            let h_t: [f32x8; H] = core::array::from_fn(|j| hb[(rows + j) * groups + g]);
+            for j in 0..H {
+                let dz = flush(dh[j] * h_t[j].mul_neg_add(h_t[j], f32x8::ONE));
+                dzn[j] = dz;
+                let row = &mut gacc[j * rows..(j + 1) * rows];
+                for k in 0..H {
+                    row[k] = dz.mul_add(prev[k], row[k]);
+                }
+                row[H] = dz.mul_add(x1, row[H]);
+                row[H + 1] = dz.mul_add(x0, row[H + 1]);
+            }
+            let hy = &mut gacc[H * rows..H * rows + H + 1];
+            for j in 0..H {
+                hy[j] = dl.mul_add(h_t[j], hy[j]);
+            }
+            hy[H] += dl;
+        }
+    }
+}
+
+/// Reduces the small kernels' per-lane accumulators into `grad` (the [`Params`] layout).
+fn small_gradients(ws: &Workspace, grad: &mut [f32]) {
+    let h = ws.hidden;
+    let rows = h + 2;
+    let [r_xh, r_hh, r_bh, r_hy, r_by] = Layout::new(h).ranges();
+    for j in 0..h {
+        for k in 0..h {
+            grad[r_hh.0 + j * h + k] = hsum(ws.gacc[j * rows + k]);
+        }
+        let (x1, x0) = (hsum(ws.gacc[j * rows + h]), hsum(ws.gacc[j * rows + h + 1]));
+        grad[r_xh.0 + h + j] = x1;
+        grad[r_xh.0 + j] = x0;
+        grad[r_bh.0 + j] = x0 + x1;
+        let hy = hsum(ws.gacc[h * rows + j]);
+        grad[r_hy.0 + h + j] = hy;
+        grad[r_hy.0 + j] = -hy;
+    }
+    let by = hsum(ws.gacc[h * rows + h]);
+    grad[r_by.0 + 1] = by;
+    grad[r_by.0] = -by;
+}
+
+/// BPTT through the window for any hidden size: per step, the register-blocked GEMM on
+/// `w_hh^T` with the output gradient and `tanh'` in its epilogue.
+fn backward_blocked(w: &Prepared, ws: &mut Workspace) {
     let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
     let rows = h + 2;
-    let layout = Layout::new(h);
-    assert_eq!(grad.len(), layout.len(), "grad has the Params layout");
-    let stats = forward_pass(w, ws, planes, Some(scale));
-
     for t in (0..t_n).rev() {
         let (before, after) = ws.dz.split_at_mut((t + 1) * h * groups);
         let dz = &mut before[t * h * groups..];
@@ -517,6 +725,14 @@ pub fn forward_backward(
             }
         }
     }
+}
+
+/// The window's weight gradients from the stored activations and `dz`, `dl`: one GEMM over
+/// the reduction index (t, group) for `[dw_hh | dw_xh[1] | dw_xh[0]]`, lane sums once.
+fn weight_gradients(ws: &Workspace, grad: &mut [f32]) {
+    let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
+    let rows = h + 2;
+    let layout = Layout::new(h);
 
     let [r_xh, r_hh, r_bh, r_hy, r_by] = layout.ranges();
     {
@@ -562,8 +778,6 @@ pub fn forward_backward(
     let v = hsum(dby);
     grad[r_by.0 + 1] = v;
     grad[r_by.0] = -v;
-    carry_state(ws);
-    stats
 }
 
 /// Adagrad with TensorFlow's semantics, fused on f32x8: `accum += g^2; w -= lr g /
