@@ -22,17 +22,21 @@ use crate::model;
 use bitrnn_kernels::simd::{self, LANES, Planes, Prepared, WindowStats, Workspace};
 use bitrnn_kernels::{Params, reference};
 use rayon::prelude::*;
+use std::time::Instant;
 
-/// At most this many shards: enough to balance 16 threads, few enough that a shard keeps
-/// whole register tiles busy.
+/// At most this many shards: enough to balance 16 threads.
 pub const MAX_SHARDS: usize = 16;
+/// At least this many lane groups (32 streams) per shard where there are enough, so that the
+/// per-shard, per-window costs (the lane reduction of the gradient, loop set-up) stay small
+/// next to the shard's work.
+pub const MIN_SHARD_GROUPS: usize = 4;
 
-/// Lane-group ranges `[start, end)` of the shards for `groups` lane groups: `min(groups,
-/// MAX_SHARDS)` shards, as even as possible, the first ones one group larger. A function of
-/// the shape only.
+/// Lane-group ranges `[start, end)` of the shards for `groups` lane groups:
+/// `clamp(groups / MIN_SHARD_GROUPS, 1, MAX_SHARDS)` shards, as even as possible, the first
+/// ones one group larger. A function of the shape only, never of the thread count.
 #[must_use]
 pub fn shard_ranges(groups: usize) -> Vec<(usize, usize)> {
-    let n = groups.clamp(1, MAX_SHARDS);
+    let n = (groups / MIN_SHARD_GROUPS).clamp(1, MAX_SHARDS);
     let (base, extra) = (groups / n, groups % n);
     let mut start = 0;
     (0..n)
@@ -51,6 +55,21 @@ struct Shard {
     ws: Workspace,
     grad: Vec<f32>,
     stats: WindowStats,
+    /// Seconds in forward and backward in the last window (when timing is on).
+    times: (f64, f64),
+}
+
+/// Where the time of the windows went, accumulated while [`Trainer::set_timing`] is on.
+/// `forward_s` and `backward_s` are thread-seconds summed over shards; `parallel_s`,
+/// `reduction_s` and `update_s` are wall seconds of the parallel region, the gradient
+/// reduction and the optimizer update.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PhaseTimes {
+    pub forward_s: f64,
+    pub backward_s: f64,
+    pub parallel_s: f64,
+    pub reduction_s: f64,
+    pub update_s: f64,
 }
 
 /// The time-major bit planes of a run of consecutive steps (a chunk of whole windows).
@@ -97,6 +116,8 @@ pub struct Trainer {
     engine: EngineState,
     planes: PlaneChunk,
     progress: Progress,
+    /// `Some` while phase timing is on.
+    timing: Option<PhaseTimes>,
 }
 
 impl Trainer {
@@ -125,6 +146,7 @@ impl Trainer {
                             ws: Workspace::new(h, streams, t),
                             grad: vec![0.0; params.data.len()],
                             stats: WindowStats::default(),
+                            times: (0.0, 0.0),
                         }
                     })
                     .collect();
@@ -173,6 +195,7 @@ impl Trainer {
             params,
             engine,
             progress: Progress::default(),
+            timing: None,
         })
     }
 
@@ -241,6 +264,9 @@ impl Trainer {
         let (xb, yb): (&[u8], &[u8]) = (bytemuck::cast_slice(xw), bytemuck::cast_slice(yw));
         let stride = self.planes.words_per_plane * 8;
 
+        let timed = self.timing.is_some();
+        let clock = Instant::now();
+        let mut reduction_s = 0.0;
         let loss_sum = match &mut self.engine {
             EngineState::Simd {
                 prepared,
@@ -254,14 +280,37 @@ impl Trainer {
                         y: &yb[sh.first_group..],
                         stride,
                     };
-                    sh.stats =
-                        simd::forward_backward(prepared, &mut sh.ws, &planes, scale, &mut sh.grad);
+                    if timed {
+                        let t0 = Instant::now();
+                        sh.stats = simd::forward_train(prepared, &mut sh.ws, &planes, scale);
+                        let t1 = Instant::now();
+                        simd::backward(prepared, &mut sh.ws, &mut sh.grad);
+                        simd::carry_state(&mut sh.ws);
+                        sh.times = ((t1 - t0).as_secs_f64(), t1.elapsed().as_secs_f64());
+                    } else {
+                        sh.stats = simd::forward_backward(
+                            prepared,
+                            &mut sh.ws,
+                            &planes,
+                            scale,
+                            &mut sh.grad,
+                        );
+                    }
                 };
                 match pool {
                     Some(pool) => pool.install(|| shards.par_iter_mut().for_each(run)),
                     None => shards.iter_mut().for_each(run),
                 }
+                let reduce_start = Instant::now();
                 reduce_pairwise(shards, &mut self.grad);
+                if let Some(pt) = &mut self.timing {
+                    reduction_s = reduce_start.elapsed().as_secs_f64();
+                    pt.parallel_s += (reduce_start - clock).as_secs_f64();
+                    for sh in shards.iter() {
+                        pt.forward_s += sh.times.0;
+                        pt.backward_s += sh.times.1;
+                    }
+                }
                 shards.iter().map(|sh| sh.stats.loss_sum).sum::<f64>()
             }
             EngineState::Scalar {
@@ -297,7 +346,12 @@ impl Trainer {
                 what: format!("the loss is {loss}"),
             });
         }
+        let update_start = Instant::now();
         self.update();
+        if let Some(pt) = &mut self.timing {
+            pt.reduction_s += reduction_s;
+            pt.update_s += update_start.elapsed().as_secs_f64();
+        }
         self.progress.window += 1;
         if self.progress.window == self.cfg.windows_per_epoch() {
             self.progress = Progress {
@@ -343,6 +397,77 @@ impl Trainer {
         }
     }
 
+    /// Turns phase timing on (from zero) or off; see [`PhaseTimes`]. Off by default: the
+    /// clock reads cost about 2% at the seed size.
+    pub fn set_timing(&mut self, on: bool) {
+        self.timing = on.then(PhaseTimes::default);
+    }
+
+    /// The phase times accumulated since [`Trainer::set_timing`]`(true)`.
+    #[must_use]
+    pub fn phase_times(&self) -> Option<PhaseTimes> {
+        self.timing
+    }
+
+    /// Adagrad's accumulator (all 0.1 at the start; unused by SGD).
+    #[must_use]
+    pub fn accumulator(&self) -> &Params<f32> {
+        &self.accum
+    }
+
+    /// The carried hidden state of every stream, `[streams][hidden]`.
+    #[must_use]
+    pub fn carried_state(&self) -> Vec<f32> {
+        let (s, h) = (self.cfg.streams(), self.cfg.hidden);
+        let mut out = vec![0.0; s * h];
+        match &self.engine {
+            EngineState::Simd { shards, .. } => {
+                for sh in shards {
+                    let first = sh.first_group * LANES;
+                    let n = sh.ws.streams();
+                    sh.ws.store_state(&mut out[first * h..(first + n) * h]);
+                }
+            }
+            EngineState::Scalar { h: state, .. } => out.copy_from_slice(state),
+        }
+        out
+    }
+
+    /// Puts a run back where it stood (for `--resume`): weights, optimizer state, position
+    /// and the carried hidden state (`[streams][hidden]`). The caller checks the shapes.
+    pub fn restore(
+        &mut self,
+        params: Params<f32>,
+        accum: Params<f32>,
+        progress: Progress,
+        state: &[f32],
+    ) {
+        let (s, h) = (self.cfg.streams(), self.cfg.hidden);
+        assert_eq!(params.hidden, h, "restore: params shape");
+        assert_eq!(accum.hidden, h, "restore: accumulator shape");
+        assert_eq!(state.len(), s * h, "restore: state is [streams][hidden]");
+        assert!(
+            progress.window < self.cfg.windows_per_epoch(),
+            "restore: window in range"
+        );
+        self.params = params;
+        self.accum = accum;
+        self.progress = progress;
+        match &mut self.engine {
+            EngineState::Simd {
+                shards, prepared, ..
+            } => {
+                prepared.load(&self.params);
+                for sh in shards {
+                    let first = sh.first_group * LANES;
+                    let n = sh.ws.streams();
+                    sh.ws.load_state(&state[first * h..(first + n) * h]);
+                }
+            }
+            EngineState::Scalar { h: st, .. } => st.copy_from_slice(state),
+        }
+    }
+
     /// Whether any weight is not finite.
     #[must_use]
     pub fn weights_finite(&self) -> bool {
@@ -378,7 +503,7 @@ mod tests {
     fn shard_ranges_cover_the_groups_evenly() {
         for groups in 1..200 {
             let r = shard_ranges(groups);
-            assert_eq!(r.len(), groups.min(MAX_SHARDS));
+            assert_eq!(r.len(), (groups / MIN_SHARD_GROUPS).clamp(1, MAX_SHARDS));
             assert_eq!(r[0].0, 0);
             assert_eq!(r.last().unwrap().1, groups);
             for w in r.windows(2) {

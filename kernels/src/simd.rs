@@ -574,8 +574,9 @@ fn forward_blocked(w: &Prepared, ws: &mut Workspace, scale: f32x8) -> (f32x8, f3
     (loss, correct)
 }
 
-/// Moves `h_{T-1}` into the carried-state rows for the next window.
-fn carry_state(ws: &mut Workspace) {
+/// Moves `h_{T-1}` into the carried-state rows for the next window (the last part of
+/// [`forward_backward`], for callers that run [`forward_train`] and [`backward`] apart).
+pub fn carry_state(ws: &mut Workspace) {
     let n = ws.hidden * ws.groups;
     let last = ws.time_step * (ws.hidden + 2) * ws.groups;
     ws.hbuf.copy_within(last..last + n, 0);
