@@ -25,6 +25,14 @@ pub enum Command {
     Train(TrainArgs),
     /// Write the generated data as NumPy files DIR/x.npy and DIR/y.npy (uint8, 1-D).
     Generate(GenerateArgs),
+    /// Measure training throughput (median of repeats), GFLOP/s and % of the measured peak.
+    Bench(crate::cmd::bench::BenchArgs),
+    /// Run the training hot loop only, for a fixed time, for perf/flamegraph.
+    Profile(crate::cmd::profile::ProfileArgs),
+    /// Check the SIMD engine against the f64 reference, number by number.
+    Verify(crate::cmd::verify::VerifyArgs),
+    /// Loss and accuracy of a saved model on fresh data.
+    Eval(crate::cmd::eval::EvalArgs),
 }
 
 impl Cli {
@@ -104,6 +112,12 @@ pub struct TrainArgs {
     /// Also print summary.json as one line on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Save a checkpoint (safetensors, PyTorch names) here at the end.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Continue the run saved in this checkpoint (up to --epochs in all).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
 }
 
 /// Epochs by default: the seed configuration's loss settles within about 5 epochs (see

@@ -8,8 +8,11 @@
 //! - [`train`]: the driver: epochs, windows, shards on rayon, reduction, optimizer.
 //! - [`config`], [`cli`]: flags validated once into configs; [`cmd`]: one module per command.
 //! - [`output`], [`plot`], [`npy`]: files, written whole or not at all.
+//! - [`checkpoint`]: safetensors checkpoints with PyTorch's names, for `--save`/`--resume`/`eval`.
+//! - [`peak`]: the machine's measured f32 FMA peak, for `bench`'s roofline figures.
 //! - [`error`]: the error type and its exit codes.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod cmd;
 pub mod config;
@@ -18,6 +21,7 @@ pub mod error;
 pub mod model;
 pub mod npy;
 pub mod output;
+pub mod peak;
 pub mod plot;
 pub mod train;
 
