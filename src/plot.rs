@@ -1,1 +1,420 @@
+//! The loss figure: per-step training loss, its moving average, and the two levels that tell
+//! whether the RNN learned the rule.
+//!
+//! The two reference levels are the tutorial's whole story. A model that learned nothing
+//! predicts 1/2 everywhere and pays `ln 2 = 0.6931` per sample. A model that learned the rule
+//! predicts the forced half of the targets exactly and pays `ln 2` only on the coin half, so
+//! its average loss is `ln 2 / 2 = 0.3466`. No model can do better, as the coins are
+//! independent of everything it sees; so the band below about 0.3 stays empty, which is
+//! where the legend goes.
+//!
+//! Text is drawn with `DejaVu Sans` embedded in the binary (`assets/fonts/`, Bitstream Vera
+//! licence), registered once with plotters' `ab_glyph` backend: plotting needs no system
+//! fonts.
 
+use std::io;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+use crate::output;
+use crate::{Error, Result};
+
+/// `DejaVu Sans` (Bitstream Vera licence, `assets/fonts/LICENSE-DejaVu.txt`).
+static DEJAVU_SANS: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+
+/// The family name the embedded font is registered under; plotters' own defaults (tick
+/// labels, legend) ask for it too.
+const FONT: &str = "sans-serif";
+
+/// Image size in pixels.
+const WIDTH: u32 = 1000;
+const HEIGHT: u32 = 600;
+
+/// Loss of a model that learned nothing: cross-entropy of a fair coin.
+const NOT_LEARNED: f64 = std::f64::consts::LN_2;
+/// Loss of a model that learned the rule: half the targets are forced (loss 0), half are coins
+/// (loss ln 2).
+const RULE_LEARNED: f64 = std::f64::consts::LN_2 / 2.0;
+
+/// The y axis always reaches at least this high, so both reference levels are visible with
+/// room above `ln 2` for the early, noisy part of the curve.
+const MIN_Y_TOP: f64 = 0.8;
+
+/// Most vertical epoch lines drawn; with more epochs only every 2nd, 5th, 10th, ... is drawn.
+const MAX_EPOCH_LINES: usize = 30;
+
+// The per-step loss and its average in one hue, light and dark; the levels in two others.
+// Opaque colours, not transparency: thousands of overlapping per-step segments would add up
+// to a dark band that hides the average.
+const LOSS_COLOR: RGBColor = RGBColor(166, 206, 227);
+const AVERAGE_COLOR: RGBColor = RGBColor(8, 81, 156);
+const NOT_LEARNED_COLOR: RGBColor = RGBColor(214, 39, 40);
+const RULE_LEARNED_COLOR: RGBColor = RGBColor(44, 160, 44);
+
+/// Registers the embedded font with plotters, once per process.
+fn register_embedded_font() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok =
+        *REGISTERED.get_or_init(|| register_font(FONT, FontStyle::Normal, DEJAVU_SANS).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::bad_file(
+            Path::new("assets/fonts/DejaVuSans.ttf"),
+            "the embedded font cannot be parsed",
+        ))
+    }
+}
+
+/// The number of steps the plot's moving average spans: a quarter of an epoch (100 steps
+/// with the tutorial's 400 windows per epoch), at least 1.
+#[must_use]
+pub fn smoothing_window(windows_per_epoch: usize) -> usize {
+    (windows_per_epoch / 4).max(1)
+}
+
+/// Centred moving average of `losses` over `window` steps: element `i` is the mean of the
+/// finite values among `losses[i - window/2 ..= i + window/2]` (the window is cut short at
+/// both ends of the run, so the curve neither lags the data nor starts late). Non-finite
+/// inputs are left out of every mean and give NaN at their own position.
+///
+/// Costs O(n log n) whatever the window. The window sums come from a segment tree, not from
+/// differences of prefix sums: after one diverging step of 1e30, `prefix[hi] - prefix[lo]`
+/// would cancel to garbage for every later window, while a tree sums only the values inside
+/// each window.
+#[must_use]
+pub fn moving_average(losses: &[f32], window: usize) -> Vec<f32> {
+    let half = window / 2;
+    let n = losses.len();
+    // Bottom-up segment tree over (sum, count of finite values): leaf i at n + i, node k
+    // holds the sum of its children 2k and 2k + 1.
+    let mut tree = vec![(0.0f64, 0usize); 2 * n];
+    for (leaf, &v) in tree[n..].iter_mut().zip(losses) {
+        if v.is_finite() {
+            *leaf = (f64::from(v), 1);
+        }
+    }
+    for k in (1..n).rev() {
+        tree[k] = (
+            tree[2 * k].0 + tree[2 * k + 1].0,
+            tree[2 * k].1 + tree[2 * k + 1].1,
+        );
+    }
+    let window_sum = |lo: usize, hi: usize| {
+        let (mut lo, mut hi) = (lo + n, hi + n);
+        let (mut sum, mut count) = (0.0f64, 0usize);
+        while lo < hi {
+            if lo % 2 == 1 {
+                sum += tree[lo].0;
+                count += tree[lo].1;
+                lo += 1;
+            }
+            if hi % 2 == 1 {
+                hi -= 1;
+                sum += tree[hi].0;
+                count += tree[hi].1;
+            }
+            lo /= 2;
+            hi /= 2;
+        }
+        (sum, count)
+    };
+    (0..n)
+        .map(|i| {
+            if !losses[i].is_finite() {
+                return f32::NAN;
+            }
+            let (sum, count) = window_sum(i.saturating_sub(half), (i + half + 1).min(n));
+            // count >= 1: losses[i] itself is finite.
+            (sum / count as f64) as f32
+        })
+        .collect()
+}
+
+/// The runs of consecutive finite values, as (step, value) points: a non-finite loss breaks
+/// the line instead of being drawn or bridged.
+///
+/// Values are clamped to `[-y_max, 4 y_max]`. plotters clips a line that leaves the plot, but
+/// maps it to `i32` pixels first: a loss of 1e30 would saturate and wrap around. Clamping
+/// well outside the visible range keeps the visible part of every line as it was.
+fn finite_segments(values: &[f32], y_max: f64) -> Vec<Vec<(f64, f64)>> {
+    let mut segments = Vec::new();
+    let mut current = Vec::new();
+    for (step, &v) in values.iter().enumerate() {
+        if v.is_finite() {
+            current.push((step as f64, f64::from(v).clamp(-y_max, 4.0 * y_max)));
+        } else if !current.is_empty() {
+            segments.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        segments.push(current);
+    }
+    segments
+}
+
+/// The share of finite losses that must lie below the top of the y axis.
+const Y_TOP_QUANTILE: f64 = 0.99;
+
+/// Top of the y axis: 10% above the 99th percentile of the finite losses, rounded up to a
+/// multiple of 0.1, and never below [`MIN_Y_TOP`]. A percentile, not the maximum, so that a
+/// few wild steps (a spike, the first steps of a run) cannot squash the two reference levels
+/// into the bottom of the figure; whatever lies above is clipped.
+fn y_top(losses: &[f32]) -> f64 {
+    let mut finite: Vec<f32> = losses.iter().copied().filter(|v| v.is_finite()).collect();
+    if finite.is_empty() {
+        return MIN_Y_TOP;
+    }
+    let rank = ((finite.len() - 1) as f64 * Y_TOP_QUANTILE).round() as usize;
+    let (_, &mut high, _) = finite.select_nth_unstable_by(rank, f32::total_cmp);
+    let top = (f64::from(high) * 1.1 * 10.0).ceil() / 10.0;
+    top.max(MIN_Y_TOP)
+}
+
+/// A tick label with at most two decimals and no trailing zeros: `2`, `2.5`, `0.25`.
+fn short_number(v: f64) -> String {
+    let text = format!("{v:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// Every how many epochs a vertical line is drawn: 1, 2, 5, 10, 20, 50, ... so that at most
+/// [`MAX_EPOCH_LINES`] lines appear.
+fn epoch_line_stride(epochs: usize) -> usize {
+    let mut decade = 1usize;
+    loop {
+        for stride in [decade, 2 * decade, 5 * decade] {
+            if epochs / stride <= MAX_EPOCH_LINES {
+                return stride;
+            }
+        }
+        decade *= 10;
+    }
+}
+
+/// Renders the per-step loss curve of a run to a PNG at `path` (1000 x 600), atomically.
+///
+/// Drawn: the loss of every training step as a thin, light line; on top of it its centred
+/// moving average over [`smoothing_window`] steps (see [`moving_average`]); dashed reference
+/// lines at `ln 2` (nothing learned) and `ln 2 / 2` (rule learned); faint vertical lines at
+/// epoch boundaries with the epoch on the top axis. `title` is the caption; callers pass the
+/// configuration, e.g. `"hidden 6, lags (1,2), time_step 5, 250 streams x 2000, adagrad lr
+/// 0.1"`.
+///
+/// Non-finite losses are skipped (the line breaks there). Zero or one loss values still give
+/// a valid figure with its axes and reference lines.
+///
+/// The image is drawn in memory and only then encoded to a temporary sibling of `path`,
+/// `fsync`ed and renamed over it: no half-written PNG is ever visible, even on error.
+///
+/// # Errors
+/// [`Error::Usage`] if `windows_per_epoch` is 0; [`Error::Io`] if drawing or writing fails.
+pub fn loss_plot(path: &Path, losses: &[f32], windows_per_epoch: usize, title: &str) -> Result<()> {
+    if windows_per_epoch == 0 {
+        return Err(Error::Usage(format!(
+            "{}: windows_per_epoch must be at least 1, got 0",
+            path.display()
+        )));
+    }
+    register_embedded_font()?;
+    let mut pixels = vec![0u8; WIDTH as usize * HEIGHT as usize * 3];
+    draw_loss_plot(&mut pixels, losses, windows_per_epoch, title).map_err(|e| {
+        Error::io(
+            path,
+            io::Error::other(format!("cannot draw the loss plot: {e}")),
+        )
+    })?;
+    write_png_atomic(path, &pixels)
+}
+
+/// Encodes an RGB buffer of `WIDTH x HEIGHT` pixels as PNG at `path`, atomically.
+///
+/// The encoder behind plotters' `bitmap_encoder` only writes to a named file and picks the
+/// format from its extension, so the temporary sibling ends in `.png`.
+fn write_png_atomic(path: &Path, pixels: &[u8]) -> Result<()> {
+    let temp = output::temp_sibling(path, ".png")?;
+    let saved = {
+        let mut backend = BitMapBackend::new(&temp, (WIDTH, HEIGHT));
+        backend
+            .blit_bitmap((0, 0), (WIDTH, HEIGHT), pixels)
+            .and_then(|()| backend.present())
+        // The backend is dropped here. Its Drop retries `present` if that failed, which can
+        // leave a file at `temp`: removing it below must come after.
+    };
+    if let Err(e) = saved {
+        let _ = std::fs::remove_file(&temp);
+        return Err(Error::io(path, io::Error::other(e.to_string())));
+    }
+    output::commit_temp(&temp, path)
+}
+
+/// Draws the figure into `pixels` (RGB, `WIDTH x HEIGHT`).
+fn draw_loss_plot(
+    pixels: &mut [u8],
+    losses: &[f32],
+    windows_per_epoch: usize,
+    title: &str,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let window = smoothing_window(windows_per_epoch);
+    let smoothed = moving_average(losses, window);
+    let y_max = y_top(losses);
+    let steps = losses.len();
+    // An axis needs a non-empty range even for a run of 0 or 1 steps.
+    let x_max = (steps.saturating_sub(1) as f64).max(1.0);
+    let epochs = steps.div_ceil(windows_per_epoch);
+
+    let root = BitMapBackend::with_buffer(pixels, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+
+    // The epoch axis on top only means something once the run spans an epoch.
+    let epoch_axis = steps >= windows_per_epoch;
+    let below_title = root.margin(14, 0, 0, 0).titled(title, (FONT, 22))?;
+    let mut chart = ChartBuilder::on(&below_title)
+        .margin_top(if epoch_axis { 6 } else { 16 })
+        .margin_left(16)
+        .margin_right(32)
+        .margin_bottom(12)
+        .x_label_area_size(52)
+        .y_label_area_size(72)
+        .top_x_label_area_size(if epoch_axis { 48 } else { 0 })
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?
+        .set_secondary_coord(0f64..x_max / windows_per_epoch as f64, 0f64..y_max);
+
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        // Ticks at round values: never more ticks than integer steps on a short run.
+        .x_labels((x_max as usize + 1).min(11))
+        .y_labels((y_max * 10.0).round().min(11.0) as usize + 1)
+        .bold_line_style(BLACK.mix(0.10))
+        .light_line_style(TRANSPARENT)
+        .x_desc("training step")
+        .y_desc("cross-entropy loss")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.1}"))
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .draw()?;
+    if epoch_axis {
+        chart
+            .configure_secondary_axes()
+            .x_desc("epoch")
+            .x_label_formatter(&|&epoch| short_number(epoch))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 17))
+            .draw()?;
+    }
+
+    // Epoch boundaries: the hidden state is reset to zero there, which often shows in the
+    // loss. Epoch 0 starts at the y axis, which is line enough.
+    let stride = epoch_line_stride(epochs);
+    let epoch_line = BLACK.mix(0.10).stroke_width(1);
+    for epoch in (stride..epochs).step_by(stride) {
+        let x = (epoch * windows_per_epoch) as f64;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x, 0.0), (x, y_max)],
+            epoch_line,
+        )))?;
+    }
+
+    let raw_style = LOSS_COLOR.stroke_width(1);
+    let mut labelled = false;
+    for segment in finite_segments(losses, y_max) {
+        if segment.len() == 1 {
+            // A line needs two points; a lone step is drawn as a dot.
+            chart.draw_series(std::iter::once(Circle::new(
+                segment[0],
+                3,
+                AVERAGE_COLOR.filled(),
+            )))?;
+        }
+        let series = chart.draw_series(LineSeries::new(segment, raw_style))?;
+        if !labelled {
+            labelled = true;
+            series
+                .label("loss per step")
+                // Thicker than on the plot, where many steps side by side make a band.
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], LOSS_COLOR.stroke_width(3))
+                });
+        }
+    }
+
+    let smooth_style = AVERAGE_COLOR.stroke_width(2);
+    let mut labelled = false;
+    for segment in finite_segments(&smoothed, y_max) {
+        let series = chart.draw_series(LineSeries::new(segment, smooth_style))?;
+        if !labelled {
+            labelled = true;
+            series
+                .label(format!("moving average over {window} steps"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], smooth_style));
+        }
+    }
+
+    // The levels go on top, dashed, so the average shows through where it meets them.
+    for (level, color, label) in [
+        (
+            NOT_LEARNED,
+            NOT_LEARNED_COLOR,
+            "ln 2 = 0.693: nothing learned",
+        ),
+        (
+            RULE_LEARNED,
+            RULE_LEARNED_COLOR,
+            "ln 2 / 2 = 0.347: rule learned",
+        ),
+    ] {
+        let style = color.stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, level), (x_max, level)],
+                10,
+                6,
+                style,
+            ))?
+            .label(label)
+            .legend(move |(x, y)| {
+                // Two dashes, as on the plot.
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (9, 0)], style)
+                    + PathElement::new(vec![(15, 0), (24, 0)], style)
+            });
+    }
+
+    if !labelled {
+        let area = chart.plotting_area();
+        let grey = BLACK.mix(0.6);
+        let style = TextStyle::from((FONT, 18).into_font()).color(&grey).pos(
+            plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Center,
+            ),
+        );
+        area.draw(&Text::new(
+            "no finite loss values to plot",
+            (x_max / 2.0, f64::midpoint(NOT_LEARNED, RULE_LEARNED)),
+            style,
+        ))?;
+    }
+
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .margin(14)
+        .legend_area_size(32)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+
+    root.present()?;
+    Ok(())
+}
