@@ -26,17 +26,23 @@ use std::time::Instant;
 
 /// At most this many shards: enough to balance 16 threads.
 pub const MAX_SHARDS: usize = 16;
-/// At least this many lane groups (32 streams) per shard where there are enough, so that the
-/// per-shard, per-window costs (the lane reduction of the gradient, loop set-up) stay small
-/// next to the shard's work.
-pub const MIN_SHARD_GROUPS: usize = 4;
+
+/// The fewest lane groups per shard (where there are enough groups) for a shape. Each shard
+/// pays per window for reducing its gradient across lanes and shards, about `H^2` operations,
+/// against `H^2 T G` multiply-adds of work for `G` groups: for the blocked kernels
+/// (`hidden > SMALL_MAX`) `T G >= 64` keeps that below a few percent. The small kernels
+/// reduce only `H^2 + 5H + 2 <= 106` numbers, so 4 groups (32 streams) suffice.
+#[must_use]
+pub fn min_shard_groups(hidden: usize, time_step: usize) -> usize {
+    if hidden <= simd::SMALL_MAX { 4 } else { 64usize.div_ceil(time_step).max(1) }
+}
 
 /// Lane-group ranges `[start, end)` of the shards for `groups` lane groups:
-/// `clamp(groups / MIN_SHARD_GROUPS, 1, MAX_SHARDS)` shards, as even as possible, the first
+/// `clamp(groups / min_shard_groups, 1, MAX_SHARDS)` shards, as even as possible, the first
 /// ones one group larger. A function of the shape only, never of the thread count.
 #[must_use]
-pub fn shard_ranges(groups: usize) -> Vec<(usize, usize)> {
-    let n = (groups / MIN_SHARD_GROUPS).clamp(1, MAX_SHARDS);
+pub fn shard_ranges(groups: usize, hidden: usize, time_step: usize) -> Vec<(usize, usize)> {
+    let n = (groups / min_shard_groups(hidden, time_step)).clamp(1, MAX_SHARDS);
     let (base, extra) = (groups / n, groups % n);
     let mut start = 0;
     (0..n)
@@ -137,7 +143,7 @@ impl Trainer {
         let groups = simd::groups_for(s);
         let engine = match cfg.engine {
             Engine::Simd => {
-                let shards = shard_ranges(groups)
+                let shards = shard_ranges(groups, h, t)
                     .into_iter()
                     .map(|(g0, g1)| {
                         let streams = ((g1 * LANES).min(s)) - g0 * LANES;
@@ -501,9 +507,10 @@ mod tests {
 
     #[test]
     fn shard_ranges_cover_the_groups_evenly() {
-        for groups in 1..200 {
-            let r = shard_ranges(groups);
-            assert_eq!(r.len(), (groups / MIN_SHARD_GROUPS).clamp(1, MAX_SHARDS));
+        for (groups, hidden, time_step) in (1..200).flat_map(|g| [(g, 6, 5), (g, 64, 5), (g, 9, 1)]) {
+            let r = shard_ranges(groups, hidden, time_step);
+            let min = min_shard_groups(hidden, time_step);
+            assert_eq!(r.len(), (groups / min).clamp(1, MAX_SHARDS));
             assert_eq!(r[0].0, 0);
             assert_eq!(r.last().unwrap().1, groups);
             for w in r.windows(2) {

@@ -67,12 +67,13 @@ pub const FLUSH: f32 = 5.421_010_9e-20;
 /// registers across the window's steps, the size a compile-time constant.
 pub const SMALL_MAX: usize = 8;
 
-/// Hidden rows per register tile of the step GEMMs.
-const MR: usize = 4;
+/// Hidden rows per register tile of the step GEMMs: 6 x 2 tiles keep 12 accumulators, the
+/// 2-vector panel and one broadcast in the 16 ymm registers of AVX2.
+const MR: usize = 6;
 /// Lane groups per register tile of the step GEMMs.
 const NR: usize = 2;
-/// Hidden rows (of `dz`) per register tile of the weight-gradient GEMM.
-const GR: usize = 4;
+/// Hidden rows (of `dz`) per register tile of the weight-gradient GEMM (6 x 2, as above).
+const GR: usize = 6;
 /// Columns (of `[h; x; 1-x]`) per register tile of the weight-gradient GEMM.
 const GC: usize = 2;
 
@@ -317,10 +318,14 @@ pub fn hsum(v: f32x8) -> f32 {
     ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
 }
 
-/// Calls `$f::<mr, nr>(args)` for runtime `mr` in 1..=4 and `nr` in 1..=2.
-macro_rules! dispatch_4x2 {
+/// Calls `$f::<mr, nr>(args)` for runtime `mr` in 1..=6 and `nr` in 1..=2.
+macro_rules! dispatch_6x2 {
     ($f:ident, $mr:expr, $nr:expr, $($arg:expr),* $(,)?) => {
         match ($mr, $nr) {
+            (6, 2) => $f::<6, 2>($($arg),*),
+            (5, 2) => $f::<5, 2>($($arg),*),
+            (6, 1) => $f::<6, 1>($($arg),*),
+            (5, 1) => $f::<5, 1>($($arg),*),
             (4, 2) => $f::<4, 2>($($arg),*),
             (3, 2) => $f::<3, 2>($($arg),*),
             (2, 2) => $f::<2, 2>($($arg),*),
@@ -329,12 +334,12 @@ macro_rules! dispatch_4x2 {
             (3, 1) => $f::<3, 1>($($arg),*),
             (2, 1) => $f::<2, 1>($($arg),*),
             (1, 1) => $f::<1, 1>($($arg),*),
-            _ => unreachable!("tile sizes are at most 4 x 2"),
+            _ => unreachable!("tile sizes are at most 6 x 2"),
         }
     };
 }
 
-const _: () = assert!(MR == 4 && NR == 2 && GR == 4 && GC == 2, "dispatch_4x2 covers 4 x 2");
+const _: () = assert!(MR == 6 && NR == 2 && GR == 6 && GC == 2, "dispatch_6x2 covers 6 x 2");
 
 /// Forward tile: rows `j0..j0+M` of `h_t` for groups `g0..g0+N`.
 /// `z = select(x, zx1, zx0) + sum_k w_hh[j][k] h_{t-1}[k]`, `h = tanh(z)`, and
@@ -357,9 +362,10 @@ fn forward_tile<const M: usize, const N: usize>(
             xmask[n].select(f32x8::splat(w.zx1[j0 + i]), f32x8::splat(w.zx0[j0 + i]))
         })
     });
-    let rows: [&[f32]; M] = core::array::from_fn(|i| &w.w_hh[(j0 + i) * h..(j0 + i + 1) * h]);
-    for k in 0..h {
-        let b: [f32x8; N] = core::array::from_fn(|n| prev[k * groups + g0 + n]);
+    let rows: [&[f32]; M] = core::array::from_fn(|i| &w.w_hh[(j0 + i) * h..][..h]);
+    for (k, row) in prev.chunks_exact(groups).take(h).enumerate() {
+        let panel: &[f32x8; N] = row[g0..g0 + N].try_into().expect("N groups");
+        let b = *panel;
         for i in 0..M {
             let a = f32x8::splat(rows[i][k]);
             for n in 0..N {
@@ -397,9 +403,10 @@ fn backward_tile<const M: usize, const N: usize>(
     let mut acc: [[f32x8; N]; M] = core::array::from_fn(|i| {
         core::array::from_fn(|n| f32x8::splat(w.wy_diff[j0 + i]) * dl[g0 + n])
     });
-    let rows: [&[f32]; M] = core::array::from_fn(|i| &w.w_hh_t[(j0 + i) * h..(j0 + i + 1) * h]);
-    for k in 0..k_len {
-        let b: [f32x8; N] = core::array::from_fn(|n| dz_next[k * groups + g0 + n]);
+    let rows: [&[f32]; M] = core::array::from_fn(|i| &w.w_hh_t[(j0 + i) * h..][..h]);
+    for (k, row) in dz_next.chunks_exact(groups).take(k_len).enumerate() {
+        let panel: &[f32x8; N] = row[g0..g0 + N].try_into().expect("N groups");
+        let b = *panel;
         for i in 0..M {
             let a = f32x8::splat(rows[i][k]);
             for n in 0..N {
@@ -431,12 +438,14 @@ fn grad_tile<const M: usize, const N: usize>(
     for t in 0..ws.time_step {
         let dz = &ws.dz[t * h * groups..(t + 1) * h * groups];
         let hb = &ws.hbuf[t * rows * groups..(t + 1) * rows * groups];
+        let a_rows: [&[f32x8]; M] = core::array::from_fn(|i| &dz[(j0 + i) * groups..][..groups]);
+        let b_rows: [&[f32x8]; N] = core::array::from_fn(|n| &hb[(c0 + n) * groups..][..groups]);
         for g in 0..groups {
-            let a: [f32x8; M] = core::array::from_fn(|i| dz[(j0 + i) * groups + g]);
-            for n in 0..N {
-                let b = hb[(c0 + n) * groups + g];
-                for i in 0..M {
-                    acc[i][n] = a[i].mul_add(b, acc[i][n]);
+            let b: [f32x8; N] = core::array::from_fn(|n| b_rows[n][g]);
+            for i in 0..M {
+                let a = a_rows[i][g];
+                for n in 0..N {
+                    acc[i][n] = a.mul_add(b[n], acc[i][n]);
                 }
             }
         }
@@ -561,7 +570,7 @@ fn forward_blocked(w: &Prepared, ws: &mut Workspace, scale: f32x8) -> (f32x8, f3
             let nr = NR.min(groups - g0);
             for j0 in (0..h).step_by(MR) {
                 let mr = MR.min(h - j0);
-                dispatch_4x2!(forward_tile, mr, nr, w, prev, next, &mut ws.logit, groups, j0, g0);
+                dispatch_6x2!(forward_tile, mr, nr, w, prev, next, &mut ws.logit, groups, j0, g0);
             }
         }
         for g in 0..groups {
@@ -722,7 +731,7 @@ fn backward_blocked(w: &Prepared, ws: &mut Workspace) {
             let nr = NR.min(groups - g0);
             for j0 in (0..h).step_by(MR) {
                 let mr = MR.min(h - j0);
-                dispatch_4x2!(backward_tile, mr, nr, w, dz_next, dz, h_t, dl, groups, j0, g0);
+                dispatch_6x2!(backward_tile, mr, nr, w, dz_next, dz, h_t, dl, groups, j0, g0);
             }
         }
     }
@@ -750,7 +759,7 @@ fn weight_gradients(ws: &Workspace, grad: &mut [f32]) {
             let mr = GR.min(h - j0);
             for c0 in (0..rows).step_by(GC) {
                 let nr = GC.min(rows - c0);
-                dispatch_4x2!(grad_tile, mr, nr, ws, j0, c0, &mut emit);
+                dispatch_6x2!(grad_tile, mr, nr, ws, j0, c0, &mut emit);
             }
         }
     }
