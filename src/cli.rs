@@ -112,10 +112,15 @@ pub struct TrainArgs {
     /// Also print summary.json as one line on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Save a checkpoint (safetensors, PyTorch names) here at the end.
+    /// Save a checkpoint (safetensors, PyTorch names) here at the end: the model and the
+    /// trainer state needed by --resume.
     #[arg(long)]
     pub save: Option<PathBuf>,
-    /// Continue the run saved in this checkpoint (up to --epochs in all).
+    /// Continue the run saved in this checkpoint, up to --epochs in all. The checkpoint's
+    /// settings define the run: only --epochs, --threads, --out, --save, --quiet and --json
+    /// are taken from the command line (a model flag that disagrees with the checkpoint is an
+    /// error). The result is bit-for-bit the uninterrupted run; loss.csv and summary.json
+    /// cover the whole run.
     #[arg(long)]
     pub resume: Option<PathBuf>,
 }

@@ -1,14 +1,34 @@
 //! `bitrnn train`: the main job. Trains, then writes `loss.csv`, `loss.png` and
-//! `summary.json` (each whole or not at all).
+//! `summary.json` (each whole or not at all), and with `--save` a checkpoint.
+//!
+//! # Resuming
+//!
+//! `--resume FILE` continues the run saved in FILE up to `--epochs` epochs in all. The
+//! checkpoint's config is authoritative: it defines the run (data_size, batch_size,
+//! time_step, hidden, lags, lr, optimizer, seed, engine), and only `--epochs`, `--threads`,
+//! `--out`, `--save`, `--quiet` and `--json` come from the command line. A model flag set to
+//! something other than its default that disagrees with the checkpoint is refused (exit 2)
+//! rather than silently ignored. The data is regenerated from the seed, the trainer is
+//! restored (weights, Adagrad accumulator, position, carried state), and the result is
+//! bit-for-bit the run that was never stopped.
+//!
+//! The outputs of a resumed run cover the whole run: the checkpoint stores the loss of every
+//! step, so `loss.csv`, `loss.png`, `epoch_loss`, `final_loss` and `steps` are those of the
+//! uninterrupted run. Only the timings (`train_s`, `sample_steps_per_s`,
+//! `epoch_sample_steps_per_s`) cover just the epochs this command trained, from
+//! `first_epoch` on.
 
-use crate::cli::TrainArgs;
+use crate::checkpoint::{self, Checkpoint};
+use crate::cli::{ModelArgs, TrainArgs, default_threads};
 use crate::config::TrainConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::train::Trainer;
 use crate::{model, output, plot};
+use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Steps averaged for `final_loss`.
@@ -32,7 +52,13 @@ pub struct Summary {
     /// Sample-steps (one stream advancing one step, forward + backward + update) per second
     /// of the training loop.
     pub sample_steps_per_s: f64,
+    /// Per epoch trained by this command (from `first_epoch` on).
     pub epoch_sample_steps_per_s: Vec<f64>,
+    /// The first epoch this command trained: 0, or where `--resume` picked the run up.
+    /// Timings cover the epochs from here on; the losses cover the whole run.
+    pub first_epoch: usize,
+    /// The checkpoint this run was resumed from, if any.
+    pub resumed_from: Option<PathBuf>,
     /// FNV-1a of the final weights' bits: equal for any --threads.
     pub weights_checksum: String,
     pub simd_level: &'static str,
@@ -50,26 +76,131 @@ pub fn tail_mean(v: &[f32], n: usize) -> f32 {
     }
 }
 
+/// The model flags' defaults, to tell which ones the user changed.
+#[derive(Parser)]
+struct DefaultModelArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+/// The config of a resumed run: the checkpoint's, with `--epochs` and `--threads` from the
+/// command line. A model flag away from its default that disagrees with the checkpoint is an
+/// error (the user asked for something the checkpoint cannot give).
+fn resume_config(args: &TrainArgs, path: &Path, ck: &Checkpoint) -> Result<TrainConfig> {
+    let defaults = DefaultModelArgs::try_parse_from(["bitrnn"])
+        .expect("the model flags all have defaults")
+        .model;
+    let (given, saved) = (&args.model, &ck.config);
+    let mut conflicts = Vec::new();
+    macro_rules! check {
+        ($($field:ident: $flag:literal),*) => {$(
+            if given.$field != defaults.$field && given.$field != saved.$field {
+                conflicts.push(format!(
+                    "{} {:?} (the checkpoint has {:?})",
+                    $flag, given.$field, saved.$field
+                ));
+            }
+        )*};
+    }
+    check!(
+        data_size: "--data-size", batch_size: "--batch-size", time_step: "--time-step",
+        hidden: "--hidden", lags: "--lags", lr: "--lr", optimizer: "--optimizer",
+        seed: "--seed", engine: "--engine"
+    );
+    if !conflicts.is_empty() {
+        return Err(Error::Usage(format!(
+            "--resume {}: {} disagree(s) with the checkpoint; a resumed run keeps the \
+             checkpoint's settings (drop the flag, or train a new run)",
+            path.display(),
+            conflicts.join(", ")
+        )));
+    }
+    let done = ck.progress.epoch + usize::from(ck.progress.window > 0);
+    if args.epochs < done {
+        return Err(Error::Usage(format!(
+            "--epochs {}: the checkpoint {} has already trained {} epoch(s); --epochs counts \
+             the epochs in all, resumed ones included",
+            args.epochs,
+            path.display(),
+            done
+        )));
+    }
+    TrainConfig {
+        epochs: args.epochs,
+        threads: args.model.threads.unwrap_or_else(default_threads),
+        ..saved.clone()
+    }
+    .validate()
+}
+
+/// Refuses a `--save` path whose directory does not exist, before any training time is
+/// spent.
+fn check_save_path(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if path.file_name().is_none() || !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "--save {}: not a file name in an existing directory",
+            path.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "--save {}: is a directory",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 pub fn run(args: &TrainArgs) -> Result<()> {
     let start = Instant::now();
-    let cfg = args.model.to_config(args.epochs)?;
+    let resumed = match &args.resume {
+        Some(path) => Some(checkpoint::load(path)?),
+        None => None,
+    };
+    let cfg = match (&resumed, &args.resume) {
+        (Some(ck), Some(path)) => resume_config(args, path, ck)?,
+        _ => args.model.to_config(args.epochs)?,
+    };
+    if let Some(path) = &args.save {
+        check_save_path(path)?;
+    }
     output::ensure_dir(&args.out)?;
     let show = !args.quiet && std::io::stderr().is_terminal();
+    let mut trainer = Trainer::new(cfg.clone())?;
+    let wpe = cfg.windows_per_epoch();
+    let mut losses = Vec::with_capacity(cfg.epochs * wpe);
+    if let Some(ck) = resumed {
+        losses.extend_from_slice(&ck.losses);
+        trainer.restore(ck.params, ck.accumulator, ck.progress, &ck.hidden_state);
+    }
+    let first = trainer.progress();
+    let first_step = losses.len();
     if !args.quiet {
         eprintln!(
-            "bitrnn train: {} streams x {} steps, {} windows of {} per epoch, {} epochs, {} thread(s), engine {:?}",
+            "bitrnn train: {} streams x {} steps, {} windows of {} per epoch, {} epochs, {} thread(s), engine {:?}{}",
             cfg.streams(),
             cfg.batch_size,
             cfg.windows_per_epoch(),
             cfg.time_step,
             cfg.epochs,
             cfg.threads,
-            cfg.engine
+            cfg.engine,
+            match &args.resume {
+                Some(p) => format!(
+                    "; resumed from {} at epoch {}, window {}",
+                    p.display(),
+                    first.epoch,
+                    first.window
+                ),
+                None => String::new(),
+            }
         );
     }
-    let mut trainer = Trainer::new(cfg.clone())?;
-    let wpe = cfg.windows_per_epoch();
-    let total = cfg.epochs * wpe;
+    let total = cfg.epochs * wpe - first_step;
     let bar = if show {
         ProgressBar::new(total as u64)
     } else {
@@ -84,26 +215,30 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             .expect("static template"),
         );
     }
-    let mut losses = Vec::with_capacity(total);
-    let mut epoch_loss = Vec::with_capacity(cfg.epochs);
-    let mut epoch_rate = Vec::with_capacity(cfg.epochs);
+    let mut epoch_rate = Vec::with_capacity(cfg.epochs - first.epoch);
     let mut train_s = 0.0;
-    for epoch in 0..cfg.epochs {
+    for epoch in first.epoch..cfg.epochs {
         let t = Instant::now();
-        for _ in 0..wpe {
+        let from = trainer.progress().window;
+        for _ in from..wpe {
             losses.push(trainer.step()?);
         }
         let dt = t.elapsed().as_secs_f64();
         train_s += dt;
-        epoch_rate.push((wpe * cfg.sample_steps_per_window()) as f64 / dt);
-        epoch_loss.push(tail_mean(&losses, wpe));
-        bar.inc(wpe as u64);
-        bar.set_message(format!("{} loss {:.4}", epoch + 1, epoch_loss[epoch]));
+        epoch_rate.push(((wpe - from) * cfg.sample_steps_per_window()) as f64 / dt);
+        bar.inc((wpe - from) as u64);
+        bar.set_message(format!("{} loss {:.4}", epoch + 1, tail_mean(&losses, wpe)));
     }
+    debug_assert_eq!(losses.len(), cfg.epochs * wpe);
+    // Each epoch's mean, as the loop of an uninterrupted run computes it after the epoch.
+    let epoch_loss: Vec<f32> = losses
+        .chunks_exact(wpe)
+        .map(|c| tail_mean(c, wpe))
+        .collect();
     bar.finish_and_clear();
     if !trainer.weights_finite() {
         return Err(crate::Error::Diverged {
-            step: total,
+            step: losses.len(),
             what: "a weight is not finite".into(),
         });
     }
@@ -114,8 +249,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         epoch_loss,
         steps: losses.len(),
         train_s,
-        sample_steps_per_s: (total * cfg.sample_steps_per_window()) as f64 / train_s,
+        sample_steps_per_s: if total == 0 {
+            0.0
+        } else {
+            (total * cfg.sample_steps_per_window()) as f64 / train_s
+        },
         epoch_sample_steps_per_s: epoch_rate,
+        first_epoch: first.epoch,
+        resumed_from: args.resume.clone(),
         weights_checksum: model::checksum(trainer.params()),
         simd_level: bitrnn_kernels::simd_level(),
         version: env!("CARGO_PKG_VERSION"),
@@ -129,6 +270,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         wpe,
         &summary.config.describe(),
     )?;
+    if let Some(path) = &args.save {
+        checkpoint::save(path, &Checkpoint::of_trainer(&trainer, &losses))?;
+    }
     let summary = Summary {
         wall_s: start.elapsed().as_secs_f64(),
         ..summary
@@ -139,6 +283,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         format!("{json}\n").as_bytes(),
     )?;
     if !args.quiet {
+        if let Some(path) = &args.save {
+            eprintln!(
+                "wrote checkpoint {} (weights_checksum {})",
+                path.display(),
+                summary.weights_checksum
+            );
+        }
         eprintln!(
             "final_loss {:.4} (0.3466 = rule learned, 0.6931 = nothing learned); {:.1} M sample-steps/s; wrote {}/{{loss.csv,loss.png,summary.json}}",
             summary.final_loss,

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Evaluate a bitrnn checkpoint in PyTorch, with the protocol of `bitrnn eval`.
+
+The checkpoint (`bitrnn train --save FILE`) is a safetensors file whose tensors are the state
+dict of `nn.RNN(2, H)` + `nn.Linear(H, 2)` under the attributes `rnn` and `fc`, plus three
+`bitrnn.*` tensors for resuming. This script drops the `bitrnn.*` tensors and loads the rest
+with `load_state_dict(..., strict=True)`, so a missing or misnamed tensor is an error.
+
+The data is not regenerated here (no RNG is reimplemented): it is read from the x.npy and
+y.npy that `bitrnn generate` writes. The protocol is `bitrnn eval`'s: the sequence is cut
+into data_size // batch_size streams of batch_size steps (batch_size and time_step from the
+checkpoint's config), each walked in batch_size // time_step windows of time_step steps, the
+hidden state zero at the start and carried from window to window; loss is the mean
+cross-entropy and accuracy the fraction of argmax predictions equal to the target.
+
+Two ways to run it:
+
+    # by hand: generate the evaluation data, evaluate in both, compare
+    bitrnn train --save model.st
+    bitrnn generate --data-size 500000 --lags 1,2 --seed 1 --out evaldata
+    bitrnn eval --model model.st --data-size 500000 --lags 1,2 --seed 1 --json
+    python3 scripts/pytorch_check.py --model model.st --data evaldata
+
+    # or let the script call bitrnn with eval's defaults (500000 samples, the checkpoint's
+    # lags, the training seed + 1) and compare the two losses itself
+    python3 scripts/pytorch_check.py --model model.st --bitrnn target/release/bitrnn
+
+Needs torch, numpy and safetensors (pip install torch numpy safetensors).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+from torch import nn
+
+
+class Net(nn.Module):
+    """The tutorial's model: a tanh RNN over the one-hot bit, a dense layer to 2 logits."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.rnn = nn.RNN(2, hidden, nonlinearity="tanh", batch_first=True)
+        self.fc = nn.Linear(hidden, 2)
+
+    def forward(self, x, h):
+        out, h = self.rnn(x, h)
+        return self.fc(out), h
+
+
+def load_model(path: str, dtype: torch.dtype):
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata()
+    if not meta or meta.get("format") != "bitrnn-checkpoint":
+        sys.exit(f"{path}: not a bitrnn checkpoint (no bitrnn metadata)")
+    config = json.loads(meta["config"])
+    tensors = load_file(path)
+    state = {k: v for k, v in tensors.items() if not k.startswith("bitrnn.")}
+    net = Net(config["hidden"])
+    net.load_state_dict(state, strict=True)
+    return net.to(dtype).eval(), config
+
+
+@torch.no_grad()
+def evaluate(net, hidden, x, y, batch_size, time_step, dtype):
+    streams = len(x) // batch_size
+    windows = batch_size // time_step
+    used = streams * batch_size
+    xs = torch.from_numpy(x[:used].astype(np.int64).reshape(streams, batch_size))
+    ys = torch.from_numpy(y[:used].astype(np.int64).reshape(streams, batch_size))
+    onehot = nn.functional.one_hot(xs, 2).to(dtype)
+    h = torch.zeros(1, streams, hidden, dtype=dtype)
+    loss_sum, correct = 0.0, 0
+    for w in range(windows):
+        t = slice(w * time_step, (w + 1) * time_step)
+        logits, h = net(onehot[:, t], h)
+        target = ys[:, t]
+        loss_sum += nn.functional.cross_entropy(
+            logits.reshape(-1, 2).double(), target.reshape(-1), reduction="sum"
+        ).item()
+        correct += (logits.argmax(-1) == target).sum().item()
+    n = streams * windows * time_step
+    return {
+        "loss": loss_sum / n,
+        "accuracy": correct / n,
+        "samples": n,
+        "streams": streams,
+        "windows": windows,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="checkpoint from bitrnn train --save")
+    ap.add_argument("--data", help="directory with x.npy and y.npy from bitrnn generate")
+    ap.add_argument(
+        "--bitrnn",
+        help="bitrnn binary: generate the data with eval's defaults and compare with "
+        "`bitrnn eval --json` (instead of --data)",
+    )
+    ap.add_argument("--double", action="store_true", help="run the model in float64")
+    ap.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-4,
+        help="largest accepted |loss difference| with --bitrnn (default 1e-4)",
+    )
+    args = ap.parse_args()
+    if (args.data is None) == (args.bitrnn is None):
+        ap.error("give exactly one of --data and --bitrnn")
+
+    torch.set_flush_denormal(True)
+    dtype = torch.float64 if args.double else torch.float32
+    net, config = load_model(args.model, dtype)
+
+    theirs = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.bitrnn:
+            out = subprocess.run(
+                [args.bitrnn, "eval", "--model", args.model, "--json"],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            theirs = json.loads(out.stdout)
+            lags = f"{theirs['lags'][0]},{theirs['lags'][1]}"
+            subprocess.run(
+                [
+                    args.bitrnn, "generate", "--data-size", str(theirs["data_size"]),
+                    "--lags", lags, "--seed", str(theirs["seed"]), "--out", tmp,
+                ],
+                check=True,
+                capture_output=True,
+            )
+            data = Path(tmp)
+        else:
+            data = Path(args.data)
+        x = np.load(data / "x.npy")
+        y = np.load(data / "y.npy")
+
+    ours = evaluate(
+        net, config["hidden"], x, y, config["batch_size"], config["time_step"], dtype
+    )
+    ours["dtype"] = str(dtype).removeprefix("torch.")
+    ours["torch"] = torch.__version__
+    print(json.dumps({"pytorch": ours, "bitrnn": theirs}))
+    if theirs is not None:
+        diff = abs(ours["loss"] - theirs["loss"])
+        print(
+            f"loss: pytorch {ours['loss']:.7f}  bitrnn {theirs['loss']:.7f}  "
+            f"|diff| {diff:.2e};  accuracy: pytorch {ours['accuracy']:.6f}  "
+            f"bitrnn {theirs['accuracy']:.6f}",
+            file=sys.stderr,
+        )
+        if diff > args.tolerance or ours["samples"] != theirs["samples"]:
+            sys.exit(f"MISMATCH: loss differs by {diff:.2e} (tolerance {args.tolerance})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,455 @@
+//! Checkpoints end to end: a trained model round-trips exactly, a resumed run is bit for bit
+//! the run that was never stopped (through the library and through `bitrnn train --resume`),
+//! bad files are refused with exit code 2 and one line on stderr, and `bitrnn eval` scores a
+//! model trained with the defaults as a model that learned the rule.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use bitrnn::checkpoint::{self, Checkpoint};
+use bitrnn::config::{Engine, TrainConfig};
+use bitrnn::model;
+use bitrnn::train::{Progress, Trainer};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TestDir(PathBuf);
+
+impl TestDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("bitrnn-ckpt-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TestDir(dir)
+    }
+    fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn small(hidden: usize, engine: Engine, epochs: usize) -> TrainConfig {
+    TrainConfig {
+        data_size: 20_000,
+        batch_size: 500,
+        time_step: 5,
+        hidden,
+        epochs,
+        threads: 2,
+        engine,
+        ..TrainConfig::seed_defaults()
+    }
+}
+
+/// Runs `steps` windows, returning their losses.
+fn train_steps(t: &mut Trainer, steps: usize) -> Vec<f32> {
+    (0..steps).map(|_| t.step().unwrap()).collect()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Trains `total` windows straight, and `first` windows, then saves, loads and restores
+/// into a fresh trainer (with another thread count) and trains the rest: everything must be
+/// identical bit for bit.
+fn assert_resume_is_exact(cfg: &TrainConfig, first: usize, total: usize, dir: &TestDir) {
+    let mut straight = Trainer::new(cfg.clone()).unwrap();
+    let straight_losses = train_steps(&mut straight, total);
+
+    let mut a = Trainer::new(cfg.clone()).unwrap();
+    let losses = train_steps(&mut a, first);
+    let path = dir.path("mid.safetensors");
+    checkpoint::save(&path, &Checkpoint::of_trainer(&a, &losses)).unwrap();
+    drop(a);
+
+    let ck = checkpoint::load(&path).unwrap();
+    let mut b = Trainer::new(TrainConfig {
+        threads: 1,
+        ..ck.config.clone()
+    })
+    .unwrap();
+    let mut losses = ck.losses;
+    b.restore(ck.params, ck.accumulator, ck.progress, &ck.hidden_state);
+    losses.extend(train_steps(&mut b, total - first));
+
+    let what = format!("{cfg:?}, resumed after {first} of {total} windows");
+    assert_eq!(
+        model::checksum(b.params()),
+        model::checksum(straight.params()),
+        "{what}"
+    );
+    assert_eq!(
+        bits(&b.params().data),
+        bits(&straight.params().data),
+        "{what}"
+    );
+    assert_eq!(
+        bits(&b.accumulator().data),
+        bits(&straight.accumulator().data),
+        "{what}"
+    );
+    assert_eq!(
+        bits(&b.carried_state()),
+        bits(&straight.carried_state()),
+        "{what}"
+    );
+    assert_eq!(bits(&losses), bits(&straight_losses), "{what}");
+    assert_eq!(b.progress(), straight.progress(), "{what}");
+}
+
+#[test]
+fn a_trained_model_round_trips_exactly() {
+    let dir = TestDir::new("roundtrip");
+    let cfg = small(6, Engine::Simd, 2);
+    let mut t = Trainer::new(cfg).unwrap();
+    let losses = train_steps(&mut t, 130);
+    let ck = Checkpoint::of_trainer(&t, &losses);
+    assert_eq!(
+        ck.progress,
+        Progress {
+            epoch: 1,
+            window: 30
+        }
+    );
+    let path = dir.path("a.safetensors");
+    checkpoint::save(&path, &ck).unwrap();
+    let back = checkpoint::load(&path).unwrap();
+    assert_eq!(back, ck);
+    // Saving what was loaded gives the same bytes.
+    let again = dir.path("b.safetensors");
+    checkpoint::save(&again, &back).unwrap();
+    assert_eq!(fs::read(&path).unwrap(), fs::read(&again).unwrap());
+}
+
+#[test]
+fn resuming_is_bit_for_bit_at_epoch_ends_and_mid_epoch() {
+    let dir = TestDir::new("resume-lib");
+    // 40 streams x 500 steps, 100 windows per epoch.
+    for (hidden, engine) in [(6, Engine::Simd), (11, Engine::Simd), (3, Engine::Scalar)] {
+        let cfg = small(hidden, engine, 3);
+        assert_resume_is_exact(&cfg, 100, 300, &dir);
+        assert_resume_is_exact(&cfg, 137, 300, &dir);
+    }
+}
+
+#[test]
+fn resuming_the_seed_shape_is_bit_for_bit() {
+    let dir = TestDir::new("resume-seed");
+    let cfg = TrainConfig {
+        epochs: 2,
+        threads: 2,
+        ..TrainConfig::seed_defaults()
+    };
+    assert_resume_is_exact(&cfg, 400, 800, &dir);
+    assert_resume_is_exact(&cfg, 555, 800, &dir);
+}
+
+// ---- through the binary ----
+
+fn bitrnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bitrnn"))
+        .args(args)
+        .output()
+        .expect("bitrnn runs")
+}
+
+fn stdout_json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "bitrnn failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
+}
+
+/// Exit code 2, exactly one line on stderr (the error), no panic; returns the line.
+fn assert_usage_error(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line on stderr: {err:?}");
+    assert!(err.starts_with("bitrnn: error: "), "{err}");
+    err
+}
+
+const SMALL: [&str; 6] = [
+    "--data-size",
+    "20000",
+    "--batch-size",
+    "500",
+    "--hidden",
+    "7",
+];
+
+fn train(dir: &TestDir, out: &str, extra: &[&str]) -> serde_json::Value {
+    let out_dir = dir.path(out);
+    let mut args = vec![
+        "train",
+        "--quiet",
+        "--json",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    stdout_json(&bitrnn(&args))
+}
+
+#[test]
+fn train_resume_matches_training_straight() {
+    let dir = TestDir::new("resume-cli");
+    let p = |f: &str| dir.path(f).to_str().unwrap().to_string();
+    let (straight, part, resumed) = (p("straight.st"), p("part.st"), p("resumed.st"));
+    let (straight, part, resumed) = (straight.as_str(), part.as_str(), resumed.as_str());
+
+    let mut args = SMALL.to_vec();
+    args.extend(["--epochs", "5", "--save", straight]);
+    let s = train(&dir, "straight", &args);
+
+    let mut args = SMALL.to_vec();
+    args.extend(["--epochs", "2", "--save", part, "--threads", "1"]);
+    let k = train(&dir, "part", &args);
+    assert_ne!(k["weights_checksum"], s["weights_checksum"]);
+
+    // The model flags come from the checkpoint: none are given here.
+    let r = train(
+        &dir,
+        "resumed",
+        &["--resume", part, "--epochs", "5", "--save", resumed],
+    );
+    assert_eq!(r["weights_checksum"], s["weights_checksum"]);
+    assert_eq!(r["config"], s["config"]);
+    assert_eq!(r["steps"], s["steps"]);
+    assert_eq!(r["epoch_loss"], s["epoch_loss"]);
+    assert_eq!(r["final_loss"], s["final_loss"]);
+    assert_eq!(r["first_epoch"], 2);
+    assert_eq!(r["epoch_sample_steps_per_s"].as_array().unwrap().len(), 3);
+    assert_eq!(r["resumed_from"], part);
+    assert_eq!(s["first_epoch"], 0);
+    assert!(s["resumed_from"].is_null());
+    // The whole run's losses, and the same checkpoint bytes (same --threads in the config).
+    assert_eq!(
+        fs::read(dir.path("resumed/loss.csv")).unwrap(),
+        fs::read(dir.path("straight/loss.csv")).unwrap()
+    );
+    assert_eq!(fs::read(resumed).unwrap(), fs::read(straight).unwrap());
+
+    // A model flag that disagrees with the checkpoint, or fewer epochs than it has: exit 2.
+    // (--out points into the test directory in case a refusal is missed.)
+    let o = dir.path("refused");
+    let o = o.to_str().unwrap();
+    let e = assert_usage_error(&bitrnn(&[
+        "train", "--quiet", "--out", o, "--resume", part, "--hidden", "8",
+    ]));
+    assert!(e.contains("--hidden 8 (the checkpoint has 7)"), "{e}");
+    let e = assert_usage_error(&bitrnn(&[
+        "train", "--quiet", "--out", o, "--resume", part, "--lags", "2,1", "--seed", "5",
+    ]));
+    assert!(e.contains("--lags (2, 1)") && e.contains("--seed 5"), "{e}");
+    let e = assert_usage_error(&bitrnn(&[
+        "train", "--quiet", "--out", o, "--resume", part, "--epochs", "1",
+    ]));
+    assert!(e.contains("already trained 2 epoch(s)"), "{e}");
+    // A flag equal to the checkpoint's value is fine.
+    let mut args = SMALL.to_vec();
+    args.extend(["--resume", part, "--epochs", "3"]);
+    let r3 = train(&dir, "resumed3", &args);
+    assert_eq!(r3["steps"], 3 * 100);
+}
+
+#[test]
+fn train_and_eval_refuse_bad_checkpoints() {
+    let dir = TestDir::new("bad-cli");
+    let good_path = dir.path("good.st");
+    let mut args = SMALL.to_vec();
+    args.extend(["--epochs", "1", "--save", good_path.to_str().unwrap()]);
+    train(&dir, "good", &args);
+    let good = fs::read(&good_path).unwrap();
+
+    let mut random = Vec::with_capacity(5000);
+    let mut s: u32 = 0x1234_5678;
+    for _ in 0..5000 {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        random.push((s >> 24) as u8);
+    }
+    let mut huge_header = (1u64 << 40).to_le_bytes().to_vec();
+    huge_header.extend_from_slice(&good[8..]);
+    // One bit flipped in the weights (rnn.weight_hh_l0, just before the last tensor), and in
+    // the losses (before the fc. and rnn. tensors, 372 bytes at hidden 7).
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last - 100] ^= 0x40;
+    let mut flipped_loss = good.clone();
+    flipped_loss[last - 400] ^= 0x01;
+    let cases: [(&str, Vec<u8>, &str); 7] = [
+        ("empty", Vec::new(), "empty file"),
+        ("random", random, "absurd"),
+        ("truncated", good[..good.len() - 10].to_vec(), "truncated"),
+        ("header", huge_header, "absurd"),
+        ("json", good[..200].to_vec(), "truncated"),
+        ("flipped", flipped, "weights_checksum mismatch"),
+        ("flipped-loss", flipped_loss, "state_checksum mismatch"),
+    ];
+    for (name, bytes, needle) in cases {
+        let path = dir.path(&format!("{name}.st"));
+        fs::write(&path, &bytes).unwrap();
+        let p = path.to_str().unwrap();
+        for args in [
+            vec!["eval", "--model", p],
+            vec![
+                "train",
+                "--quiet",
+                "--resume",
+                p,
+                "--out",
+                dir.path("o").to_str().unwrap(),
+            ],
+        ] {
+            let e = assert_usage_error(&bitrnn(&args));
+            assert!(e.contains(p), "{name}: names the file: {e}");
+            assert!(e.contains(needle), "{name}: {e}");
+        }
+    }
+    // A missing file is an I/O error (exit 1), also one line.
+    let out = bitrnn(&["eval", "--model", dir.path("none.st").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}
+
+#[test]
+fn eval_reports_json_and_refuses_bad_flags() {
+    let dir = TestDir::new("eval-cli");
+    let model = dir.path("m.st");
+    let m = model.to_str().unwrap();
+    let mut args = SMALL.to_vec();
+    args.extend(["--epochs", "2", "--seed", "41", "--save", m]);
+    let s = train(&dir, "m", &args);
+
+    let r = stdout_json(&bitrnn(&["eval", "--model", m, "--json"]));
+    for key in [
+        "model",
+        "loss",
+        "accuracy",
+        "samples",
+        "data_size",
+        "lags",
+        "seed",
+        "streams",
+        "batch_size",
+        "time_step",
+        "windows",
+        "hidden",
+        "train_seed",
+        "trained_epochs",
+        "weights_checksum",
+    ] {
+        assert!(r.get(key).is_some(), "eval --json has {key}: {r}");
+    }
+    assert_eq!(r["seed"], 42, "the default seed is the training seed + 1");
+    assert_eq!(r["train_seed"], 41);
+    assert_eq!(r["data_size"], 500_000);
+    assert_eq!(r["batch_size"], 500);
+    assert_eq!(r["streams"], 1000);
+    assert_eq!(r["windows"], 100);
+    assert_eq!(r["samples"], 500_000);
+    assert_eq!(r["hidden"], 7);
+    assert_eq!(r["lags"], serde_json::json!([1, 2]));
+    assert_eq!(r["trained_epochs"], 2);
+    assert_eq!(r["weights_checksum"], s["weights_checksum"]);
+
+    // Explicit settings are used; the same settings give the same figures.
+    let args = [
+        "eval",
+        "--model",
+        m,
+        "--json",
+        "--data-size",
+        "30000",
+        "--lags",
+        "5,6",
+        "--seed",
+        "3",
+    ];
+    let r = stdout_json(&bitrnn(&args));
+    assert_eq!(r["data_size"], 30_000);
+    assert_eq!(r["seed"], 3);
+    assert_eq!(r["lags"], serde_json::json!([5, 6]));
+    assert_eq!(r, stdout_json(&bitrnn(&args)));
+
+    // Without --json: one readable line on stdout.
+    let out = bitrnn(&["eval", "--model", m]);
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(line.lines().count(), 1);
+    assert!(
+        line.contains("loss ") && line.contains("accuracy "),
+        "{line}"
+    );
+
+    for (args, needle) in [
+        (vec!["--data-size", "100"], "--data-size 100"),
+        (vec!["--lags", "3,3"], "--lags 3,3"),
+        (vec!["--lags", "x"], "expected two positive integers"),
+        (vec!["--seed", "x"], "--seed"),
+    ] {
+        let mut all = vec!["eval", "--model", m];
+        all.extend(args);
+        let out = bitrnn(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{all:?}: {err}");
+        assert!(err.contains(needle), "{all:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // --model is required.
+    assert_eq!(bitrnn(&["eval"]).status.code(), Some(2));
+}
+
+#[test]
+fn a_model_trained_with_the_defaults_learns_the_rule() {
+    let dir = TestDir::new("defaults");
+    let model = dir.path("default.st");
+    let m = model.to_str().unwrap();
+    let s = train(&dir, "default", &["--save", m]);
+    assert_eq!(s["steps"], 4000);
+    let r = stdout_json(&bitrnn(&["eval", "--model", m, "--json"]));
+    let (loss, accuracy) = (r["loss"].as_f64().unwrap(), r["accuracy"].as_f64().unwrap());
+    assert!(accuracy >= 0.74, "accuracy {accuracy}");
+    assert!(loss <= 0.36, "loss {loss}");
+    // Fresh data: the seed is not the training seed.
+    assert_eq!(r["seed"], 1);
+    // The unlearnable lags from the same model: no better than chance.
+    let r = stdout_json(&bitrnn(&["eval", "--model", m, "--json", "--lags", "5,6"]));
+    assert!(r["accuracy"].as_f64().unwrap() < 0.55, "{r}");
+}
+
+#[test]
+fn checkpoint_path_mistakes_fail_before_training() {
+    let dir = TestDir::new("save-path");
+    let out = dir.path("o");
+    let o = out.to_str().unwrap();
+    let missing = dir.path("no/such/dir/m.st");
+    let e = assert_usage_error(&bitrnn(&[
+        "train",
+        "--quiet",
+        "--out",
+        o,
+        "--save",
+        missing.to_str().unwrap(),
+    ]));
+    assert!(e.contains("--save"), "{e}");
+    let e = assert_usage_error(&bitrnn(&[
+        "train",
+        "--quiet",
+        "--out",
+        o,
+        "--save",
+        dir.0.to_str().unwrap(),
+    ]));
+    assert!(e.contains("--save"), "{e}");
+    assert!(!Path::new(o).join("summary.json").exists());
+}
