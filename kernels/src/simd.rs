@@ -278,7 +278,11 @@ impl Workspace {
     pub fn raw_state(&self) -> &[f32x8] {
         &self.hbuf[..self.hidden * self.groups]
     }
-    /// Mutable access to the whole carried state including padding lanes.
+    /// Mutable access to the whole carried state including padding lanes. Padding lanes must
+    /// hold finite values small enough that `w_hh * v` cannot overflow (anything in [-1, 1],
+    /// the range of tanh, is safe): an infinite `z` there would make `h` NaN, and `0 * NaN`
+    /// would reach the gradient. [`Workspace::reset`], [`Workspace::load_state`] and the
+    /// kernels themselves only ever put zeros or tanh outputs there.
     pub fn raw_state_mut(&mut self) -> &mut [f32x8] {
         let n = self.hidden * self.groups;
         &mut self.hbuf[..n]
