@@ -34,7 +34,11 @@ pub const MAX_SHARDS: usize = 16;
 /// reduce only `H^2 + 5H + 2 <= 106` numbers, so 4 groups (32 streams) suffice.
 #[must_use]
 pub fn min_shard_groups(hidden: usize, time_step: usize) -> usize {
-    if hidden <= simd::SMALL_MAX { 4 } else { 64usize.div_ceil(time_step).max(1) }
+    if hidden <= simd::SMALL_MAX {
+        4
+    } else {
+        64usize.div_ceil(time_step).max(1)
+    }
 }
 
 /// Lane-group ranges `[start, end)` of the shards for `groups` lane groups:
@@ -92,7 +96,6 @@ enum EngineState {
     Simd {
         prepared: Prepared,
         shards: Vec<Shard>,
-        pool: Option<rayon::ThreadPool>,
     },
     Scalar {
         h: Vec<f32>,
@@ -121,6 +124,10 @@ pub struct Trainer {
     grad: Vec<f32>,
     engine: EngineState,
     planes: PlaneChunk,
+    /// The worker pool (`--threads` > 1, SIMD engine). Entered once per [`Trainer::run`], so
+    /// that a window's fork-join happens between pool workers, not through the pool's
+    /// injection queue (which costs microseconds per entry: a seed-size window is ~10 us).
+    pool: Option<rayon::ThreadPool>,
     progress: Progress,
     /// `Some` while phase timing is on.
     timing: Option<PhaseTimes>,
@@ -156,23 +163,9 @@ impl Trainer {
                         }
                     })
                     .collect();
-                let pool = if cfg.threads > 1 {
-                    Some(
-                        rayon::ThreadPoolBuilder::new()
-                            .num_threads(cfg.threads)
-                            .build()
-                            .map_err(|e| Error::Usage(format!("--threads {}: {e}", cfg.threads)))?,
-                    )
-                } else {
-                    None
-                };
                 let mut prepared = Prepared::new(h);
                 prepared.load(&params);
-                EngineState::Simd {
-                    prepared,
-                    shards,
-                    pool,
-                }
+                EngineState::Simd { prepared, shards }
             }
             Engine::Scalar => EngineState::Scalar {
                 h: vec![0.0; s * h],
@@ -181,6 +174,15 @@ impl Trainer {
                 x: vec![0; s * t],
                 y: vec![0; s * t],
             },
+        };
+        let pool = match (cfg.engine, cfg.threads) {
+            (Engine::Simd, n) if n > 1 => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?,
+            ),
+            _ => None,
         };
         // A chunk of whole windows covering up to 64 steps (one bit-matrix transpose).
         let chunk_windows = (64 / t).max(1);
@@ -200,6 +202,7 @@ impl Trainer {
             data,
             params,
             engine,
+            pool,
             progress: Progress::default(),
             timing: None,
         })
@@ -254,6 +257,47 @@ impl Trainer {
 
     /// Runs one training window (forward, BPTT, reduction, update) and returns its mean loss.
     pub fn step(&mut self) -> Result<f32> {
+        let mut loss = f32::NAN;
+        self.run(1, |l| {
+            loss = l;
+            true
+        })?;
+        Ok(loss)
+    }
+
+    /// Runs up to `windows` training windows inside one entry into the thread pool, calling
+    /// `on_window` with each window's mean loss; stops early when it returns `false`. Returns
+    /// the number of windows run.
+    pub fn run(
+        &mut self,
+        windows: usize,
+        mut on_window: impl FnMut(f32) -> bool + Send,
+    ) -> Result<usize> {
+        let pool = self.pool.take();
+        let result = match &pool {
+            Some(pool) => pool.install(|| self.run_windows(windows, &mut on_window)),
+            None => self.run_windows(windows, &mut on_window),
+        };
+        self.pool = pool;
+        result
+    }
+
+    fn run_windows(
+        &mut self,
+        windows: usize,
+        on_window: &mut impl FnMut(f32) -> bool,
+    ) -> Result<usize> {
+        for done in 1..=windows {
+            let loss = self.window()?;
+            if !on_window(loss) {
+                return Ok(done);
+            }
+        }
+        Ok(windows)
+    }
+
+    /// One window; in the pool when there is one (see [`Trainer::run`]).
+    fn window(&mut self) -> Result<f32> {
         let t = self.cfg.time_step;
         let Progress { epoch, window } = self.progress;
         let step_index = epoch * self.cfg.windows_per_epoch() + window;
@@ -274,11 +318,7 @@ impl Trainer {
         let clock = Instant::now();
         let mut reduction_s = 0.0;
         let loss_sum = match &mut self.engine {
-            EngineState::Simd {
-                prepared,
-                shards,
-                pool,
-            } => {
+            EngineState::Simd { prepared, shards } => {
                 let prepared = &*prepared;
                 let run = |sh: &mut Shard| {
                     let planes = Planes {
@@ -303,9 +343,10 @@ impl Trainer {
                         );
                     }
                 };
-                match pool {
-                    Some(pool) => pool.install(|| shards.par_iter_mut().for_each(run)),
-                    None => shards.iter_mut().for_each(run),
+                if self.cfg.threads > 1 {
+                    shards.par_iter_mut().for_each(run);
+                } else {
+                    shards.iter_mut().for_each(run);
                 }
                 let reduce_start = Instant::now();
                 reduce_pairwise(shards, &mut self.grad);
@@ -507,7 +548,8 @@ mod tests {
 
     #[test]
     fn shard_ranges_cover_the_groups_evenly() {
-        for (groups, hidden, time_step) in (1..200).flat_map(|g| [(g, 6, 5), (g, 64, 5), (g, 9, 1)]) {
+        for (groups, hidden, time_step) in (1..200).flat_map(|g| [(g, 6, 5), (g, 64, 5), (g, 9, 1)])
+        {
             let r = shard_ranges(groups, hidden, time_step);
             let min = min_shard_groups(hidden, time_step);
             assert_eq!(r.len(), (groups / min).clamp(1, MAX_SHARDS));
