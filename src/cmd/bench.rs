@@ -1,11 +1,629 @@
-//! `bitrnn bench` (being written).
+//! `bitrnn bench`: training throughput for a grid of hidden sizes and thread counts, as
+//! sample-steps per second (median of timed repeats), GFLOP/s under the FLOP model, and the
+//! percentage of the machine's measured f32 FMA peak ([`crate::peak`]).
+//!
+//! Per (hidden, threads) row: a [`Trainer`] on the seed's layout (`--streams` streams of
+//! [`BATCH_SIZE`] steps, windows of `--time-step`), a warm-up that also sizes the repeats,
+//! `--repeats` timed repeats of whole windows, then one more pass of the same length with
+//! phase timing on, whose clock reads therefore never touch the throughput figures.
 
+use crate::cli::default_threads;
+use crate::config::{Engine, MAX_DATA_SIZE, MAX_HIDDEN, MAX_THREADS, Optimizer, TrainConfig};
 use crate::error::{Error, Result};
+use crate::peak;
+use crate::train::{PhaseTimes, Trainer};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Instant, SystemTime};
+
+/// The length of each stream (the tutorial's `batch_size`): the seed's 2000, i.e. 400
+/// windows of 5 steps per epoch, so a repeat seldom crosses an epoch boundary.
+pub const BATCH_SIZE: usize = 2_000;
+/// Fewest repeats: a median and a range need a few.
+pub const MIN_REPEATS: usize = 5;
+/// Most repeats and longest `--seconds` accepted.
+pub const MAX_REPEATS: usize = 10_000;
+pub const MAX_SECONDS: f64 = 86_400.0;
+
+const AFTER_HELP: &str = "\
+FLOP model (SEED.md): one sample-step (one stream advancing one time step, forward + backward
++ update) costs 6H^2 + 6HC FLOPs for hidden H and C = 2 classes, i.e. 6H^2 + 12H: the forward
+W_hh h (2H^2) and W_hy h (2HC), the backward dW_hh (2H^2), W_hh^T dz (2H^2), dW_hy (2HC) and
+W_hy^T dl (2HC), a multiply-add counting 2. The one-hot input is a gather and costs nothing.
+gflops = median sample-steps/s x (6H^2 + 12H) / 1e9; pct_of_peak = 100 gflops / peak_gflops,
+where peak_gflops is this binary's f32 FMA peak on as many threads, measured at start (median
+of 5 runs of 0.2 s of 12 independent f32x8 multiply-add chains per thread). Other processes
+can only lower a peak run: on a busy machine a row can exceed 100% of a peak measured while
+they ran (peak_gflops_min/max show the spread).
+
+The shares split one extra timed pass: forward and backward divide the parallel region's wall
+time in proportion to their thread-seconds; reduction (summing the shards' gradients) and
+update (Adagrad) are wall time; other is the rest (bit planes, loss, bookkeeping).
+
+Examples:
+  bitrnn bench                                 hidden 6,64,256 x threads 1,all
+  bitrnn bench --hidden 6 --threads 2 --json   one JSON object per row";
 
 #[derive(Debug, Args)]
-pub struct BenchArgs {}
+#[command(after_help = AFTER_HELP)]
+pub struct BenchArgs {
+    /// Hidden sizes to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "6,64,256")]
+    pub hidden: Vec<usize>,
+    /// Thread counts to measure, comma-separated [default: 1 and all cores].
+    #[arg(long, value_delimiter = ',')]
+    pub threads: Option<Vec<usize>>,
+    /// Parallel streams (the seed: 250); each is 2000 steps long.
+    #[arg(long, default_value_t = 250)]
+    pub streams: usize,
+    /// Steps per training window (the seed: 5).
+    #[arg(long, default_value_t = 5)]
+    pub time_step: usize,
+    /// Timed seconds per row, split over the repeats (plus a warm-up and a phase pass).
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
+    pub seconds: f64,
+    /// Timed repeats per row (at least 5): the median, min and max are reported.
+    #[arg(long, default_value_t = MIN_REPEATS)]
+    pub repeats: usize,
+    /// One JSON object per row on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: &BenchArgs) -> Result<()> {
-    Err(Error::Usage("bitrnn bench: not available in this build".into()))
+/// The flags, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchPlan {
+    pub hidden: Vec<usize>,
+    pub threads: Vec<usize>,
+    pub streams: usize,
+    pub time_step: usize,
+    pub seconds: f64,
+    pub repeats: usize,
+}
+
+impl BenchArgs {
+    /// Checks every flag; the error names the flag, the value and what is allowed.
+    pub fn plan(&self) -> Result<BenchPlan> {
+        let usage = |m: String| Err(Error::Usage(m));
+        let threads = self
+            .threads
+            .clone()
+            .unwrap_or_else(|| dedup(vec![1, default_threads()]));
+        check_list("--hidden", &self.hidden, MAX_HIDDEN)?;
+        check_list("--threads", &threads, MAX_THREADS)?;
+        let max_streams = MAX_DATA_SIZE / BATCH_SIZE;
+        if self.streams == 0 || self.streams > max_streams {
+            return usage(format!(
+                "--streams {}: must be between 1 and {max_streams}",
+                self.streams
+            ));
+        }
+        if self.time_step == 0 || self.time_step > BATCH_SIZE {
+            return usage(format!(
+                "--time-step {}: must be between 1 and {BATCH_SIZE} (the stream length)",
+                self.time_step
+            ));
+        }
+        if !(self.seconds.is_finite() && self.seconds > 0.0 && self.seconds <= MAX_SECONDS) {
+            return usage(format!(
+                "--seconds {}: must be a number above 0 and at most {MAX_SECONDS}",
+                self.seconds
+            ));
+        }
+        if !(MIN_REPEATS..=MAX_REPEATS).contains(&self.repeats) {
+            return usage(format!(
+                "--repeats {}: must be between {MIN_REPEATS} and {MAX_REPEATS}",
+                self.repeats
+            ));
+        }
+        Ok(BenchPlan {
+            hidden: self.hidden.clone(),
+            threads,
+            streams: self.streams,
+            time_step: self.time_step,
+            seconds: self.seconds,
+            repeats: self.repeats,
+        })
+    }
+}
+
+/// `v` without repeated values, first occurrences kept in order.
+fn dedup(v: Vec<usize>) -> Vec<usize> {
+    let mut out = Vec::with_capacity(v.len());
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+fn check_list(flag: &str, v: &[usize], max: usize) -> Result<()> {
+    if v.is_empty() {
+        return Err(Error::Usage(format!(
+            "{flag}: empty list; give one or more values between 1 and {max}, comma-separated"
+        )));
+    }
+    if let Some(bad) = v.iter().find(|&&x| x == 0 || x > max) {
+        return Err(Error::Usage(format!(
+            "{flag} {bad}: each value must be between 1 and {max}"
+        )));
+    }
+    Ok(())
+}
+
+/// FLOPs of one sample-step for hidden size `hidden`: `6H^2 + 6HC` with `C = 2` classes.
+#[must_use]
+pub fn flops_per_sample_step(hidden: usize) -> f64 {
+    let h = hidden as f64;
+    6.0 * h * h + 6.0 * h * bitrnn_kernels::CLASSES as f64
+}
+
+/// One row of the report (one JSON line).
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchRow {
+    pub hidden: usize,
+    pub threads: usize,
+    pub streams: usize,
+    pub time_step: usize,
+    pub batch_size: usize,
+    pub repeats: usize,
+    /// Windows per timed repeat.
+    pub windows_per_repeat: usize,
+    /// Median over the repeats.
+    pub sample_steps_per_s: f64,
+    pub sample_steps_per_s_min: f64,
+    pub sample_steps_per_s_max: f64,
+    pub flops_per_sample_step: f64,
+    /// `sample_steps_per_s * flops_per_sample_step / 1e9`.
+    pub gflops: f64,
+    /// The measured f32 FMA peak for `threads` threads (median), and its runs' range.
+    pub peak_gflops: f64,
+    pub peak_gflops_min: f64,
+    pub peak_gflops_max: f64,
+    /// `100 * gflops / peak_gflops`.
+    pub pct_of_peak: f64,
+    /// Fractions of the phase pass's wall time (they sum to 1 with `other_share`).
+    pub forward_share: f64,
+    pub backward_share: f64,
+    pub reduction_share: f64,
+    pub update_share: f64,
+    pub other_share: f64,
+    pub simd_level: &'static str,
+    pub threads_available: usize,
+    pub date: String,
+    pub version: &'static str,
+}
+
+/// Phase shares of a pass of `wall_s` seconds; see [`BenchRow`] and the help text.
+#[must_use]
+pub fn shares(pt: &PhaseTimes, wall_s: f64) -> [f64; 5] {
+    let thread_s = pt.forward_s + pt.backward_s;
+    let (fwd, bwd) = if thread_s > 0.0 {
+        (
+            pt.parallel_s * pt.forward_s / thread_s,
+            pt.parallel_s * pt.backward_s / thread_s,
+        )
+    } else {
+        (0.0, 0.0)
+    };
+    let parts = [fwd, bwd, pt.reduction_s, pt.update_s].map(|x| x / wall_s);
+    let other = (1.0 - parts.iter().sum::<f64>()).max(0.0);
+    [parts[0], parts[1], parts[2], parts[3], other]
+}
+
+/// Today's date (UTC), `YYYY-MM-DD`, from the system clock (days to civil date: Howard
+/// Hinnant's algorithm, proleptic Gregorian).
+#[must_use]
+pub fn utc_date() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `(year, month, day)` of the day `days` after 1970-01-01.
+#[must_use]
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Measures one row. `peak` is the measured peak for `threads`; `date` goes in the row.
+fn bench_row(
+    plan: &BenchPlan,
+    hidden: usize,
+    threads: usize,
+    peak: &peak::Peak,
+    date: &str,
+    bar: &ProgressBar,
+) -> Result<BenchRow> {
+    let cfg = TrainConfig {
+        data_size: plan.streams * BATCH_SIZE,
+        batch_size: BATCH_SIZE,
+        time_step: plan.time_step,
+        hidden,
+        threads,
+        engine: Engine::Simd,
+        optimizer: Optimizer::Adagrad,
+        ..TrainConfig::seed_defaults()
+    };
+    let per_window = cfg.sample_steps_per_window() as f64;
+    let label = format!("hidden {hidden}, threads {threads}");
+    bar.set_message(format!("{label}: data and warm-up"));
+    let mut trainer = Trainer::new(cfg)?;
+
+    // Warm-up: caches, page faults, the pool's threads; at least 3 windows and as long as a
+    // repeat (0.05 s at least), timed from the second window on to size the repeats.
+    let repeat_s = plan.seconds / plan.repeats as f64;
+    trainer.step()?;
+    let t0 = Instant::now();
+    let mut warm = 0usize;
+    trainer.run(usize::MAX, |_| {
+        warm += 1;
+        warm < 3 || t0.elapsed().as_secs_f64() < repeat_s.max(0.05)
+    })?;
+    let window_s = t0.elapsed().as_secs_f64() / warm as f64;
+    let windows = ((repeat_s / window_s).round() as usize).max(1);
+
+    let mut rates = Vec::with_capacity(plan.repeats);
+    for r in 0..plan.repeats {
+        bar.set_message(format!("{label}: repeat {}/{}", r + 1, plan.repeats));
+        let t = Instant::now();
+        trainer.run(windows, |_| true)?;
+        rates.push(windows as f64 * per_window / t.elapsed().as_secs_f64());
+    }
+
+    bar.set_message(format!("{label}: phase pass"));
+    trainer.set_timing(true);
+    let t = Instant::now();
+    trainer.run(windows, |_| true)?;
+    let wall = t.elapsed().as_secs_f64();
+    let pt = trainer.phase_times().expect("timing is on");
+    trainer.set_timing(false);
+    let [
+        forward_share,
+        backward_share,
+        reduction_share,
+        update_share,
+        other_share,
+    ] = shares(&pt, wall);
+
+    let median = peak::median(&rates);
+    let flops = flops_per_sample_step(hidden);
+    let gflops = median * flops / 1e9;
+    Ok(BenchRow {
+        hidden,
+        threads,
+        streams: plan.streams,
+        time_step: plan.time_step,
+        batch_size: BATCH_SIZE,
+        repeats: plan.repeats,
+        windows_per_repeat: windows,
+        sample_steps_per_s: median,
+        sample_steps_per_s_min: rates.iter().copied().fold(f64::INFINITY, f64::min),
+        sample_steps_per_s_max: rates.iter().copied().fold(0.0, f64::max),
+        flops_per_sample_step: flops,
+        gflops,
+        peak_gflops: peak.gflops,
+        peak_gflops_min: peak.min_gflops,
+        peak_gflops_max: peak.max_gflops,
+        pct_of_peak: 100.0 * gflops / peak.gflops,
+        forward_share,
+        backward_share,
+        reduction_share,
+        update_share,
+        other_share,
+        simd_level: bitrnn_kernels::simd_level(),
+        threads_available: default_threads(),
+        date: date.to_owned(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// `1234567.0` as `1.23 M`, with k/M/G prefixes.
+#[must_use]
+pub fn si(x: f64) -> String {
+    let (v, p) = if x >= 1e9 {
+        (x / 1e9, " G")
+    } else if x >= 1e6 {
+        (x / 1e6, " M")
+    } else if x >= 1e3 {
+        (x / 1e3, " k")
+    } else {
+        (x, " ")
+    };
+    let digits = if v >= 100.0 { 1 } else { 2 };
+    format!("{v:.digits$}{p}")
+}
+
+fn table_header(plan: &BenchPlan, peaks: &BTreeMap<usize, peak::Peak>, date: &str) -> String {
+    let mut s = format!(
+        "bitrnn bench {}  {date}  SIMD: {}  {} thread(s) available\n",
+        env!("CARGO_PKG_VERSION"),
+        bitrnn_kernels::simd_level(),
+        default_threads()
+    );
+    s += &format!(
+        "{} streams x {BATCH_SIZE} steps, time_step {}; median of {} repeats over {} s per row; \
+         FLOP model 6H^2 + 12H per sample-step\n",
+        plan.streams, plan.time_step, plan.repeats, plan.seconds
+    );
+    let peaks: Vec<String> = peaks
+        .values()
+        .map(|p| {
+            format!(
+                "{} thread(s) {:.1} GFLOP/s [{:.1}, {:.1}]",
+                p.threads, p.gflops, p.min_gflops, p.max_gflops
+            )
+        })
+        .collect();
+    s += &format!("measured f32 FMA peak: {}\n\n", peaks.join(", "));
+    s += &format!(
+        "{:>6} {:>7}  {:>33}  {:>7} {:>6} {:>6}  {:>4} {:>4} {:>4} {:>4} {:>5}",
+        "hidden",
+        "threads",
+        "sample-steps/s  median [min, max]",
+        "GFLOP/s",
+        "peak",
+        "%peak",
+        "fwd",
+        "bwd",
+        "red",
+        "upd",
+        "other"
+    );
+    s
+}
+
+fn table_row(r: &BenchRow) -> String {
+    let pct = |x: f64| format!("{:.0}%", 100.0 * x);
+    format!(
+        "{:>6} {:>7}  {:>33}  {:>7.2} {:>6.1} {:>5.1}%  {:>4} {:>4} {:>4} {:>4} {:>5}",
+        r.hidden,
+        r.threads,
+        format!(
+            "{}  [{}, {}]",
+            si(r.sample_steps_per_s),
+            si(r.sample_steps_per_s_min),
+            si(r.sample_steps_per_s_max)
+        ),
+        r.gflops,
+        r.peak_gflops,
+        r.pct_of_peak,
+        pct(r.forward_share),
+        pct(r.backward_share),
+        pct(r.reduction_share),
+        pct(r.update_share),
+        pct(r.other_share)
+    )
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let plan = args.plan()?;
+    let date = utc_date();
+    let show = std::io::stderr().is_terminal();
+    let rows = plan.hidden.len() * plan.threads.len();
+    let bar = if show {
+        let bar = ProgressBar::with_draw_target(Some(rows as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} rows  {elapsed}  {msg}")
+                .expect("static template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+
+    // The peaks first, while nothing else of ours runs.
+    let mut peaks = BTreeMap::new();
+    for &threads in &plan.threads {
+        bar.set_message(format!("measuring the f32 FMA peak on {threads} thread(s)"));
+        peaks
+            .entry(threads)
+            .or_insert_with(|| peak::measure(threads, peak::DEFAULT_REPEAT, peak::DEFAULT_REPEATS));
+    }
+
+    let mut first = true;
+    let mut over_peak = false;
+    for &hidden in &plan.hidden {
+        for &threads in &plan.threads {
+            let row = bench_row(&plan, hidden, threads, &peaks[&threads], &date, &bar)?;
+            bar.inc(1);
+            // Rows print as they are measured; the table's header goes with the first.
+            bar.suspend(|| {
+                if args.json {
+                    println!("{}", serde_json::to_string(&row).expect("a row serializes"));
+                } else {
+                    if first {
+                        println!("{}", table_header(&plan, &peaks, &date));
+                    }
+                    println!("{}", table_row(&row));
+                }
+            });
+            first = false;
+            over_peak |= row.pct_of_peak > 100.0;
+        }
+    }
+    bar.finish_and_clear();
+    if over_peak && !args.json {
+        println!(
+            "note: a row above 100% of peak ran faster than the peak measured at start: other \
+             processes were running then; rerun on an idle machine"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> BenchArgs {
+        BenchArgs {
+            hidden: vec![6],
+            threads: Some(vec![1]),
+            streams: 250,
+            time_step: 5,
+            seconds: 1.0,
+            repeats: 5,
+            json: false,
+        }
+    }
+
+    #[test]
+    fn flop_model_matches_seed_md() {
+        // SEED.md: 288 FLOPs per sample-step at H = 6.
+        assert_eq!(flops_per_sample_step(6), 288.0);
+        assert_eq!(flops_per_sample_step(64), 6.0 * 4096.0 + 12.0 * 64.0);
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn shares_sum_to_one() {
+        let pt = PhaseTimes {
+            forward_s: 3.0,
+            backward_s: 1.0,
+            parallel_s: 2.0,
+            reduction_s: 0.5,
+            update_s: 0.25,
+        };
+        let s = shares(&pt, 4.0);
+        assert_eq!(s, [0.375, 0.125, 0.125, 0.0625, 0.3125]);
+        assert!((s.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn plan_rejects_bad_flags_naming_them() {
+        let cases: Vec<(BenchArgs, &str)> = vec![
+            (
+                BenchArgs {
+                    hidden: vec![],
+                    ..args()
+                },
+                "--hidden",
+            ),
+            (
+                BenchArgs {
+                    hidden: vec![6, 0],
+                    ..args()
+                },
+                "--hidden 0",
+            ),
+            (
+                BenchArgs {
+                    hidden: vec![4097],
+                    ..args()
+                },
+                "--hidden 4097",
+            ),
+            (
+                BenchArgs {
+                    threads: Some(vec![]),
+                    ..args()
+                },
+                "--threads",
+            ),
+            (
+                BenchArgs {
+                    threads: Some(vec![1025]),
+                    ..args()
+                },
+                "--threads 1025",
+            ),
+            (
+                BenchArgs {
+                    streams: 0,
+                    ..args()
+                },
+                "--streams 0",
+            ),
+            (
+                BenchArgs {
+                    time_step: 0,
+                    ..args()
+                },
+                "--time-step 0",
+            ),
+            (
+                BenchArgs {
+                    time_step: 2001,
+                    ..args()
+                },
+                "--time-step 2001",
+            ),
+            (
+                BenchArgs {
+                    seconds: 0.0,
+                    ..args()
+                },
+                "--seconds 0",
+            ),
+            (
+                BenchArgs {
+                    seconds: f64::NAN,
+                    ..args()
+                },
+                "--seconds NaN",
+            ),
+            (
+                BenchArgs {
+                    seconds: f64::INFINITY,
+                    ..args()
+                },
+                "--seconds inf",
+            ),
+            (
+                BenchArgs {
+                    repeats: 4,
+                    ..args()
+                },
+                "--repeats 4",
+            ),
+        ];
+        for (a, flag) in cases {
+            match a.plan() {
+                Err(Error::Usage(m)) => assert!(m.starts_with(flag), "{m} (expected {flag})"),
+                other => panic!("{flag}: expected a usage error, got {other:?}"),
+            }
+        }
+        assert!(args().plan().is_ok());
+    }
+
+    #[test]
+    fn default_threads_are_one_and_all_cores() {
+        let p = BenchArgs {
+            threads: None,
+            ..args()
+        }
+        .plan()
+        .unwrap();
+        assert_eq!(p.threads[0], 1);
+        assert_eq!(*p.threads.last().unwrap(), default_threads());
+    }
+
+    #[test]
+    fn si_prefixes() {
+        assert_eq!(si(1_234_567.0), "1.23 M");
+        assert_eq!(si(123_456_789.0), "123.5 M");
+        assert_eq!(si(950.0), "950.0 ");
+    }
 }
