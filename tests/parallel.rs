@@ -1,0 +1,60 @@
+//! Data-parallel training: the weights are bit-for-bit identical for any thread count, for
+//! shapes with few streams, stream counts that are not a multiple of 8 and more shards than
+//! threads.
+
+use bitrnn::config::{Engine, TrainConfig};
+use bitrnn::train::Trainer;
+fn config(data_size: usize, batch_size: usize, hidden: usize, threads: usize) -> TrainConfig {
+    TrainConfig {
+        data_size,
+        batch_size,
+        time_step: 5,
+        hidden,
+        threads,
+        epochs: 2,
+        ..TrainConfig::seed_defaults()
+    }
+}
+
+/// Trains `epochs` epochs and returns the bits of the final weights.
+fn train_bits(cfg: TrainConfig) -> Vec<u32> {
+    let windows = cfg.epochs * cfg.windows_per_epoch();
+    let mut trainer = Trainer::new(cfg).expect("valid config");
+    let ran = trainer
+        .run(windows, |loss| loss.is_finite())
+        .expect("trains");
+    assert_eq!(ran, windows);
+    trainer.params().data.iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn weights_are_identical_for_any_thread_count() {
+    // (data_size, batch_size, hidden): the seed's stream count; 37 streams (not a multiple of
+    // 8, fewer shards than 4 threads); 3 streams (one lane group); a blocked-kernel size with
+    // several shards; 1000 streams (16 shards).
+    let shapes = [
+        (50_000, 200, 6),
+        (37 * 100, 100, 6),
+        (3 * 100, 100, 5),
+        (130 * 50, 50, 17),
+        (1000 * 20, 20, 9),
+    ];
+    for (data_size, batch_size, hidden) in shapes {
+        let one = train_bits(config(data_size, batch_size, hidden, 1));
+        for threads in [2, 3, 4] {
+            let many = train_bits(config(data_size, batch_size, hidden, threads));
+            assert!(
+                one == many,
+                "data_size {data_size}, batch_size {batch_size}, hidden {hidden}: weights \
+                 differ between 1 and {threads} threads"
+            );
+        }
+    }
+}
+
+#[test]
+fn scalar_engine_is_deterministic_too() {
+    let mut cfg = config(4_000, 100, 4, 1);
+    cfg.engine = Engine::Scalar;
+    assert_eq!(train_bits(cfg.clone()), train_bits(cfg));
+}
