@@ -26,7 +26,9 @@ impl Case {
     fn new(hidden: usize, streams: usize, time_step: usize) -> Self {
         let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ hidden as u64;
         let mut next = move || {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             state >> 33
         };
         let limit = (3.0 / hidden as f64).sqrt();
@@ -34,9 +36,15 @@ impl Case {
         for v in &mut params.data {
             *v = ((next() as f64 / (1u64 << 31) as f64 * 2.0 - 1.0) * limit) as f32;
         }
-        let h0 = (0..streams * hidden).map(|_| (next() as f64 / (1u64 << 31) as f64 - 0.5) as f32).collect();
-        let x: Vec<u8> = (0..streams * time_step).map(|_| (next() & 1) as u8).collect();
-        let y: Vec<u8> = (0..streams * time_step).map(|_| (next() & 1) as u8).collect();
+        let h0 = (0..streams * hidden)
+            .map(|_| (next() as f64 / (1u64 << 31) as f64 - 0.5) as f32)
+            .collect();
+        let x: Vec<u8> = (0..streams * time_step)
+            .map(|_| (next() & 1) as u8)
+            .collect();
+        let y: Vec<u8> = (0..streams * time_step)
+            .map(|_| (next() & 1) as u8)
+            .collect();
         let groups = simd::groups_for(streams);
         let (mut xp, mut yp) = (vec![0u8; time_step * groups], vec![0u8; time_step * groups]);
         for t in 0..time_step {
@@ -45,10 +53,24 @@ impl Case {
                 yp[t * groups + s / 8] |= y[t * streams + s] << (s % 8);
             }
         }
-        Self { hidden, streams, time_step, params, h0, x, y, xp, yp }
+        Self {
+            hidden,
+            streams,
+            time_step,
+            params,
+            h0,
+            x,
+            y,
+            xp,
+            yp,
+        }
     }
     fn planes(&self) -> Planes<'_> {
-        Planes { x: &self.xp, y: &self.yp, stride: simd::groups_for(self.streams) }
+        Planes {
+            x: &self.xp,
+            y: &self.yp,
+            stride: simd::groups_for(self.streams),
+        }
     }
     fn sample_steps(&self) -> u64 {
         (self.streams * self.time_step) as u64
@@ -66,12 +88,21 @@ fn bench_hidden(c: &mut Criterion, hidden: usize, streams: usize) {
     // Check once before timing: the SIMD window agrees with the reference.
     ws.load_state(&case.h0);
     let stats = simd::forward_backward(&prepared, &mut ws, &case.planes(), scale, &mut grad);
-    let win = reference::Window { streams, time_step: case.time_step, x: &case.x, y: &case.y };
+    let win = reference::Window {
+        streams,
+        time_step: case.time_step,
+        x: &case.x,
+        y: &case.y,
+    };
     let mut g_ref = Params::zeros(hidden);
     let mut h_ref = vec![0.0; streams * hidden];
-    let loss_ref = reference::forward_backward(&case.params, &case.h0, &win, &mut g_ref, &mut h_ref);
+    let loss_ref =
+        reference::forward_backward(&case.params, &case.h0, &win, &mut g_ref, &mut h_ref);
     let loss = stats.loss_sum as f32 * scale;
-    assert!((loss - loss_ref).abs() < 1e-3, "simd loss {loss} vs reference {loss_ref}");
+    assert!(
+        (loss - loss_ref).abs() < 1e-3,
+        "simd loss {loss} vs reference {loss_ref}"
+    );
 
     let mut group = c.benchmark_group(format!("window/hidden{hidden}"));
     group.throughput(Throughput::Elements(case.sample_steps()));
@@ -81,7 +112,13 @@ fn bench_hidden(c: &mut Criterion, hidden: usize, streams: usize) {
     let id = |name: &str| BenchmarkId::new(name, format!("{streams}x{}", case.time_step));
     group.bench_function(id("scalar/forward_backward"), |b| {
         b.iter(|| {
-            reference::forward_backward(black_box(&case.params), &case.h0, &win, &mut g_ref, &mut h_ref)
+            reference::forward_backward(
+                black_box(&case.params),
+                &case.h0,
+                &win,
+                &mut g_ref,
+                &mut h_ref,
+            )
         });
     });
     group.bench_function(id("simd/forward"), |b| {
@@ -92,7 +129,15 @@ fn bench_hidden(c: &mut Criterion, hidden: usize, streams: usize) {
         b.iter(|| simd::backward(black_box(&prepared), &mut ws, &mut grad));
     });
     group.bench_function(id("simd/forward_backward"), |b| {
-        b.iter(|| simd::forward_backward(black_box(&prepared), &mut ws, &case.planes(), scale, &mut grad));
+        b.iter(|| {
+            simd::forward_backward(
+                black_box(&prepared),
+                &mut ws,
+                &case.planes(),
+                scale,
+                &mut grad,
+            )
+        });
     });
     group.finish();
 }

@@ -202,7 +202,10 @@ impl Workspace {
     /// `time_step` steps. The carried state starts at zero.
     #[must_use]
     pub fn new(hidden: usize, streams: usize, time_step: usize) -> Self {
-        assert!(hidden >= 1 && streams >= 1 && time_step >= 1, "Workspace::new: empty shape");
+        assert!(
+            hidden >= 1 && streams >= 1 && time_step >= 1,
+            "Workspace::new: empty shape"
+        );
         let groups = groups_for(streams);
         let rows = hidden + 2;
         let valid = (0..groups)
@@ -223,7 +226,11 @@ impl Workspace {
             y: vec![f32x8::ZERO; time_step * groups],
             logit: vec![f32x8::ZERO; groups],
             valid,
-            gacc: if hidden <= SMALL_MAX { vec![f32x8::ZERO; hidden * rows + hidden + 1] } else { Vec::new() },
+            gacc: if hidden <= SMALL_MAX {
+                vec![f32x8::ZERO; hidden * rows + hidden + 1]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -253,7 +260,11 @@ impl Workspace {
     /// Sets the carried state from `h` laid out `[streams][hidden]` (the reference's layout);
     /// padding lanes are zeroed.
     pub fn load_state(&mut self, h: &[f32]) {
-        assert_eq!(h.len(), self.streams * self.hidden, "load_state: [streams][hidden]");
+        assert_eq!(
+            h.len(),
+            self.streams * self.hidden,
+            "load_state: [streams][hidden]"
+        );
         self.reset();
         for s in 0..self.streams {
             for j in 0..self.hidden {
@@ -265,10 +276,15 @@ impl Workspace {
 
     /// Writes the carried state to `h`, laid out `[streams][hidden]`.
     pub fn store_state(&self, h: &mut [f32]) {
-        assert_eq!(h.len(), self.streams * self.hidden, "store_state: [streams][hidden]");
+        assert_eq!(
+            h.len(),
+            self.streams * self.hidden,
+            "store_state: [streams][hidden]"
+        );
         for s in 0..self.streams {
             for j in 0..self.hidden {
-                h[s * self.hidden + j] = self.hbuf[j * self.groups + s / LANES].as_array()[s % LANES];
+                h[s * self.hidden + j] =
+                    self.hbuf[j * self.groups + s / LANES].as_array()[s % LANES];
             }
         }
     }
@@ -343,7 +359,10 @@ macro_rules! dispatch_6x2 {
     };
 }
 
-const _: () = assert!(MR == 6 && NR == 2 && GR == 6 && GC == 2, "dispatch_6x2 covers 6 x 2");
+const _: () = assert!(
+    MR == 6 && NR == 2 && GR == 6 && GC == 2,
+    "dispatch_6x2 covers 6 x 2"
+);
 
 /// Forward tile: rows `j0..j0+M` of `h_t` for groups `g0..g0+N`.
 /// `z = select(x, zx1, zx0) + sum_k w_hh[j][k] h_{t-1}[k]`, `h = tanh(z)`, and
@@ -464,13 +483,24 @@ fn grad_tile<const M: usize, const N: usize>(
 /// Forward pass of one window for one shard. Fills `hbuf[1..=T]`, `y` and (when `scale` is
 /// `Some`) `dl`; returns the loss and accuracy sums. `scale` is `1 / (S T)` over the whole
 /// batch of `S` streams (all shards).
-fn forward_pass(w: &Prepared, ws: &mut Workspace, planes: &Planes, scale: Option<f32>) -> WindowStats {
+fn forward_pass(
+    w: &Prepared,
+    ws: &mut Workspace,
+    planes: &Planes,
+    scale: Option<f32>,
+) -> WindowStats {
     let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
     let rows = h + 2;
     assert_eq!(w.hidden, h, "Prepared and Workspace disagree on hidden");
-    assert!(planes.stride >= groups, "Planes::stride below the shard's groups");
+    assert!(
+        planes.stride >= groups,
+        "Planes::stride below the shard's groups"
+    );
     let need = (t_n - 1) * planes.stride + groups;
-    assert!(planes.x.len() >= need && planes.y.len() >= need, "Planes shorter than the window");
+    assert!(
+        planes.x.len() >= need && planes.y.len() >= need,
+        "Planes shorter than the window"
+    );
     for t in 0..t_n {
         let hb = &mut ws.hbuf[t * rows * groups..(t + 1) * rows * groups];
         for g in 0..groups {
@@ -492,7 +522,10 @@ fn forward_pass(w: &Prepared, ws: &mut Workspace, planes: &Planes, scale: Option
         8 => forward_small::<8>(w, ws, scale),
         _ => forward_blocked(w, ws, scale),
     };
-    WindowStats { loss_sum: f64::from(hsum(loss)), correct: f64::from(hsum(correct)) }
+    WindowStats {
+        loss_sum: f64::from(hsum(loss)),
+        correct: f64::from(hsum(correct)),
+    }
 }
 
 /// The output head of one step for one lane group, from the logit difference `d`.
@@ -574,7 +607,18 @@ fn forward_blocked(w: &Prepared, ws: &mut Workspace, scale: f32x8) -> (f32x8, f3
             let nr = NR.min(groups - g0);
             for j0 in (0..h).step_by(MR) {
                 let mr = MR.min(h - j0);
-                dispatch_6x2!(forward_tile, mr, nr, w, prev, next, &mut ws.logit, groups, j0, g0);
+                dispatch_6x2!(
+                    forward_tile,
+                    mr,
+                    nr,
+                    w,
+                    prev,
+                    next,
+                    &mut ws.logit,
+                    groups,
+                    j0,
+                    g0
+                );
             }
         }
         for g in 0..groups {
@@ -632,7 +676,11 @@ pub fn forward_train(w: &Prepared, ws: &mut Workspace, planes: &Planes, scale: f
 pub fn backward(w: &Prepared, ws: &mut Workspace, grad: &mut [f32]) {
     let h = ws.hidden;
     assert_eq!(w.hidden, h, "Prepared and Workspace disagree on hidden");
-    assert_eq!(grad.len(), Layout::new(h).len(), "grad has the Params layout");
+    assert_eq!(
+        grad.len(),
+        Layout::new(h).len(),
+        "grad has the Params layout"
+    );
     match h {
         1 => backward_small::<1>(w, ws),
         2 => backward_small::<2>(w, ws),
@@ -728,14 +776,30 @@ fn backward_blocked(w: &Prepared, ws: &mut Workspace) {
     for t in (0..t_n).rev() {
         let (before, after) = ws.dz.split_at_mut((t + 1) * h * groups);
         let dz = &mut before[t * h * groups..];
-        let dz_next: &[f32x8] = if t + 1 < t_n { &after[..h * groups] } else { &[] };
+        let dz_next: &[f32x8] = if t + 1 < t_n {
+            &after[..h * groups]
+        } else {
+            &[]
+        };
         let h_t = &ws.hbuf[(t + 1) * rows * groups..(t + 1) * rows * groups + h * groups];
         let dl = &ws.dl[t * groups..(t + 1) * groups];
         for g0 in (0..groups).step_by(NR) {
             let nr = NR.min(groups - g0);
             for j0 in (0..h).step_by(MR) {
                 let mr = MR.min(h - j0);
-                dispatch_6x2!(backward_tile, mr, nr, w, dz_next, dz, h_t, dl, groups, j0, g0);
+                dispatch_6x2!(
+                    backward_tile,
+                    mr,
+                    nr,
+                    w,
+                    dz_next,
+                    dz,
+                    h_t,
+                    dl,
+                    groups,
+                    j0,
+                    g0
+                );
             }
         }
     }
@@ -798,7 +862,10 @@ fn weight_gradients(ws: &Workspace, grad: &mut [f32]) {
 /// sqrt(accum)` with a true square root and division (the approximate `rsqrt` would not
 /// match the reference). Same arithmetic order as [`crate::reference::adagrad_step`].
 pub fn adagrad_update(w: &mut [f32], accum: &mut [f32], grad: &[f32], lr: f32) {
-    assert!(w.len() == accum.len() && w.len() == grad.len(), "adagrad_update: lengths");
+    assert!(
+        w.len() == accum.len() && w.len() == grad.len(),
+        "adagrad_update: lengths"
+    );
     let lr = f32x8::splat(lr);
     let step = |w: &mut [f32; 8], a: &mut [f32; 8], g: &[f32; 8]| {
         let gv = f32x8::new(*g);
