@@ -3,7 +3,7 @@
 use crate::config::{Engine, Optimizer, TrainConfig};
 use crate::error::{Error, Result};
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const ABOUT: &str = "A from-scratch, SIMD-optimized training engine for recurrent neural networks.
 
@@ -37,18 +37,35 @@ pub enum Command {
 
 impl Cli {
     /// Parses the process's arguments; `--version` also reports the SIMD level the binary was
-    /// built with.
+    /// built with. A parse error (or `--help`, `--version`) exits here, with code 2 (0).
     #[must_use]
     pub fn parse_args() -> Self {
+        Self::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses `args` (the program's name first) as [`Cli::parse_args`] does, returning clap's
+    /// error instead of exiting (for the fuzz target and tests).
+    ///
+    /// # Errors
+    /// clap's error for a bad command line, `--help` or `--version`.
+    pub fn try_parse_args<I, T>(args: I) -> std::result::Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
         use clap::{CommandFactory, FromArgMatches};
-        let version = format!(
-            "{} (SIMD: {})",
-            env!("CARGO_PKG_VERSION"),
-            bitrnn_kernels::simd_level()
-        );
-        // clap wants a `&'static str`; one small string leaked once per process.
-        let matches = Self::command().version(&*version.leak()).get_matches();
-        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let version = VERSION.get_or_init(|| {
+            format!(
+                "{} (SIMD: {})",
+                env!("CARGO_PKG_VERSION"),
+                bitrnn_kernels::simd_level()
+            )
+        });
+        let matches = Self::command()
+            .version(version.as_str())
+            .try_get_matches_from(args)?;
+        Self::from_arg_matches(&matches)
     }
 }
 
@@ -75,7 +92,7 @@ pub struct ModelArgs {
     #[arg(long, default_value = "1,2", value_parser = parse_lags)]
     pub lags: (usize, usize),
     /// Learning rate.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = parse_lr)]
     pub lr: f32,
     /// Optimizer: adagrad (TensorFlow semantics, accumulator starts at 0.1) or sgd.
     #[arg(long, value_enum, default_value_t = Optimizer::Adagrad)]
@@ -154,6 +171,25 @@ fn parse_lags(s: &str) -> std::result::Result<(usize, usize), String> {
     Ok((a, b))
 }
 
+/// Parses `--lr` as an `f32`, refusing a number that `f32` cannot hold rather than rounding it
+/// to infinity or 0 (`1e40`, `1e-50`), so that the message shows what was typed. Whether the
+/// value is allowed (finite, above 0) is checked by the config.
+fn parse_lr(s: &str) -> std::result::Result<f32, String> {
+    let wide: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}': expected a number such as 0.1"))?;
+    let lr = wide as f32;
+    if wide.is_finite() && wide != 0.0 && (lr.is_infinite() || lr.abs() < f32::MIN_POSITIVE) {
+        return Err(format!(
+            "'{s}': outside the range of f32 ({:e} to {:e})",
+            f32::MIN_POSITIVE,
+            f32::MAX
+        ));
+    }
+    Ok(lr)
+}
+
 /// All cores, as the default of `--threads`.
 #[must_use]
 pub fn default_threads() -> usize {
@@ -181,7 +217,8 @@ impl ModelArgs {
 }
 
 impl GenerateArgs {
-    /// Checks the flags (the same rules as training's data flags).
+    /// Checks the flags (the same rules as training's data flags, and the data's bit planes
+    /// must fit in memory) and that `--out` is, or can become, a directory.
     pub fn validate(&self) -> Result<()> {
         let (a, b) = self.lags;
         if self.data_size == 0 || self.data_size > crate::config::MAX_DATA_SIZE {
@@ -197,6 +234,100 @@ impl GenerateArgs {
                 self.data_size
             )));
         }
+        let bytes = 16 * (self.data_size as u64).div_ceil(64);
+        let limit = crate::config::memory_limit();
+        if bytes > limit {
+            return Err(Error::Usage(format!(
+                "--data-size {}: its bit planes need {}, more than the {} of memory allowed",
+                self.data_size,
+                crate::config::human_bytes(bytes),
+                crate::config::human_bytes(limit)
+            )));
+        }
+        check_out_dir("--out", &self.out)
+    }
+}
+
+impl TrainArgs {
+    /// Checks the paths before any work: `--out` is (or can become) a directory and
+    /// `--resume`, when given, is an existing file ([`check_input_file`]). (`--save` is
+    /// checked by the train command.)
+    pub fn check_paths(&self) -> Result<()> {
+        check_out_dir("--out", &self.out)?;
+        if let Some(path) = &self.resume {
+            check_input_file("--resume", path)?;
+        }
         Ok(())
     }
+}
+
+/// Checks that the input file `path`, given as `flag`, exists and is a file: a missing or
+/// mistyped path is a usage error (exit code 2), like a bad value. What is inside is the
+/// reader's to check.
+pub fn check_input_file(flag: &str, path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(Error::Usage(format!(
+            "{flag} {}: is not a file (a directory?); give a checkpoint file",
+            shown(path)
+        ))),
+        Err(e) => Err(Error::Usage(format!(
+            "{flag} {}: cannot be read: {e}",
+            shown(path)
+        ))),
+    }
+}
+
+/// Checks that `path`, given as `flag`, is a directory or can become one: it is not empty,
+/// and it, or else its nearest existing ancestor, is a directory. Checked before any work so
+/// that a mistyped `--out` fails at once, with exit code 2, rather than after training. Whether
+/// the directory is writable is left to the first write.
+pub fn check_out_dir(flag: &str, path: &Path) -> Result<()> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::Usage(format!(
+            "{flag} '': must name a directory (`.` for the current one)"
+        )));
+    }
+    for p in path.ancestors() {
+        if p.as_os_str().is_empty() {
+            // The relative path's base: the current directory.
+            break;
+        }
+        // Not found (or a component is a file): look further up.
+        let Ok(meta) = std::fs::metadata(p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            return Ok(());
+        }
+        return Err(Error::Usage(if p == path {
+            format!(
+                "{flag} {}: exists and is not a directory; give a directory (created if missing)",
+                shown(path)
+            )
+        } else {
+            format!(
+                "{flag} {}: cannot be created as a directory: {} is a file",
+                shown(path),
+                shown(p)
+            )
+        }));
+    }
+    Ok(())
+}
+
+/// `path` for a one-line message: as [`Path::display`], with control characters (a newline
+/// in a file name, a terminal escape) written as Rust escapes (`\n`, `\u{1b}`), so that the
+/// message stays one line and harmless on a terminal.
+#[must_use]
+pub fn shown(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.display().to_string().chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

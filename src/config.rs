@@ -10,6 +10,12 @@ pub const MAX_HIDDEN: usize = 4096;
 pub const MAX_DATA_SIZE: usize = 1 << 36;
 /// Largest accepted `--threads`.
 pub const MAX_THREADS: usize = 1024;
+/// Largest accepted `--epochs`: a million epochs of the seed's shape are 4e8 training steps,
+/// 1.6 GB of losses kept for loss.csv; the memory estimate below bounds the rest.
+pub const MAX_EPOCHS: usize = 1_000_000;
+/// Largest memory estimate ([`TrainConfig::memory_bytes`]) accepted on any machine: 64 GiB.
+/// A smaller machine lowers the limit to its own memory ([`memory_limit`]).
+pub const MAX_MEMORY_BYTES: u64 = 64 << 30;
 
 /// Which engine runs the windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -131,8 +137,11 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return usage(format!("--lr {}: must be a finite number above 0", self.lr));
         }
-        if self.epochs == 0 {
-            return usage("--epochs 0: must be at least 1".into());
+        if self.epochs == 0 || self.epochs > MAX_EPOCHS {
+            return usage(format!(
+                "--epochs {}: must be between 1 and {MAX_EPOCHS}",
+                self.epochs
+            ));
         }
         if self.threads == 0 || self.threads > MAX_THREADS {
             return usage(format!(
@@ -140,7 +149,92 @@ impl TrainConfig {
                 self.threads
             ));
         }
+        self.check_memory(memory_limit())?;
         Ok(self)
+    }
+
+    /// The bytes a run of this config allocates, from the sizes of its buffers (allocator
+    /// overhead, the thread pool's stacks, the plot and the planes of one chunk of windows
+    /// are not counted):
+    ///
+    /// - `data`: the x and y bit planes, `2 * 8 * ceil(data_size / 64)`;
+    /// - `losses`: one `f32` per training step, `4 * epochs * windows_per_epoch`;
+    /// - `weights`: params, Adagrad accumulator, summed gradient (`3 (H^2 + 5H + 2)` f32),
+    ///   the kernels' `w_hh` and its transpose (`2 H^2`), and one gradient per shard of the
+    ///   SIMD engine ([`crate::train::shard_ranges`], at most 16);
+    /// - `activations`: the SIMD workspace, one `f32x8` (32 bytes) per lane group of 8 streams
+    ///   for each of `(T + 1)(H + 2)` states and inputs, `T H` values of `dz` and `2T + 2`
+    ///   more; the scalar engine instead keeps two states (`2 S H` f32) and the window's bits.
+    #[must_use]
+    pub fn memory_bytes(&self) -> MemoryEstimate {
+        let n = |v: usize| v as u128;
+        let (h, t, s) = (n(self.hidden), n(self.time_step), n(self.streams()));
+        let groups = s.div_ceil(8);
+        let params = h * h + 5 * h + 2;
+        let (activations, shards) = match self.engine {
+            Engine::Simd => (
+                32 * groups * ((t + 1) * (h + 2) + t * h + 2 * t + 2),
+                crate::train::shard_ranges(self.streams().div_ceil(8), self.hidden, self.time_step)
+                    .len(),
+            ),
+            Engine::Scalar => (8 * s * h + 2 * s * t, 1),
+        };
+        let sat = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
+        MemoryEstimate {
+            data: sat(16 * n(self.data_size).div_ceil(64)),
+            losses: sat(4 * n(self.epochs) * n(self.windows_per_epoch())),
+            weights: sat(4 * ((3 + n(shards)) * params + 2 * h * h)),
+            activations: sat(activations),
+        }
+    }
+
+    /// Refuses a config whose [`memory_bytes`](Self::memory_bytes) exceed `limit` bytes,
+    /// naming the flags that size the largest part. An estimate within the machine's memory
+    /// is no promise that the run fits (other processes, the page cache), but one above it
+    /// would end in an allocation failure (an abort) or the OOM killer after the data was
+    /// generated: this turns that into an error before any work.
+    pub fn check_memory(&self, limit: u64) -> Result<()> {
+        let m = self.memory_bytes();
+        let total = m.total();
+        if total <= limit {
+            return Ok(());
+        }
+        let (part, flags) = [
+            (m.data, "data bit planes", "a smaller --data-size"),
+            (
+                m.losses,
+                "loss of every step",
+                "fewer --epochs, or fewer windows per epoch (a smaller --batch-size or a larger \
+                 --time-step)",
+            ),
+            (m.weights, "weights and gradients", "a smaller --hidden"),
+            (
+                m.activations,
+                "activations",
+                "a smaller --data-size, --hidden or --time-step",
+            ),
+        ]
+        .into_iter()
+        .max_by_key(|p| p.0)
+        .map(|(_, what, flags)| (what, flags))
+        .expect("four parts");
+        Err(Error::Usage(format!(
+            "--data-size {}, --batch-size {}, --time-step {}, --hidden {}, --epochs {}: the run \
+             needs about {} of memory (largest part: the {part}), more than the {} allowed \
+             ({}); use {flags}",
+            self.data_size,
+            self.batch_size,
+            self.time_step,
+            self.hidden,
+            self.epochs,
+            human_bytes(total),
+            human_bytes(limit),
+            if limit < MAX_MEMORY_BYTES {
+                "this machine's memory"
+            } else {
+                "the most bitrnn accepts"
+            },
+        )))
     }
 
     /// A one-line description for plot titles and logs.
@@ -159,5 +253,185 @@ impl TrainConfig {
         )
         .replace("Adagrad", "adagrad")
         .replace("Sgd", "sgd")
+    }
+}
+
+/// The parts of [`TrainConfig::memory_bytes`], in bytes (saturated at `u64::MAX`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    pub data: u64,
+    pub losses: u64,
+    pub weights: u64,
+    pub activations: u64,
+}
+
+impl MemoryEstimate {
+    /// The sum of the parts (saturating).
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        [self.data, self.losses, self.weights, self.activations]
+            .into_iter()
+            .fold(0u64, u64::saturating_add)
+    }
+}
+
+/// `bytes` as `12.3 GiB` (binary prefixes, up to EiB).
+#[must_use]
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// The most memory a run may plan for: [`MAX_MEMORY_BYTES`], or less where this machine has
+/// less (Linux: `MemTotal` of `/proc/meminfo`, and the cgroup v2 limit `memory.max` of this
+/// process's cgroup when there is one). Read once per process.
+#[must_use]
+pub fn memory_limit() -> u64 {
+    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        [physical_memory(), cgroup_memory_limit()]
+            .into_iter()
+            .flatten()
+            .fold(MAX_MEMORY_BYTES, u64::min)
+    })
+}
+
+/// `MemTotal` from `/proc/meminfo`, in bytes.
+fn physical_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// The cgroup v2 `memory.max` of this process's cgroup (`None` when unlimited or unknown).
+fn cgroup_memory_limit() -> Option<u64> {
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    // cgroup v2: the one line `0::/path`.
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let max = std::fs::read_to_string(format!("/sys/fs/cgroup{}/memory.max", path.trim())).ok()?;
+    max.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(cfg: TrainConfig) -> String {
+        match cfg.validate() {
+            Err(Error::Usage(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn seed_defaults_are_valid_and_small() {
+        let cfg = TrainConfig::seed_defaults().validate().unwrap();
+        let m = cfg.memory_bytes();
+        // 500000 samples: 2 x 7813 words; 250 streams in 32 lane groups of 6 x 48 + 30 + 12.
+        assert_eq!(m.data, 16 * 7813);
+        assert_eq!(m.activations, 32 * 32 * (6 * 8 + 30 + 12));
+        assert_eq!(m.losses, 4 * 10 * 400);
+        assert!(m.total() < 1 << 20, "{m:?}");
+    }
+
+    #[test]
+    fn every_setting_is_bounded() {
+        let base = TrainConfig::seed_defaults;
+        for (cfg, flag) in [
+            (
+                TrainConfig {
+                    epochs: 0,
+                    ..base()
+                },
+                "--epochs 0",
+            ),
+            (
+                TrainConfig {
+                    epochs: MAX_EPOCHS + 1,
+                    ..base()
+                },
+                "--epochs 1000001",
+            ),
+            (TrainConfig { lr: -0.0, ..base() }, "--lr -0"),
+            (
+                TrainConfig {
+                    lr: f32::MIN_POSITIVE / 2.0,
+                    threads: 0,
+                    ..base()
+                },
+                "--threads 0",
+            ),
+            (
+                TrainConfig {
+                    lags: (1, 500_000),
+                    ..base()
+                },
+                "--lags 1,500000",
+            ),
+            (
+                TrainConfig {
+                    data_size: usize::MAX,
+                    ..base()
+                },
+                "--data-size 18446744073709551615",
+            ),
+        ] {
+            let m = usage(cfg);
+            assert!(m.starts_with(flag), "{m}");
+        }
+    }
+
+    /// A run far beyond any machine's memory is a usage error naming the flags and the
+    /// largest part, never an allocation.
+    #[test]
+    fn memory_beyond_the_limit_is_a_usage_error() {
+        let huge = TrainConfig {
+            hidden: MAX_HIDDEN,
+            data_size: MAX_DATA_SIZE,
+            ..TrainConfig::seed_defaults()
+        };
+        let m = usage(huge.clone());
+        assert!(
+            m.starts_with("--data-size 68719476736, --batch-size 2000"),
+            "{m}"
+        );
+        assert!(
+            m.contains("TiB of memory (largest part: the activations)"),
+            "{m}"
+        );
+        assert!(!m.contains('\n'));
+        let steps = TrainConfig {
+            data_size: MAX_DATA_SIZE,
+            batch_size: MAX_DATA_SIZE,
+            time_step: 1,
+            ..TrainConfig::seed_defaults()
+        };
+        assert!(usage(steps).contains("largest part: the loss of every step"));
+        // The limit is the caller's: the seed's run does not fit in 1 KiB.
+        let seed = TrainConfig::seed_defaults();
+        let m = seed.check_memory(1024).unwrap_err().to_string();
+        assert!(m.contains("more than the 1.0 KiB allowed"), "{m}");
+        assert!(seed.check_memory(seed.memory_bytes().total()).is_ok());
+        assert!(memory_limit() <= MAX_MEMORY_BYTES);
+    }
+
+    #[test]
+    fn human_bytes_uses_binary_prefixes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(64 << 30), "64.0 GiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
     }
 }

@@ -11,6 +11,9 @@
 //! - [`checkpoint`]: safetensors checkpoints with PyTorch's names, for `--save`/`--resume`/`eval`.
 //! - [`peak`]: the machine's measured f32 FMA peak, for `bench`'s roofline figures.
 //! - [`error`]: the error type and its exit codes.
+//! - [`signal`]: Ctrl-C as a flag, so that an interrupted `train` still writes its outputs.
+//! - [`fuzzing`]: entry points shared by the fuzz targets (`fuzz/`) and their corpus replay
+//!   test (`tests/fuzz_corpus.rs`).
 
 pub mod checkpoint;
 pub mod cli;
@@ -18,11 +21,13 @@ pub mod cmd;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod fuzzing;
 pub mod model;
 pub mod npy;
 pub mod output;
 pub mod peak;
 pub mod plot;
+pub mod signal;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -17,6 +17,12 @@
 //! uninterrupted run. Only the timings (`train_s`, `sample_steps_per_s`,
 //! `epoch_sample_steps_per_s`) cover just the epochs this command trained, from
 //! `first_epoch` on.
+//!
+//! # Ctrl-C
+//!
+//! SIGINT stops the run after the window in progress ([`crate::signal`]): the outputs (and
+//! the checkpoint with `--save`, resumable from that window) are written for the steps run,
+//! `epoch_loss` covers the complete epochs, and the command exits with code 130.
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::cli::{ModelArgs, TrainArgs, default_threads};
@@ -157,6 +163,7 @@ fn check_save_path(path: &Path) -> Result<()> {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let start = Instant::now();
+    args.check_paths()?;
     let resumed = match &args.resume {
         Some(path) => Some(checkpoint::load(path)?),
         None => None,
@@ -179,6 +186,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     let first = trainer.progress();
     let first_step = losses.len();
+    crate::signal::install();
     if !args.quiet {
         eprintln!(
             "bitrnn train: {} streams x {} steps, {} windows of {} per epoch, {} epochs, {} thread(s), engine {:?}{}",
@@ -220,16 +228,25 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     for epoch in first.epoch..cfg.epochs {
         let t = Instant::now();
         let from = trainer.progress().window;
+        let mut ran = 0;
         for _ in from..wpe {
             losses.push(trainer.step()?);
+            ran += 1;
+            if crate::signal::interrupted() {
+                break;
+            }
         }
         let dt = t.elapsed().as_secs_f64();
         train_s += dt;
-        epoch_rate.push(((wpe - from) * cfg.sample_steps_per_window()) as f64 / dt);
-        bar.inc((wpe - from) as u64);
+        epoch_rate.push((ran * cfg.sample_steps_per_window()) as f64 / dt);
+        bar.inc(ran as u64);
         bar.set_message(format!("{} loss {:.4}", epoch + 1, tail_mean(&losses, wpe)));
+        if crate::signal::interrupted() {
+            break;
+        }
     }
-    debug_assert_eq!(losses.len(), cfg.epochs * wpe);
+    // Stopped by Ctrl-C before the last window (a signal during the last one changes nothing).
+    let interrupted = losses.len() < cfg.epochs * wpe;
     // Each epoch's mean, as the loop of an uninterrupted run computes it after the epoch.
     let epoch_loss: Vec<f32> = losses
         .chunks_exact(wpe)
@@ -249,10 +266,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         epoch_loss,
         steps: losses.len(),
         train_s,
-        sample_steps_per_s: if total == 0 {
+        sample_steps_per_s: if losses.len() == first_step {
             0.0
         } else {
-            (total * cfg.sample_steps_per_window()) as f64 / train_s
+            ((losses.len() - first_step) * cfg.sample_steps_per_window()) as f64 / train_s
         },
         epoch_sample_steps_per_s: epoch_rate,
         first_epoch: first.epoch,
@@ -299,6 +316,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     if args.json {
         println!("{json}");
+    }
+    if interrupted {
+        return Err(Error::Interrupted);
     }
     Ok(())
 }
