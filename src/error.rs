@@ -52,19 +52,32 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// One line, always: control characters quoted from the input (a newline in a file name
+    /// or a tensor name, a terminal escape) are written as Rust escapes (`\n`, `\u{1b}`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Usage(m) => write!(f, "{m}"),
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::BadFile { path, reason } => write!(f, "{}: {reason}", path.display()),
-            Error::Diverged { step, what } => {
-                write!(
-                    f,
-                    "training diverged at step {step}: {what}; try a smaller --lr"
-                )
+        for c in self.raw().chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
             }
-            Error::VerifyFailed(m) => write!(f, "verify failed: {m}"),
-            Error::Interrupted => write!(f, "interrupted"),
+        }
+        Ok(())
+    }
+}
+
+impl Error {
+    /// The message before escaping.
+    fn raw(&self) -> String {
+        match self {
+            Error::Usage(m) => m.clone(),
+            Error::Io { path, source } => format!("{}: {source}", path.display()),
+            Error::BadFile { path, reason } => format!("{}: {reason}", path.display()),
+            Error::Diverged { step, what } => {
+                format!("training diverged at step {step}: {what}; try a smaller --lr")
+            }
+            Error::VerifyFailed(m) => format!("verify failed: {m}"),
+            Error::Interrupted => "interrupted".into(),
         }
     }
 }

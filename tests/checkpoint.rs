@@ -315,10 +315,12 @@ fn train_and_eval_refuse_bad_checkpoints() {
             assert!(e.contains(needle), "{name}: {e}");
         }
     }
-    // A missing file is an I/O error (exit 1), also one line.
+    // A missing file is a usage error naming the flag (exit 2), also one line.
     let out = bitrnn(&["eval", "--model", dir.path("none.st").to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1);
+    assert!(err.contains("--model"), "{err}");
 }
 
 #[test]

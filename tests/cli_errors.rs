@@ -329,11 +329,8 @@ fn path_mistakes_are_refused_before_any_work() {
     assert!(!fresh.exists(), "a failing command created --out");
 }
 
-/// `eval --model` with a path that is not a file. Ignored until `eval` checks its path
-/// before loading (`bitrnn::cli::check_input_file("--model", ...)` in `src/cmd/eval.rs`):
-/// today a missing file is an I/O error, exit code 1.
+/// `eval --model` with a path that is not a file: a usage error naming the flag.
 #[test]
-#[ignore = "src/cmd/eval.rs: call cli::check_input_file(\"--model\", &args.model) before loading"]
 fn eval_model_path_mistakes_are_usage_errors() {
     let dir = TestDir::new("eval-paths");
     let missing = dir.path("missing.safetensors");

@@ -74,11 +74,9 @@ fn checkpoint_corpus_has_loadable_checkpoints() {
 /// A finding of the `checkpoint_load` fuzzer (AddressSanitizer run, seconds in): a tensor
 /// name holding a newline (the JSON escape `\n`) is echoed raw in the loader's "unexpected
 /// tensor" error, which then spans two lines on stderr (and a name holding `\u001b` would
-/// reach the terminal as an escape sequence). Ignored until the error messages escape what
-/// they quote from the file.
+/// reach the terminal as an escape sequence). Fixed in `Error`'s `Display`, which escapes
+/// control characters.
 #[test]
-#[ignore = "src/checkpoint.rs quotes tensor names from the file raw: a newline in one splits \
-            the error line"]
 fn finding_tensor_name_with_newline_stays_one_line() {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/checkpoint_load/valid_h2_sgd");

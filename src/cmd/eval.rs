@@ -157,6 +157,7 @@ pub fn evaluate(
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
+    crate::cli::check_input_file("--model", &args.model)?;
     let ck = checkpoint::load(&args.model)?;
     let trained = &ck.config;
     let lags = args.lags.unwrap_or(trained.lags);

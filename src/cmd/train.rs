@@ -141,12 +141,13 @@ fn resume_config(args: &TrainArgs, path: &Path, ck: &Checkpoint) -> Result<Train
 
 /// Refuses a `--save` path whose directory does not exist, before any training time is
 /// spent.
-fn check_save_path(path: &Path) -> Result<()> {
+fn check_save_path(path: &Path, out: &Path) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    if path.file_name().is_none() || !dir.is_dir() {
+    // A file inside `--out` is fine: that directory is created before anything is written.
+    if path.file_name().is_none() || !(dir.is_dir() || dir == out) {
         return Err(Error::Usage(format!(
             "--save {}: not a file name in an existing directory",
             path.display()
@@ -173,7 +174,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         _ => args.model.to_config(args.epochs)?,
     };
     if let Some(path) = &args.save {
-        check_save_path(path)?;
+        check_save_path(path, &args.out)?;
     }
     output::ensure_dir(&args.out)?;
     let show = !args.quiet && std::io::stderr().is_terminal();
@@ -225,25 +226,31 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     let mut epoch_rate = Vec::with_capacity(cfg.epochs - first.epoch);
     let mut train_s = 0.0;
-    for epoch in first.epoch..cfg.epochs {
-        let t = Instant::now();
-        let from = trainer.progress().window;
-        let mut ran = 0;
-        for _ in from..wpe {
-            losses.push(trainer.step()?);
-            ran += 1;
-            if crate::signal::interrupted() {
-                break;
-            }
-        }
-        let dt = t.elapsed().as_secs_f64();
+    // One `run` for the whole training (the worker team starts once); the callback closes
+    // each epoch's timing at its last window.
+    let per_window = cfg.sample_steps_per_window();
+    let mut epoch_start = Instant::now();
+    let mut in_epoch = 0usize;
+    let mut close_epoch = |losses: &[f32], in_epoch: &mut usize, epoch_start: &mut Instant| {
+        let dt = epoch_start.elapsed().as_secs_f64();
         train_s += dt;
-        epoch_rate.push((ran * cfg.sample_steps_per_window()) as f64 / dt);
-        bar.inc(ran as u64);
-        bar.set_message(format!("{} loss {:.4}", epoch + 1, tail_mean(&losses, wpe)));
-        if crate::signal::interrupted() {
-            break;
+        epoch_rate.push((*in_epoch * per_window) as f64 / dt);
+        bar.inc(*in_epoch as u64);
+        let epoch = losses.len().div_ceil(wpe);
+        bar.set_message(format!("{epoch} loss {:.4}", tail_mean(losses, wpe)));
+        *in_epoch = 0;
+        *epoch_start = Instant::now();
+    };
+    trainer.run(cfg.epochs * wpe - first_step, |loss| {
+        losses.push(loss);
+        in_epoch += 1;
+        if losses.len() % wpe == 0 {
+            close_epoch(&losses, &mut in_epoch, &mut epoch_start);
         }
+        !crate::signal::interrupted()
+    })?;
+    if in_epoch > 0 {
+        close_epoch(&losses, &mut in_epoch, &mut epoch_start);
     }
     // Stopped by Ctrl-C before the last window (a signal during the last one changes nothing).
     let interrupted = losses.len() < cfg.epochs * wpe;
