@@ -364,6 +364,34 @@ const _: () = assert!(
     "dispatch_6x2 covers 6 x 2"
 );
 
+/// The register tile shared by the step GEMMs: `acc[i][n] += sum_k a[j0+i][k] b[k][g0+n]`
+/// for `k < k_len`, with `a` row-major `[..][h]` scalars (broadcast) and `b` `[k][groups]`
+/// vectors (a panel of `N` groups per `k`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gemm_tile<const M: usize, const N: usize>(
+    acc: &mut [[f32x8; N]; M],
+    a: &[f32],
+    h: usize,
+    j0: usize,
+    b: &[f32x8],
+    groups: usize,
+    g0: usize,
+    k_len: usize,
+) {
+    let rows: [&[f32]; M] = core::array::from_fn(|i| &a[(j0 + i) * h..][..h]);
+    for (k, row) in b.chunks_exact(groups).take(k_len).enumerate() {
+        let panel: &[f32x8; N] = row[g0..g0 + N].try_into().expect("N groups");
+        let b = *panel;
+        for i in 0..M {
+            let a = f32x8::splat(rows[i][k]);
+            for n in 0..N {
+                acc[i][n] = a.mul_add(b[n], acc[i][n]);
+            }
+        }
+    }
+}
+
 /// Forward tile: rows `j0..j0+M` of `h_t` for groups `g0..g0+N`.
 /// `z = select(x, zx1, zx0) + sum_k w_hh[j][k] h_{t-1}[k]`, `h = tanh(z)`, and
 /// `logit += wy_diff[j] h[j]`.
@@ -385,17 +413,7 @@ fn forward_tile<const M: usize, const N: usize>(
             xmask[n].select(f32x8::splat(w.zx1[j0 + i]), f32x8::splat(w.zx0[j0 + i]))
         })
     });
-    let rows: [&[f32]; M] = core::array::from_fn(|i| &w.w_hh[(j0 + i) * h..][..h]);
-    for (k, row) in prev.chunks_exact(groups).take(h).enumerate() {
-        let panel: &[f32x8; N] = row[g0..g0 + N].try_into().expect("N groups");
-        let b = *panel;
-        for i in 0..M {
-            let a = f32x8::splat(rows[i][k]);
-            for n in 0..N {
-                acc[i][n] = a.mul_add(b[n], acc[i][n]);
-            }
-        }
-    }
+    gemm_tile(&mut acc, &w.w_hh, h, j0, prev, groups, g0, h);
     for i in 0..M {
         let wy = f32x8::splat(w.wy_diff[j0 + i]);
         for n in 0..N {
@@ -426,17 +444,7 @@ fn backward_tile<const M: usize, const N: usize>(
     let mut acc: [[f32x8; N]; M] = core::array::from_fn(|i| {
         core::array::from_fn(|n| f32x8::splat(w.wy_diff[j0 + i]) * dl[g0 + n])
     });
-    let rows: [&[f32]; M] = core::array::from_fn(|i| &w.w_hh_t[(j0 + i) * h..][..h]);
-    for (k, row) in dz_next.chunks_exact(groups).take(k_len).enumerate() {
-        let panel: &[f32x8; N] = row[g0..g0 + N].try_into().expect("N groups");
-        let b = *panel;
-        for i in 0..M {
-            let a = f32x8::splat(rows[i][k]);
-            for n in 0..N {
-                acc[i][n] = a.mul_add(b[n], acc[i][n]);
-            }
-        }
-    }
+    gemm_tile(&mut acc, &w.w_hh_t, h, j0, dz_next, groups, g0, k_len);
     for i in 0..M {
         for n in 0..N {
             let hv = h_t[(j0 + i) * groups + g0 + n];
