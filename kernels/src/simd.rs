@@ -359,6 +359,25 @@ macro_rules! dispatch_6x2 {
     };
 }
 
+/// Calls `$f::<H>(args)` for the runtime hidden size `$h` in `1..=SMALL_MAX`, else `$else`.
+macro_rules! dispatch_small {
+    ($f:ident, $h:expr, ($($arg:expr),*), $else:expr) => {
+        match $h {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            5 => $f::<5>($($arg),*),
+            6 => $f::<6>($($arg),*),
+            7 => $f::<7>($($arg),*),
+            8 => $f::<8>($($arg),*),
+            _ => $else,
+        }
+    };
+}
+
+const _: () = assert!(SMALL_MAX == 8, "dispatch_small covers 1..=8");
+
 const _: () = assert!(
     MR == 6 && NR == 2 && GR == 6 && GC == 2,
     "dispatch_6x2 covers 6 x 2"
@@ -519,17 +538,12 @@ fn forward_pass(
         }
     }
     let scale = scale.map_or(f32x8::ZERO, f32x8::splat);
-    let (loss, correct) = match h {
-        1 => forward_small::<1>(w, ws, scale),
-        2 => forward_small::<2>(w, ws, scale),
-        3 => forward_small::<3>(w, ws, scale),
-        4 => forward_small::<4>(w, ws, scale),
-        5 => forward_small::<5>(w, ws, scale),
-        6 => forward_small::<6>(w, ws, scale),
-        7 => forward_small::<7>(w, ws, scale),
-        8 => forward_small::<8>(w, ws, scale),
-        _ => forward_blocked(w, ws, scale),
-    };
+    let (loss, correct) = dispatch_small!(
+        forward_small,
+        h,
+        (w, ws, scale),
+        forward_blocked(w, ws, scale)
+    );
     WindowStats {
         loss_sum: f64::from(hsum(loss)),
         correct: f64::from(hsum(correct)),
@@ -689,22 +703,13 @@ pub fn backward(w: &Prepared, ws: &mut Workspace, grad: &mut [f32]) {
         Layout::new(h).len(),
         "grad has the Params layout"
     );
-    match h {
-        1 => backward_small::<1>(w, ws),
-        2 => backward_small::<2>(w, ws),
-        3 => backward_small::<3>(w, ws),
-        4 => backward_small::<4>(w, ws),
-        5 => backward_small::<5>(w, ws),
-        6 => backward_small::<6>(w, ws),
-        7 => backward_small::<7>(w, ws),
-        8 => backward_small::<8>(w, ws),
-        _ => {
-            backward_blocked(w, ws);
-            weight_gradients(ws, grad);
-            return;
-        }
+    if h <= SMALL_MAX {
+        dispatch_small!(backward_small, h, (w, ws), unreachable!("h <= SMALL_MAX"));
+        small_gradients(ws, grad);
+    } else {
+        backward_blocked(w, ws);
+        weight_gradients(ws, grad);
     }
-    small_gradients(ws, grad);
 }
 
 /// BPTT through the window for `H <= SMALL_MAX`: one lane group at a time, `dz` of the next
