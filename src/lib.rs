@@ -28,6 +28,7 @@ pub mod output;
 pub mod peak;
 pub mod plot;
 pub mod signal;
+pub mod team;
 pub mod train;
 
 pub use error::{Error, Result};

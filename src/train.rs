@@ -19,10 +19,13 @@ use crate::config::{ADAGRAD_INITIAL_ACCUMULATOR, Engine, Optimizer, TrainConfig}
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model;
+use crate::team::{self, Team};
 use bitrnn_kernels::simd::{self, LANES, Planes, Prepared, WindowStats, Workspace};
 use bitrnn_kernels::{Params, reference};
-use rayon::prelude::*;
+use std::ops::Add;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
+use wide::f32x8;
 
 /// At most this many shards: enough to balance 16 threads.
 pub const MAX_SHARDS: usize = 16;
@@ -41,12 +44,22 @@ pub fn min_shard_groups(hidden: usize, time_step: usize) -> usize {
     }
 }
 
-/// Lane-group ranges `[start, end)` of the shards for `groups` lane groups:
-/// `clamp(groups / min_shard_groups, 1, MAX_SHARDS)` shards, as even as possible, the first
-/// ones one group larger. A function of the shape only, never of the thread count.
+/// How many shards a shape gets: the largest power of two at most
+/// `min(groups / min_shard_groups, MAX_SHARDS)` (at least 1). A power of two, so that 2, 4, 8
+/// and 16 threads each get the same number of shards: 9 shards on 2 threads would cap the
+/// speed-up at 9/5 = 1.8x.
+#[must_use]
+pub fn shard_count(groups: usize, hidden: usize, time_step: usize) -> usize {
+    let most = (groups / min_shard_groups(hidden, time_step)).clamp(1, MAX_SHARDS);
+    1 << most.ilog2()
+}
+
+/// Lane-group ranges `[start, end)` of the [`shard_count`] shards for `groups` lane groups,
+/// as even as possible, the first ones one group larger. A function of the shape only, never
+/// of the thread count.
 #[must_use]
 pub fn shard_ranges(groups: usize, hidden: usize, time_step: usize) -> Vec<(usize, usize)> {
-    let n = (groups / min_shard_groups(hidden, time_step)).clamp(1, MAX_SHARDS);
+    let n = shard_count(groups, hidden, time_step);
     let (base, extra) = (groups / n, groups % n);
     let mut start = 0;
     (0..n)
@@ -124,10 +137,13 @@ pub struct Trainer {
     grad: Vec<f32>,
     engine: EngineState,
     planes: PlaneChunk,
-    /// The worker pool (`--threads` > 1, SIMD engine). Entered once per [`Trainer::run`], so
-    /// that a window's fork-join happens between pool workers, not through the pool's
-    /// injection queue (which costs microseconds per entry: a seed-size window is ~10 us).
+    /// The `--threads - 1` workers that join the calling thread (`--threads` > 1, SIMD
+    /// engine). Each [`Trainer::run`] of more than one window makes them a [`Team`] for its
+    /// whole length, so a window's fork-join costs two barriers, not a pool entry or a
+    /// wake-up (a seed-size window is ~14 us of work).
     pool: Option<rayon::ThreadPool>,
+    /// The largest team: the available cores, unless [`Trainer::set_max_team`] says more.
+    max_team: usize,
     progress: Progress,
     /// `Some` while phase timing is on.
     timing: Option<PhaseTimes>,
@@ -178,7 +194,8 @@ impl Trainer {
         let pool = match (cfg.engine, cfg.threads) {
             (Engine::Simd, n) if n > 1 => Some(
                 rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
+                    .num_threads(n - 1)
+                    .thread_name(|i| format!("bitrnn-worker-{}", i + 1))
                     .build()
                     .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?,
             ),
@@ -203,6 +220,7 @@ impl Trainer {
             params,
             engine,
             pool,
+            max_team: std::thread::available_parallelism().map_or(1, |n| n.get()),
             progress: Progress::default(),
             timing: None,
         })
@@ -265,30 +283,51 @@ impl Trainer {
         Ok(loss)
     }
 
-    /// Runs up to `windows` training windows inside one entry into the thread pool, calling
-    /// `on_window` with each window's mean loss; stops early when it returns `false`. Returns
-    /// the number of windows run.
-    pub fn run(
-        &mut self,
-        windows: usize,
-        mut on_window: impl FnMut(f32) -> bool + Send,
-    ) -> Result<usize> {
+    /// Runs up to `windows` training windows, calling `on_window` (on this thread) with each
+    /// window's mean loss; stops early when it returns `false`. Returns the number of windows
+    /// run. With `--threads` > 1 the windows' shards are shared by a [`Team`] of this thread
+    /// and the pool's workers, formed once for the whole call.
+    pub fn run(&mut self, windows: usize, mut on_window: impl FnMut(f32) -> bool) -> Result<usize> {
+        let members = self.team_size();
         let pool = self.pool.take();
         let result = match &pool {
-            Some(pool) => pool.install(|| self.run_windows(windows, &mut on_window)),
-            None => self.run_windows(windows, &mut on_window),
+            // A team pays for itself over many windows; a single window runs on this thread.
+            Some(pool) if members > 1 && windows > 1 => team::with_team(pool, members, |team| {
+                self.run_windows(windows, &mut on_window, Some(team))
+            }),
+            _ => self.run_windows(windows, &mut on_window, None),
         };
         self.pool = pool;
         result
+    }
+
+    /// Members of a team: `--threads`, but no more than the shards (a member without a shard
+    /// would only wait) nor the cores (members beyond them would wait for each other). The
+    /// results do not depend on it: the shard partition is fixed.
+    fn team_size(&self) -> usize {
+        match &self.engine {
+            EngineState::Simd { shards, .. } if self.pool.is_some() => {
+                self.cfg.threads.min(shards.len()).min(self.max_team)
+            }
+            _ => 1,
+        }
+    }
+
+    /// Lets teams grow to `members` (still at most `--threads` and the shard count) instead of
+    /// the available cores: for tests that show larger teams give the same weights on a
+    /// machine with fewer cores. Slow there (members wait for cores), never different.
+    pub fn set_max_team(&mut self, members: usize) {
+        self.max_team = members.max(1);
     }
 
     fn run_windows(
         &mut self,
         windows: usize,
         on_window: &mut impl FnMut(f32) -> bool,
+        team: Option<&Team>,
     ) -> Result<usize> {
         for done in 1..=windows {
-            let loss = self.window()?;
+            let loss = self.window(team)?;
             if !on_window(loss) {
                 return Ok(done);
             }
@@ -296,8 +335,8 @@ impl Trainer {
         Ok(windows)
     }
 
-    /// One window; in the pool when there is one (see [`Trainer::run`]).
-    fn window(&mut self) -> Result<f32> {
+    /// One window; its shards and its reduction shared by the team's members, if any.
+    fn window(&mut self, team: Option<&Team>) -> Result<f32> {
         let t = self.cfg.time_step;
         let Progress { epoch, window } = self.progress;
         let step_index = epoch * self.cfg.windows_per_epoch() + window;
@@ -343,13 +382,23 @@ impl Trainer {
                         );
                     }
                 };
-                if self.cfg.threads > 1 {
-                    shards.par_iter_mut().for_each(run);
-                } else {
-                    shards.iter_mut().for_each(run);
+                match team {
+                    Some(team) => {
+                        // Member k runs the k-th contiguous block of shards; the blocks are
+                        // handed out through uncontended mutexes on the stack (no allocation).
+                        let per = shards.len().div_ceil(team.size());
+                        let blocks = split_for_members(shards.chunks_mut(per));
+                        team.run(&|member| {
+                            take_block(&blocks, member)
+                                .into_iter()
+                                .flatten()
+                                .for_each(run);
+                        });
+                    }
+                    None => shards.iter_mut().for_each(run),
                 }
                 let reduce_start = Instant::now();
-                reduce_pairwise(shards, &mut self.grad);
+                reduce_shards(shards, &mut self.grad, team);
                 if let Some(pt) = &mut self.timing {
                     reduction_s = reduce_start.elapsed().as_secs_f64();
                     pt.parallel_s += (reduce_start - clock).as_secs_f64();
@@ -522,24 +571,85 @@ impl Trainer {
     }
 }
 
-/// Sums the shards' gradients into `out` in a fixed pairwise tree over the shard index:
-/// level 1 adds shard 2i+1 into 2i, level 2 adds 4i+2 into 4i, and so on. The order depends
-/// on the shard count only.
-fn reduce_pairwise(shards: &mut [Shard], out: &mut [f32]) {
+/// Hands out blocks (of shards, of gradient elements) to team members: block k to member k.
+/// On the stack, so that a window allocates nothing.
+type Blocks<'a, T> = [Mutex<Option<&'a mut [T]>>; MAX_SHARDS];
+
+fn split_for_members<'a, T>(mut chunks: impl Iterator<Item = &'a mut [T]>) -> Blocks<'a, T> {
+    std::array::from_fn(|_| Mutex::new(chunks.next()))
+}
+
+/// Member `member`'s block (once; `None` for a member without one).
+fn take_block<'a, T>(blocks: &Blocks<'a, T>, member: usize) -> Option<&'a mut [T]> {
+    let slot = blocks.get(member)?;
+    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
+/// Below this many additions a gradient reduction runs on one thread: splitting it costs two
+/// barriers (about a microsecond), a few thousand additions' worth.
+const PARALLEL_REDUCTION_ADDS: usize = 1 << 15;
+
+/// Sums the shards' gradients into `out`, each element in the same fixed pairwise tree over
+/// the shard index ([`tree_sum`]): which thread sums which elements does not change a bit.
+/// Large reductions are split over the team's members by element.
+fn reduce_shards(shards: &[Shard], out: &mut [f32], team: Option<&Team>) {
     let n = shards.len();
+    let grads: [&[f32]; MAX_SHARDS] =
+        std::array::from_fn(|i| shards.get(i).map_or(&[][..], |s| &s.grad[..]));
+    let grads = &grads[..n];
+    match team {
+        Some(team) if out.len() * (n - 1) >= PARALLEL_REDUCTION_ADDS => {
+            // Blocks of whole f32x8 vectors.
+            let per = out.len().div_ceil(team.size()).next_multiple_of(LANES);
+            let blocks = split_for_members(out.chunks_mut(per));
+            team.run(&|member| {
+                if let Some(block) = take_block(&blocks, member) {
+                    reduce_range(grads, member * per, block);
+                }
+            });
+        }
+        _ => reduce_range(grads, 0, out),
+    }
+}
+
+/// `out[i] = tree_sum(grads[..][first + i])` for every `i`, eight elements at a time.
+fn reduce_range(grads: &[&[f32]], first: usize, out: &mut [f32]) {
+    let n = grads.len();
+    let (vectors, tail) = out.as_chunks_mut::<LANES>();
+    for (k, o) in vectors.iter_mut().enumerate() {
+        let at = first + k * LANES;
+        let mut v = [f32x8::ZERO; MAX_SHARDS];
+        for (v, g) in v.iter_mut().zip(grads) {
+            let lanes: &[f32; LANES] = g[at..at + LANES].try_into().expect("a whole vector");
+            *v = f32x8::new(*lanes);
+        }
+        *o = tree_sum(&mut v[..n]).to_array();
+    }
+    let at = first + vectors.len() * LANES;
+    for (k, o) in tail.iter_mut().enumerate() {
+        let mut v = [0.0f32; MAX_SHARDS];
+        for (v, g) in v.iter_mut().zip(grads) {
+            *v = g[at + k];
+        }
+        *o = tree_sum(&mut v[..n]);
+    }
+}
+
+/// The fixed pairwise tree over `v`'s index: level 1 adds `v[2i+1]` into `v[2i]`, level 2
+/// adds `v[4i+2]` into `v[4i]`, and so on; the sum ends in `v[0]`. Lane-wise for `f32x8`, so
+/// a vector lane sums exactly as a scalar would.
+fn tree_sum<T: Copy + Add<Output = T>>(v: &mut [T]) -> T {
+    let n = v.len();
     let mut stride = 1;
     while stride < n {
         let mut i = 0;
         while i + stride < n {
-            let (lo, hi) = shards.split_at_mut(i + stride);
-            for (a, b) in lo[i].grad.iter_mut().zip(&hi[0].grad) {
-                *a += *b;
-            }
+            v[i] = v[i] + v[i + stride];
             i += 2 * stride;
         }
         stride *= 2;
     }
-    out.copy_from_slice(&shards[0].grad);
+    v[0]
 }
 
 #[cfg(test)]
@@ -552,7 +662,10 @@ mod tests {
         {
             let r = shard_ranges(groups, hidden, time_step);
             let min = min_shard_groups(hidden, time_step);
-            assert_eq!(r.len(), (groups / min).clamp(1, MAX_SHARDS));
+            // The largest power of two within both limits.
+            let most = (groups / min).clamp(1, MAX_SHARDS);
+            assert_eq!(r.len(), shard_count(groups, hidden, time_step));
+            assert!(r.len().is_power_of_two() && r.len() <= most && 2 * r.len() > most);
             assert_eq!(r[0].0, 0);
             assert_eq!(r.last().unwrap().1, groups);
             for w in r.windows(2) {

@@ -16,10 +16,13 @@ fn config(data_size: usize, batch_size: usize, hidden: usize, threads: usize) ->
     }
 }
 
-/// Trains `epochs` epochs and returns the bits of the final weights.
+/// Trains `epochs` epochs and returns the bits of the final weights. Teams as large as
+/// `--threads` form even where the machine has fewer cores.
 fn train_bits(cfg: TrainConfig) -> Vec<u32> {
     let windows = cfg.epochs * cfg.windows_per_epoch();
+    let threads = cfg.threads;
     let mut trainer = Trainer::new(cfg).expect("valid config");
+    trainer.set_max_team(threads);
     let ran = trainer
         .run(windows, |loss| loss.is_finite())
         .expect("trains");
@@ -31,13 +34,15 @@ fn train_bits(cfg: TrainConfig) -> Vec<u32> {
 fn weights_are_identical_for_any_thread_count() {
     // (data_size, batch_size, hidden): the seed's stream count; 37 streams (not a multiple of
     // 8, fewer shards than 4 threads); 3 streams (one lane group); a blocked-kernel size with
-    // several shards; 1000 streams (16 shards).
+    // several shards; 1000 streams (16 shards); 832 streams at hidden 100 (8 shards and a
+    // gradient large enough that the team shares its reduction).
     let shapes = [
         (50_000, 200, 6),
         (37 * 100, 100, 6),
         (3 * 100, 100, 5),
-        (130 * 50, 50, 17),
+        (416 * 50, 50, 17),
         (1000 * 20, 20, 9),
+        (832 * 20, 20, 100),
     ];
     for (data_size, batch_size, hidden) in shapes {
         let one = train_bits(config(data_size, batch_size, hidden, 1));
