@@ -9,7 +9,7 @@ B=target/release/bitrnn
 } > "$OUT/machine.txt" 2>&1
 head -20 "$OUT/machine.txt"
 "$B" --version
-"$B" bench --hidden 256 --streams 4096 --threads 1,2,4,8,12,16 --seconds 3 --json \
+"$B" bench --hidden 256 --streams 4096 --threads 1,2,4,8,12,16 --seconds 5 --json \
   | tee "$OUT/scaling_h256_s4096.jsonl"
 "$B" bench --hidden 6 --threads 1,2,4,8,16 --seconds 2 --json | tee "$OUT/scaling_seed.jsonl"
 for t in 1 16; do

@@ -34,7 +34,7 @@ fn train_bits(cfg: TrainConfig) -> Vec<u32> {
 fn weights_are_identical_for_any_thread_count() {
     // (data_size, batch_size, hidden): the seed's stream count; 37 streams (not a multiple of
     // 8, fewer shards than 4 threads); 3 streams (one lane group); a blocked-kernel size with
-    // several shards; 1000 streams (16 shards); 832 streams at hidden 100 (8 shards and a
+    // several shards; 1000 streams (8 shards); 832 streams at hidden 100 (8 shards and a
     // gradient large enough that the team shares its reduction).
     let shapes = [
         (50_000, 200, 6),
