@@ -278,6 +278,38 @@ pub fn check_input_file(flag: &str, path: &Path) -> Result<()> {
     }
 }
 
+/// Checks that the output file `path`, given as `flag`, can be written: a file name ending in
+/// `.extension`, in an existing directory, not itself a directory. Checked before any work.
+pub fn check_output_file(flag: &str, path: &Path, extension: &str) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let named = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case(extension));
+    if path.file_name().is_none() || !named {
+        return Err(Error::Usage(format!(
+            "{flag} {}: must be a file name ending in .{extension}",
+            shown(path)
+        )));
+    }
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "{flag} {}: the directory {} does not exist",
+            shown(path),
+            shown(dir)
+        )));
+    }
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "{flag} {}: is a directory",
+            shown(path)
+        )));
+    }
+    Ok(())
+}
+
 /// Checks that `path`, given as `flag`, is a directory or can become one: it is not empty,
 /// and it, or else its nearest existing ancestor, is a directory. Checked before any work so
 /// that a mistyped `--out` fails at once, with exit code 2, rather than after training. Whether

@@ -418,3 +418,144 @@ fn draw_loss_plot(
     root.present()?;
     Ok(())
 }
+
+/// One line of the thread-scaling figure: a shape's throughput at several thread counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScalingSeries {
+    pub label: String,
+    /// `(threads, median, min, max)` sample-steps/s, in increasing thread order.
+    pub points: Vec<(usize, f64, f64, f64)>,
+}
+
+impl ScalingSeries {
+    /// Speed-ups over the series' fewest threads, scaled so that row counts as that many
+    /// threads' worth (1 thread: its own throughput is 1x): `(threads, median, min, max)`.
+    #[must_use]
+    pub fn speedups(&self) -> Vec<(f64, f64, f64, f64)> {
+        let Some(&(t0, base, _, _)) = self.points.first() else {
+            return Vec::new();
+        };
+        let unit = base / t0 as f64;
+        self.points
+            .iter()
+            .map(|&(t, med, lo, hi)| (t as f64, med / unit, lo / unit, hi / unit))
+            .collect()
+    }
+}
+
+// One colour per series (cycled), from the same palette family as the loss figure.
+const SERIES_COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// Writes the thread-scaling figure to `path` (PNG, atomically, as [`loss_plot`]): for each
+/// series the median speed-up over its fewest threads, with the repeats' min..max as a
+/// bar, against the ideal line `speed-up = threads`.
+///
+/// # Errors
+/// [`Error::Io`] if drawing or writing fails.
+pub fn scaling_plot(path: &Path, series: &[ScalingSeries], title: &str) -> Result<()> {
+    register_embedded_font()?;
+    let mut pixels = vec![0u8; WIDTH as usize * HEIGHT as usize * 3];
+    draw_scaling_plot(&mut pixels, series, title).map_err(|e| {
+        Error::io(
+            path,
+            io::Error::other(format!("cannot draw the scaling plot: {e}")),
+        )
+    })?;
+    write_png_atomic(path, &pixels)
+}
+
+fn draw_scaling_plot(
+    pixels: &mut [u8],
+    series: &[ScalingSeries],
+    title: &str,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let curves: Vec<_> = series.iter().map(ScalingSeries::speedups).collect();
+    let most_threads = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .max()
+        .unwrap_or(1)
+        .max(2) as f64;
+    let top = curves
+        .iter()
+        .flatten()
+        .map(|p| p.3)
+        .fold(most_threads, f64::max)
+        .ceil();
+
+    let root = BitMapBackend::with_buffer(pixels, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let below_title = root.margin(14, 0, 0, 0).titled(title, (FONT, 22))?;
+    let mut chart = ChartBuilder::on(&below_title)
+        .margin_top(16)
+        .margin_left(16)
+        .margin_right(32)
+        .margin_bottom(12)
+        .x_label_area_size(52)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0f64..most_threads + 0.5, 0f64..top + 0.5)?;
+    chart
+        .configure_mesh()
+        .x_labels((most_threads as usize + 1).min(17))
+        .y_labels((top as usize + 1).min(17))
+        .bold_line_style(BLACK.mix(0.10))
+        .light_line_style(TRANSPARENT)
+        .x_desc("threads")
+        .y_desc("speed-up (sample-steps/s over one thread's)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .draw()?;
+
+    let ideal = BLACK.mix(0.5).stroke_width(2);
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(0.0, 0.0), (most_threads, most_threads)],
+            10,
+            6,
+            ideal,
+        ))?
+        .label("ideal: speed-up = threads")
+        .legend(move |(x, y)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (9, 0)], ideal)
+                + PathElement::new(vec![(15, 0), (24, 0)], ideal)
+        });
+
+    for (i, (s, curve)) in series.iter().zip(&curves).enumerate() {
+        let color = SERIES_COLORS[i % SERIES_COLORS.len()];
+        let line = color.stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(curve.iter().map(|p| (p.0, p.1)), line))?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line));
+        chart.draw_series(curve.iter().map(|&(t, _, lo, hi)| {
+            PathElement::new(vec![(t, lo), (t, hi)], color.stroke_width(1))
+        }))?;
+        chart.draw_series(
+            curve
+                .iter()
+                .map(|&(t, med, _, _)| Circle::new((t, med), 4, color.filled())),
+        )?;
+    }
+
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .margin(14)
+        .legend_area_size(32)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

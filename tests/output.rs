@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use bitrnn::Error;
 use bitrnn::output::{ensure_dir, write_atomic, write_atomic_bytes, write_loss_csv};
-use bitrnn::plot::{loss_plot, moving_average, smoothing_window};
+use bitrnn::plot::{ScalingSeries, loss_plot, moving_average, scaling_plot, smoothing_window};
 
 /// A fresh directory under the system temp dir, removed on drop.
 struct TestDir(PathBuf);
@@ -249,6 +249,84 @@ fn loss_plot_writes_png_for_all_shapes_of_input() {
     }
     expected.sort();
     assert_eq!(dir.entries(), expected, "temporary files left behind");
+}
+
+#[test]
+fn scaling_speedups_are_relative_to_the_fewest_threads() {
+    let from_one = ScalingSeries {
+        label: "hidden 256".into(),
+        points: vec![
+            (1, 100.0, 90.0, 110.0),
+            (2, 190.0, 180.0, 200.0),
+            (4, 300.0, 300.0, 300.0),
+        ],
+    };
+    assert_eq!(
+        from_one.speedups(),
+        [
+            (1.0, 1.0, 0.9, 1.1),
+            (2.0, 1.9, 1.8, 2.0),
+            (4.0, 3.0, 3.0, 3.0)
+        ]
+    );
+    // A series that starts at 2 threads counts its first row as 2 threads' worth.
+    let from_two = ScalingSeries {
+        label: "hidden 6".into(),
+        points: vec![(2, 200.0, 200.0, 200.0), (8, 600.0, 500.0, 700.0)],
+    };
+    assert_eq!(
+        from_two.speedups(),
+        [(2.0, 2.0, 2.0, 2.0), (8.0, 6.0, 5.0, 7.0)]
+    );
+    assert!(
+        ScalingSeries {
+            label: String::new(),
+            points: vec![]
+        }
+        .speedups()
+        .is_empty()
+    );
+}
+
+#[test]
+fn scaling_plot_writes_png_for_all_shapes_of_input() {
+    let dir = TestDir::new("scaling");
+    let curve = |label: &str, points: &[(usize, f64)]| ScalingSeries {
+        label: label.into(),
+        points: points
+            .iter()
+            .map(|&(t, r)| (t, r, r * 0.9, r * 1.2))
+            .collect(),
+    };
+    let cases = vec![
+        ("none", vec![]),
+        ("one-row", vec![curve("hidden 6", &[(1, 9e7)])]),
+        (
+            "sixteen",
+            vec![
+                curve(
+                    "hidden 64",
+                    &[(1, 1.0), (2, 2.0), (4, 3.9), (8, 7.5), (16, 14.0)],
+                ),
+                curve("hidden 256", &[(1, 1.0), (2, 1.9), (16, 11.7)]),
+            ],
+        ),
+        (
+            "superlinear",
+            vec![curve("hidden 256", &[(1, 1.0), (2, 2.9)])],
+        ),
+    ];
+    let mut expected = Vec::new();
+    for (name, series) in &cases {
+        let path = dir.path(&format!("{name}.png"));
+        scaling_plot(&path, series, "thread scaling").unwrap();
+        assert_eq!(png_size(&path), (1000, 600), "{name}");
+        expected.push(format!("{name}.png"));
+    }
+    expected.sort();
+    assert_eq!(dir.entries(), expected, "temporary files left behind");
+    let err = scaling_plot(&dir.path("missing/s.png"), &cases[2].1, "x").unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
 }
 
 #[test]

@@ -7,16 +7,17 @@
 //! `--repeats` timed repeats of whole windows, then one more pass of the same length with
 //! phase timing on, whose clock reads therefore never touch the throughput figures.
 
-use crate::cli::default_threads;
+use crate::cli::{check_output_file, default_threads};
 use crate::config::{Engine, MAX_DATA_SIZE, MAX_HIDDEN, MAX_THREADS, Optimizer, TrainConfig};
 use crate::error::{Error, Result};
-use crate::peak;
 use crate::train::{PhaseTimes, Trainer};
+use crate::{peak, plot};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 /// The length of each stream (the tutorial's `batch_size`): the seed's 2000, i.e. 400
@@ -45,7 +46,9 @@ update (Adagrad) are wall time; other is the rest (bit planes, loss, bookkeeping
 
 Examples:
   bitrnn bench                                 hidden 6,64,256 x threads 1,all
-  bitrnn bench --hidden 6 --threads 2 --json   one JSON object per row";
+  bitrnn bench --hidden 6 --threads 2 --json   one JSON object per row
+  bitrnn bench --hidden 256 --streams 4096 --threads 1,2,4,8,16 --plot scaling.png
+                                               a thread-scaling curve";
 
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
@@ -71,6 +74,10 @@ pub struct BenchArgs {
     /// One JSON object per row on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the thread scaling (speed-up over the fewest threads, one line per hidden
+    /// size, min..max bars) to this PNG file.
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
 }
 
 /// The flags, validated.
@@ -82,6 +89,7 @@ pub struct BenchPlan {
     pub time_step: usize,
     pub seconds: f64,
     pub repeats: usize,
+    pub plot: Option<PathBuf>,
 }
 
 impl BenchArgs {
@@ -119,7 +127,11 @@ impl BenchArgs {
                 self.repeats
             ));
         }
+        if let Some(path) = &self.plot {
+            check_output_file("--plot", path, "png")?;
+        }
         Ok(BenchPlan {
+            plot: self.plot.clone(),
             hidden: self.hidden.clone(),
             threads,
             streams: self.streams,
@@ -410,6 +422,34 @@ fn table_row(r: &BenchRow) -> String {
     )
 }
 
+/// The rows as one scaling series per hidden size, by increasing thread count.
+fn scaling_series(rows: &[BenchRow]) -> Vec<plot::ScalingSeries> {
+    let mut by_hidden: BTreeMap<usize, Vec<&BenchRow>> = BTreeMap::new();
+    for r in rows {
+        by_hidden.entry(r.hidden).or_default().push(r);
+    }
+    by_hidden
+        .into_iter()
+        .map(|(hidden, mut rows)| {
+            rows.sort_by_key(|r| r.threads);
+            plot::ScalingSeries {
+                label: format!("hidden {hidden}"),
+                points: rows
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.threads,
+                            r.sample_steps_per_s,
+                            r.sample_steps_per_s_min,
+                            r.sample_steps_per_s_max,
+                        )
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 pub fn run(args: &BenchArgs) -> Result<()> {
     let plan = args.plan()?;
     let date = utc_date();
@@ -437,6 +477,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     let mut first = true;
     let mut over_peak = false;
+    let mut measured = Vec::with_capacity(rows);
     for &hidden in &plan.hidden {
         for &threads in &plan.threads {
             let row = bench_row(&plan, hidden, threads, &peaks[&threads], &date, &bar)?;
@@ -454,9 +495,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             });
             first = false;
             over_peak |= row.pct_of_peak > 100.0;
+            measured.push(row);
         }
     }
     bar.finish_and_clear();
+    if let Some(path) = &plan.plot {
+        let title = format!(
+            "bitrnn thread scaling: {} streams, time_step {}, {} cores, {date}",
+            plan.streams,
+            plan.time_step,
+            default_threads()
+        );
+        plot::scaling_plot(path, &scaling_series(&measured), &title)?;
+        eprintln!("wrote {}", crate::cli::shown(path));
+    }
     if over_peak && !args.json {
         println!(
             "note: a row above 100% of peak ran faster than the peak measured at start: other \
@@ -479,6 +531,7 @@ mod tests {
             seconds: 1.0,
             repeats: 5,
             json: false,
+            plot: None,
         }
     }
 
@@ -597,6 +650,20 @@ mod tests {
                     ..args()
                 },
                 "--repeats 4",
+            ),
+            (
+                BenchArgs {
+                    plot: Some("scaling.svg".into()),
+                    ..args()
+                },
+                "--plot scaling.svg",
+            ),
+            (
+                BenchArgs {
+                    plot: Some("/no/such/dir/scaling.png".into()),
+                    ..args()
+                },
+                "--plot /no/such/dir/scaling.png",
             ),
         ];
         for (a, flag) in cases {
