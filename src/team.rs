@@ -26,6 +26,7 @@
 //! member has finished the round, and [`Team::dismiss`] ends the members' loops on every
 //! way out.
 
+use crossbeam_utils::CachePadded;
 use std::any::Any;
 use std::hint::spin_loop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -48,14 +49,19 @@ const MAX_MEMBERS: usize = 64;
 pub type Job<'a> = dyn Fn(usize) + Sync + 'a;
 
 /// A barrier-synchronised team of `size` members; the caller of [`Team::run`] is member 0.
+///
+/// The fields that members write while others spin have cache lines of their own
+/// ([`CachePadded`]), and so does the team as a whole (it lives on member 0's stack, next to
+/// data that member 0 writes while it works): a spinning member must not keep pulling a
+/// line that a working member writes (false sharing).
 pub struct Team {
     size: usize,
     /// Members arrived at the current barrier.
-    arrived: AtomicUsize,
+    arrived: CachePadded<AtomicUsize>,
     /// Bumped when a barrier opens (and by [`Team::dismiss`]); sleepers wait on it.
-    generation: AtomicU32,
+    generation: CachePadded<AtomicU32>,
     /// Members asleep (or about to sleep) on `generation`.
-    sleepers: AtomicU32,
+    sleepers: CachePadded<AtomicU32>,
     stop: AtomicBool,
     /// The current round's job: a `*const &Job` set by member 0 before the start barrier and
     /// valid until the end barrier.
@@ -63,7 +69,9 @@ pub struct Team {
     /// The first panic of a member other than 0 in the current round.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     /// The CPU each member last ran a job on (`usize::MAX`: unknown).
-    cpus: Vec<AtomicUsize>,
+    cpus: Vec<CachePadded<AtomicUsize>>,
+    /// Keeps whatever follows the team on the stack off its last line.
+    _tail: CachePadded<()>,
 }
 
 impl Team {
@@ -72,13 +80,16 @@ impl Team {
         assert!(size >= 1, "a team has at least one member");
         Self {
             size,
-            arrived: AtomicUsize::new(0),
-            generation: AtomicU32::new(0),
-            sleepers: AtomicU32::new(0),
+            arrived: CachePadded::new(AtomicUsize::new(0)),
+            generation: CachePadded::new(AtomicU32::new(0)),
+            sleepers: CachePadded::new(AtomicU32::new(0)),
             stop: AtomicBool::new(false),
             job: AtomicPtr::new(std::ptr::null_mut()),
             panic: Mutex::new(None),
-            cpus: (0..size).map(|_| AtomicUsize::new(usize::MAX)).collect(),
+            cpus: (0..size)
+                .map(|_| CachePadded::new(AtomicUsize::new(usize::MAX)))
+                .collect(),
+            _tail: CachePadded::new(()),
         }
     }
 
@@ -93,7 +104,7 @@ impl Team {
         // generation (and the futex does not sleep), or this sees it counted and wakes it.
         self.generation.fetch_add(1, Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) != 0 {
-            atomic_wait::wake_all(&self.generation);
+            atomic_wait::wake_all(&*self.generation);
         }
     }
 

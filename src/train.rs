@@ -75,6 +75,9 @@ pub fn shard_ranges(groups: usize, hidden: usize, time_step: usize) -> Vec<(usiz
 }
 
 /// One shard of the SIMD engine: its streams' state and activations, and its gradient.
+/// Aligned to 128 bytes, so that neighbouring shards (on different threads) never write to
+/// one cache line pair (`stats`, `times`).
+#[repr(align(128))]
 struct Shard {
     first_group: usize,
     ws: Workspace,

@@ -252,8 +252,16 @@ fn bad_flags_of_other_commands_are_refused() {
         case(&["bench", "--threads", "1,0"], Us, "--threads 0"),
         case(&["bench", "--hidden", ","], Clap, "--hidden"),
         case(&["bench", "--streams", "0"], Us, "--streams 0"),
-        case(&["bench", "--plot", "scaling.svg"], Us, "--plot scaling.svg"),
-        case(&["bench", "--plot", "/no/such/dir/s.png"], Us, "--plot /no/such/dir/s.png"),
+        case(
+            &["bench", "--plot", "scaling.svg"],
+            Us,
+            "--plot scaling.svg",
+        ),
+        case(
+            &["bench", "--plot", "/no/such/dir/s.png"],
+            Us,
+            "--plot /no/such/dir/s.png",
+        ),
         case(&["bench", "--time-step", "0"], Us, "--time-step 0"),
         case(&["bench", "--seconds", "nan"], Us, "--seconds NaN"),
         case(&["bench", "--seconds", "-1"], Us, "--seconds -1"),

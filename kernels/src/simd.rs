@@ -161,6 +161,21 @@ impl Prepared {
     }
 }
 
+/// `n` zero vectors in an allocation with [`PAD`] spare vectors after them, never used: the
+/// next allocation starts at least 256 bytes after the last element, so two workspaces (two
+/// shards, maybe on two threads) never write to one cache line or one adjacent-line
+/// prefetch pair. Without it, a shard's small per-step buffers (`logit`, `dl`: one line at
+/// the seed size) could share a line with a neighbour's, and 2 threads ran at the speed of 1
+/// in some processes (false sharing).
+fn padded(n: usize) -> Vec<f32x8> {
+    let mut v = Vec::with_capacity(n + PAD);
+    v.resize(n, f32x8::ZERO);
+    v
+}
+
+/// Spare vectors after each workspace buffer (256 bytes).
+const PAD: usize = 8;
+
 /// One shard's buffers for the whole run: the carried hidden state and the window's
 /// activations. Allocated once; the kernels never allocate.
 #[derive(Clone, Debug)]
@@ -208,26 +223,25 @@ impl Workspace {
         );
         let groups = groups_for(streams);
         let rows = hidden + 2;
-        let valid = (0..groups)
-            .map(|g| {
-                f32x8::new(core::array::from_fn(|lane| {
-                    if g * LANES + lane < streams { 1.0 } else { 0.0 }
-                }))
-            })
-            .collect();
+        let mut valid = padded(groups);
+        for (g, v) in valid.iter_mut().enumerate() {
+            *v = f32x8::new(core::array::from_fn(|lane| {
+                if g * LANES + lane < streams { 1.0 } else { 0.0 }
+            }));
+        }
         Self {
             hidden,
             streams,
             groups,
             time_step,
-            hbuf: vec![f32x8::ZERO; (time_step + 1) * rows * groups],
-            dz: vec![f32x8::ZERO; time_step * hidden * groups],
-            dl: vec![f32x8::ZERO; time_step * groups],
-            y: vec![f32x8::ZERO; time_step * groups],
-            logit: vec![f32x8::ZERO; groups],
+            hbuf: padded((time_step + 1) * rows * groups),
+            dz: padded(time_step * hidden * groups),
+            dl: padded(time_step * groups),
+            y: padded(time_step * groups),
+            logit: padded(groups),
             valid,
             gacc: if hidden <= SMALL_MAX {
-                vec![f32x8::ZERO; hidden * rows + hidden + 1]
+                padded(hidden * rows + hidden + 1)
             } else {
                 Vec::new()
             },
