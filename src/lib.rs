@@ -5,7 +5,8 @@
 //!   SIMD kernels.
 //! - [`data`]: the bit-packed dataset generator and its time-major bit planes.
 //! - [`model`]: initial weights and the weights' checksum.
-//! - [`train`]: the driver: epochs, windows, shards on rayon, reduction, optimizer.
+//! - [`train`]: the driver: epochs, windows, shards, reduction, optimizer; [`team`]: the
+//!   per-window fork-join of its threads.
 //! - [`config`], [`cli`]: flags validated once into configs; [`cmd`]: one module per command.
 //! - [`output`], [`plot`], [`npy`]: files, written whole or not at all.
 //! - [`checkpoint`]: safetensors checkpoints with PyTorch's names, for `--save`/`--resume`/`eval`.

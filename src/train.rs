@@ -10,10 +10,12 @@
 //! The SIMD engine cuts the streams into shards of whole lane groups (8 streams). The
 //! partition depends on the data shape only ([`shard_ranges`]), never on `--threads`. Each
 //! shard owns its slice of the carried state and its activations for the whole run. Per
-//! window the shards run forward + BPTT in parallel on rayon's pool, each writing its own
-//! gradient; the gradients are then summed in a fixed pairwise tree over the shard index and
-//! one optimizer update follows. The same shards do the same arithmetic in the same order
-//! whatever thread runs them, so the weights are bit-for-bit identical for any thread count.
+//! window the shards run forward + BPTT in parallel on a [`Team`] (this thread and
+//! `--threads - 1` rayon workers, formed once per [`Trainer::run`]), each writing its own
+//! gradient; the gradients are then summed element by element in a fixed pairwise tree over
+//! the shard index and one optimizer update follows. The same shards do the same arithmetic
+//! in the same order whatever thread runs them, so the weights are bit-for-bit identical for
+//! any thread count.
 
 use crate::config::{ADAGRAD_INITIAL_ACCUMULATOR, Engine, Optimizer, TrainConfig};
 use crate::data::Dataset;
