@@ -8,15 +8,15 @@
 //!
 //! | name                  | shape          | from bitrnn's [`Params`] layout                   |
 //! |-----------------------|----------------|---------------------------------------------------|
-//! | `rnn.weight_ih_l0`    | [H, 2]         | `w_xh` transposed: `[j][k] = w_xh[k][j]`          |
-//! | `rnn.weight_hh_l0`    | [H, H]         | `w_hh` as is: `z_j += w_hh[j][k] h_k`             |
-//! | `rnn.bias_ih_l0`      | [H]            | `b_h`                                             |
-//! | `rnn.bias_hh_l0`      | [H]            | zeros: bitrnn has one hidden bias                 |
-//! | `fc.weight`           | [2, H]         | `w_hy`                                            |
-//! | `fc.bias`             | [2]            | `b_y`                                             |
-//! | `bitrnn.adagrad_accum`| [H^2 + 5H + 2] | Adagrad's accumulator, flat, in the Params layout |
-//! | `bitrnn.hidden_state` | [streams, H]   | the carried hidden state of every stream          |
-//! | `bitrnn.losses`       | [steps]        | the loss of every training step so far            |
+//! | `rnn.weight_ih_l0`    | `[H, 2]`       | `w_xh` transposed: `[j][k] = w_xh[k][j]`          |
+//! | `rnn.weight_hh_l0`    | `[H, H]`       | `w_hh` as is: `z_j += w_hh[j][k] h_k`             |
+//! | `rnn.bias_ih_l0`      | `[H]`          | `b_h`                                             |
+//! | `rnn.bias_hh_l0`      | `[H]`          | zeros: bitrnn has one hidden bias                 |
+//! | `fc.weight`           | `[2, H]`       | `w_hy`                                            |
+//! | `fc.bias`             | `[2]`          | `b_y`                                             |
+//! | `bitrnn.adagrad_accum`| `[H^2 + 5H + 2]` | Adagrad's accumulator, flat, in the Params layout |
+//! | `bitrnn.hidden_state` | `[streams, H]` | the carried hidden state of every stream          |
+//! | `bitrnn.losses`       | `[steps]`      | the loss of every training step so far            |
 //!
 //! so `h_t = tanh(weight_ih x_t + bias_ih + weight_hh h_{t-1} + bias_hh)` and
 //! `logits = fc.weight h_t + fc.bias` are exactly bitrnn's equations. PyTorch loads the model

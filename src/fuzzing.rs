@@ -538,7 +538,7 @@ fn bound(w: &FuzzWindow) -> Bound {
 ///
 /// Properties: the SIMD engine writes every gradient entry (the buffer starts as NaN) and
 /// produces only finite numbers; its loss, accuracy count, carried state and gradient are
-/// within [`bound`]'s tolerance of the reference (plus [`F64_SLACK`] for the reference's own
+/// within `bound`'s tolerance of the reference (plus `F64_SLACK` for the reference's own
 /// rounding); `forward` (evaluation) gives the same loss, accuracy and state bit for bit.
 /// The bound's own f64 trajectory is checked against the reference too.
 ///

@@ -18,7 +18,7 @@
 //! members were seen sharing one core, the other idle, for 15..100 ms at a time (each round
 //! then costs two sleeps: ~145 us instead of ~7). So each member `k >= 1` notes its CPU every
 //! round, and if it finds itself on the CPU of a lower member it moves itself once to a CPU
-//! that no member is on ([`cpu::move_off`]: a momentary affinity change, restored at once, so
+//! that no member is on (`cpu::move_off`: a momentary affinity change, restored at once, so
 //! nothing is pinned and the scheduler stays free to place the threads afterwards).
 //!
 //! The threads come from rayon's pool (`ThreadPool::in_place_scope`); only the
