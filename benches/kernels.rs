@@ -11,7 +11,6 @@ use std::hint::black_box;
 
 /// A window's worth of inputs: random weights, state and bits from a small LCG.
 struct Case {
-    hidden: usize,
     streams: usize,
     time_step: usize,
     params: Params<f32>,
@@ -54,7 +53,6 @@ impl Case {
             }
         }
         Self {
-            hidden,
             streams,
             time_step,
             params,

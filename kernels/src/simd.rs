@@ -61,7 +61,7 @@ use wide::{f32x8, i32x8};
 pub const LANES: usize = 8;
 
 /// Gradients (`dl`, `dz`) below this magnitude are set to 0: 2^-64. See the module docs.
-pub const FLUSH: f32 = 5.421_010_9e-20;
+pub const FLUSH: f32 = 1.0 / 18_446_744_073_709_551_616.0;
 
 /// Hidden sizes up to this use the small kernels: the whole hidden state of a lane group in
 /// registers across the window's steps, the size a compile-time constant.
