@@ -16,6 +16,8 @@ use std::io;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use plotters::coord::CoordTranslate;
+use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -53,6 +55,22 @@ const LOSS_COLOR: RGBColor = RGBColor(166, 206, 227);
 const AVERAGE_COLOR: RGBColor = RGBColor(8, 81, 156);
 const NOT_LEARNED_COLOR: RGBColor = RGBColor(214, 39, 40);
 const RULE_LEARNED_COLOR: RGBColor = RGBColor(44, 160, 44);
+
+/// The legend box, drawn the same way on both figures.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(14)
+        .legend_area_size(32)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+}
 
 /// Registers the embedded font with plotters, once per process.
 fn register_embedded_font() -> Result<()> {
@@ -405,15 +423,7 @@ fn draw_loss_plot(
         ))?;
     }
 
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .margin(14)
-        .legend_area_size(32)
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.3))
-        .draw()?;
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
 
     root.present()?;
     Ok(())
@@ -547,15 +557,7 @@ fn draw_scaling_plot(
         )?;
     }
 
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .margin(14)
-        .legend_area_size(32)
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.3))
-        .draw()?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present()?;
     Ok(())
 }
