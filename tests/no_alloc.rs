@@ -2,7 +2,6 @@
 //! threads (a counting global allocator; alone in its test binary so that no other test's
 //! allocations are counted).
 
-use bitrnn::config::TrainConfig;
 use bitrnn::train::Trainer;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,17 +32,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn config(data_size: usize, batch_size: usize, hidden: usize, threads: usize) -> TrainConfig {
-    TrainConfig {
-        data_size,
-        batch_size,
-        time_step: 5,
-        hidden,
-        threads,
-        epochs: 2,
-        ..TrainConfig::seed_defaults()
-    }
-}
+mod common;
+use common::config;
 
 /// Allocations made while `trainer.run(windows)` runs.
 fn allocations_in(trainer: &mut Trainer, windows: usize) -> usize {

@@ -4,17 +4,8 @@
 
 use bitrnn::config::{Engine, TrainConfig};
 use bitrnn::train::Trainer;
-fn config(data_size: usize, batch_size: usize, hidden: usize, threads: usize) -> TrainConfig {
-    TrainConfig {
-        data_size,
-        batch_size,
-        time_step: 5,
-        hidden,
-        threads,
-        epochs: 2,
-        ..TrainConfig::seed_defaults()
-    }
-}
+mod common;
+use common::config;
 
 /// Trains `epochs` epochs and returns the bits of the final weights. Teams as large as
 /// `--threads` form even where the machine has fewer cores.

@@ -15,67 +15,10 @@ use core::f64::consts::LN_2;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
-/// Knuth's MMIX linear congruential generator: the tests' only source of randomness, so a
-/// seed reproduces a case exactly. Only the high bits are used (the low bits of an LCG with a
-/// power-of-two modulus have short periods).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0
-    }
-    /// Uniform in [0, 1), 53 random bits.
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.uniform()
-    }
-    /// A fair bit, 0 or 1.
-    fn bit(&mut self) -> u8 {
-        u8::from(self.next_u64() >> 63 == 1)
-    }
-}
-
-/// One random window with its parameters and carried state, all in f64. Every number is
-/// rounded to f32 first, so the same case runs exactly in both precisions.
-#[derive(Clone, Debug)]
-struct Case {
-    streams: usize,
-    time_step: usize,
-    params: Params<f64>,
-    h0: Vec<f64>,
-    x: Vec<u8>,
-    y: Vec<u8>,
-}
+mod common;
+use common::{Case, Lcg};
 
 impl Case {
-    /// Weights uniform in `[-weight, weight]`, `h0` uniform in (-1, 1), fair-coin bits.
-    fn random(hidden: usize, streams: usize, time_step: usize, weight: f64, seed: u64) -> Self {
-        let mut rng = Lcg(seed);
-        let f32_exact = |v: f64| f64::from(v as f32);
-        let mut params = Params::zeros(hidden);
-        for w in &mut params.data {
-            *w = f32_exact(rng.range(-weight, weight));
-        }
-        let h0 = (0..streams * hidden)
-            .map(|_| f32_exact(rng.range(-0.999, 0.999)))
-            .collect();
-        let x = (0..streams * time_step).map(|_| rng.bit()).collect();
-        let y = (0..streams * time_step).map(|_| rng.bit()).collect();
-        Self {
-            streams,
-            time_step,
-            params,
-            h0,
-            x,
-            y,
-        }
-    }
     /// Weights uniform in `+-0.6 / sqrt(H)`, the size of Glorot-initialised weights, where the
     /// a priori rounding bounds of [`error_bound`] are informative (f32: below 2e-4 on every
     /// quantity); with weights of 1.5 the recurrence can amplify them by `(1.5 H)^T`.
@@ -87,17 +30,6 @@ impl Case {
             0.6 / (hidden as f64).sqrt(),
             seed,
         )
-    }
-    fn hidden(&self) -> usize {
-        self.params.hidden
-    }
-    fn window(&self) -> Window<'_> {
-        Window {
-            streams: self.streams,
-            time_step: self.time_step,
-            x: &self.x,
-            y: &self.y,
-        }
     }
     /// `(loss, gradient, h_last)` in precision `F`.
     fn run<F: Real>(&self) -> (f64, Vec<f64>, Vec<f64>) {

@@ -46,92 +46,10 @@ use std::cell::RefCell;
 // Cases: parameters, carried state and data, and their bit planes.
 // ---------------------------------------------------------------------------------------
 
-/// Knuth's MMIX linear congruential generator: the only source of randomness, so a seed
-/// reproduces a case. Only the high bits are used.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0
-    }
-    /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Uniform in `[-a, a)`, rounded to f32 so that both engines start from the same number.
-    fn symmetric_f32(&mut self, a: f64) -> f64 {
-        f64::from(((2.0 * self.uniform() - 1.0) * a) as f32)
-    }
-    fn bit(&mut self) -> u8 {
-        u8::from(self.next_u64() >> 63 == 1)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32) as usize) % n
-    }
-    fn pick(&mut self, options: &[f64]) -> f64 {
-        options[self.below(options.len())]
-    }
-}
-
-/// One window with its parameters and carried state, every number an f32 (held in f64).
-#[derive(Clone, Debug)]
-struct Case {
-    streams: usize,
-    time_step: usize,
-    params: Params<f64>,
-    /// `[streams][hidden]`.
-    h0: Vec<f64>,
-    /// `[time_step][streams]`, 0 or 1.
-    x: Vec<u8>,
-    y: Vec<u8>,
-}
+mod common;
+use common::{Case, Lcg};
 
 impl Case {
-    /// Weights uniform in `[-weight, weight]`, `h0` in (-1, 1), fair-coin bits.
-    fn random(hidden: usize, streams: usize, time_step: usize, weight: f64, seed: u64) -> Self {
-        let mut rng = Lcg(seed);
-        let mut params = Params::zeros(hidden);
-        for w in &mut params.data {
-            *w = rng.symmetric_f32(weight);
-        }
-        let h0 = (0..streams * hidden)
-            .map(|_| rng.symmetric_f32(0.999))
-            .collect();
-        let mut case = Self {
-            streams,
-            time_step,
-            params,
-            h0,
-            x: Vec::new(),
-            y: Vec::new(),
-        };
-        case.new_data(&mut rng);
-        case
-    }
-    /// Fresh bits for the next window.
-    fn new_data(&mut self, rng: &mut Lcg) {
-        let n = self.streams * self.time_step;
-        self.x = (0..n).map(|_| rng.bit()).collect();
-        self.y = (0..n).map(|_| rng.bit()).collect();
-    }
-    fn hidden(&self) -> usize {
-        self.params.hidden
-    }
-    fn samples(&self) -> usize {
-        self.streams * self.time_step
-    }
-    fn window(&self) -> reference::Window<'_> {
-        reference::Window {
-            streams: self.streams,
-            time_step: self.time_step,
-            x: &self.x,
-            y: &self.y,
-        }
-    }
     fn params32(&self) -> Params<f32> {
         self.params.cast()
     }
