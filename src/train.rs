@@ -389,23 +389,38 @@ impl Trainer {
                         );
                     }
                 };
+                let n = shards.len();
+                // With a team, a small gradient's reduction starts inside the round: when
+                // each member's block is a whole subtree of the reduction tree (a power of
+                // two of shards, aligned), the member sums it while its shards' gradients
+                // are still in its cache, and only the blocks' roots are left to add.
+                let mut summed_below = 1;
                 match team {
                     Some(team) => {
                         // Member k runs the k-th contiguous block of shards; the blocks are
                         // handed out through uncontended mutexes on the stack (no allocation).
-                        let per = shards.len().div_ceil(team.size());
+                        let per = n.div_ceil(team.size());
+                        let subtrees = per > 1
+                            && per.is_power_of_two()
+                            && n % per == 0
+                            && !shared_reduction(self.grad.len(), n);
+                        if subtrees {
+                            summed_below = per;
+                        }
                         let blocks = split_for_members(shards.chunks_mut(per));
                         team.run(&|member| {
-                            take_block(&blocks, member)
-                                .into_iter()
-                                .flatten()
-                                .for_each(run);
+                            if let Some(block) = take_block(&blocks, member) {
+                                block.iter_mut().for_each(run);
+                                if subtrees {
+                                    sum_subtree(block);
+                                }
+                            }
                         });
                     }
                     None => shards.iter_mut().for_each(run),
                 }
                 let reduce_start = Instant::now();
-                reduce_shards(shards, &mut self.grad, team);
+                reduce_shards(shards, summed_below, &mut self.grad, team);
                 if let Some(pt) = &mut self.timing {
                     reduction_s = reduce_start.elapsed().as_secs_f64();
                     pt.parallel_s += (reduce_start - clock).as_secs_f64();
@@ -596,16 +611,46 @@ fn take_block<'a, T>(blocks: &Blocks<'a, T>, member: usize) -> Option<&'a mut [T
 /// barriers (about a microsecond), a few thousand additions' worth.
 const PARALLEL_REDUCTION_ADDS: usize = 1 << 15;
 
+/// Whether a team shares the reduction of a gradient of `len` numbers from `shards` shards
+/// by element (else one thread does it).
+fn shared_reduction(len: usize, shards: usize) -> bool {
+    len * shards.saturating_sub(1) >= PARALLEL_REDUCTION_ADDS
+}
+
+/// The lower levels of the reduction tree ([`tree_sum`]) over one member's block of shards,
+/// in place: afterwards `block[0].grad` holds the block's sum. `block.len()` is a power of
+/// two and the block starts at a multiple of it, so these are exactly the tree's additions
+/// below stride `block.len()`, in the same order.
+fn sum_subtree(block: &mut [Shard]) {
+    let n = block.len();
+    let mut stride = 1;
+    while stride < n {
+        for pair in block.chunks_exact_mut(2 * stride) {
+            let (lo, hi) = pair.split_at_mut(stride);
+            for (a, b) in lo[0].grad.iter_mut().zip(&hi[0].grad) {
+                *a += *b;
+            }
+        }
+        stride *= 2;
+    }
+}
+
 /// Sums the shards' gradients into `out`, each element in the same fixed pairwise tree over
 /// the shard index ([`tree_sum`]): which thread sums which elements does not change a bit.
-/// Large reductions are split over the team's members by element.
-fn reduce_shards(shards: &[Shard], out: &mut [f32], team: Option<&Team>) {
-    let n = shards.len();
-    let grads: [&[f32]; MAX_SHARDS] =
-        std::array::from_fn(|i| shards.get(i).map_or(&[][..], |s| &s.grad[..]));
+/// The levels below stride `summed_below` are already done ([`sum_subtree`]): the tree goes
+/// on over shards `0, summed_below, 2 summed_below, ...`. Large reductions are split over the
+/// team's members by element.
+fn reduce_shards(shards: &[Shard], summed_below: usize, out: &mut [f32], team: Option<&Team>) {
+    let n = shards.len().div_ceil(summed_below);
+    let grads: [&[f32]; MAX_SHARDS] = std::array::from_fn(|i| {
+        shards
+            .get(i * summed_below)
+            .filter(|_| i < n)
+            .map_or(&[][..], |s| &s.grad[..])
+    });
     let grads = &grads[..n];
     match team {
-        Some(team) if out.len() * (n - 1) >= PARALLEL_REDUCTION_ADDS => {
+        Some(team) if shared_reduction(out.len(), n) => {
             // Blocks of whole f32x8 vectors.
             let per = out.len().div_ceil(team.size()).next_multiple_of(LANES);
             let blocks = split_for_members(out.chunks_mut(per));
