@@ -33,8 +33,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-/// Spin iterations before a waiting member sleeps. A `pause` is about 20 ns on Zen 3, so this
-/// is of the order of 50 us: longer than the serial update between two windows (about a
+/// Spin iterations before a waiting member sleeps. A `pause` took 25 ns on the 2-core VM (a
+/// loop of 10^6 `spin_loop` calls), so this is about 60 us: longer than the serial update between two windows (about a
 /// microsecond at the seed size), short enough that an idle team soon stops burning cores.
 pub const SPIN_LIMIT: u32 = 2_500;
 
@@ -42,7 +42,8 @@ pub const SPIN_LIMIT: u32 = 2_500;
 /// work on it cannot make the members chase each other round after round).
 const MOVE_EVERY: u64 = 64;
 
-/// Members whose CPUs [`Team::spread`] keeps clear of (the trainer uses at most 16).
+/// Members whose CPUs [`Team::spread`] keeps clear of (the trainer's teams have at most
+/// `train::MAX_SHARDS` = 64 members, one per shard at most).
 const MAX_MEMBERS: usize = 64;
 
 /// The job of one round: called once on every member with the member's index.
@@ -51,9 +52,10 @@ pub type Job<'a> = dyn Fn(usize) + Sync + 'a;
 /// A barrier-synchronised team of `size` members; the caller of [`Team::run`] is member 0.
 ///
 /// The fields that members write while others spin have cache lines of their own
-/// ([`CachePadded`]), and so does the team as a whole (it lives on member 0's stack, next to
-/// data that member 0 writes while it works): a spinning member must not keep pulling a
-/// line that a working member writes (false sharing).
+/// ([`CachePadded`]), and so does the team as a whole (its alignment, and so its size, is a
+/// multiple of 128 bytes; it lives on member 0's stack, next to data that member 0 writes
+/// while it works): a spinning member must not keep pulling a line that a working member
+/// writes (false sharing).
 pub struct Team {
     size: usize,
     /// Members arrived at the current barrier.
@@ -70,8 +72,6 @@ pub struct Team {
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     /// The CPU each member last ran a job on (`usize::MAX`: unknown).
     cpus: Vec<CachePadded<AtomicUsize>>,
-    /// Keeps whatever follows the team on the stack off its last line.
-    _tail: CachePadded<()>,
 }
 
 impl Team {
@@ -89,7 +89,6 @@ impl Team {
             cpus: (0..size)
                 .map(|_| CachePadded::new(AtomicUsize::new(usize::MAX)))
                 .collect(),
-            _tail: CachePadded::new(()),
         }
     }
 

@@ -642,12 +642,8 @@ fn sum_subtree(block: &mut [Shard]) {
 /// team's members by element.
 fn reduce_shards(shards: &[Shard], summed_below: usize, out: &mut [f32], team: Option<&Team>) {
     let n = shards.len().div_ceil(summed_below);
-    let grads: [&[f32]; MAX_SHARDS] = std::array::from_fn(|i| {
-        shards
-            .get(i * summed_below)
-            .filter(|_| i < n)
-            .map_or(&[][..], |s| &s.grad[..])
-    });
+    let mut roots = shards.iter().step_by(summed_below).map(|s| &s.grad[..]);
+    let grads: [&[f32]; MAX_SHARDS] = std::array::from_fn(|_| roots.next().unwrap_or(&[]));
     let grads = &grads[..n];
     match team {
         Some(team) if shared_reduction(out.len(), n) => {
