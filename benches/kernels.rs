@@ -44,12 +44,12 @@ impl Case {
         let y: Vec<u8> = (0..streams * time_step)
             .map(|_| (next() & 1) as u8)
             .collect();
-        let groups = simd::groups_for(streams);
-        let (mut xp, mut yp) = (vec![0u8; time_step * groups], vec![0u8; time_step * groups]);
+        let stride = simd::plane_bytes(streams);
+        let (mut xp, mut yp) = (vec![0u8; time_step * stride], vec![0u8; time_step * stride]);
         for t in 0..time_step {
             for s in 0..streams {
-                xp[t * groups + s / 8] |= x[t * streams + s] << (s % 8);
-                yp[t * groups + s / 8] |= y[t * streams + s] << (s % 8);
+                xp[t * stride + s / 8] |= x[t * streams + s] << (s % 8);
+                yp[t * stride + s / 8] |= y[t * streams + s] << (s % 8);
             }
         }
         Self {
@@ -67,7 +67,7 @@ impl Case {
         Planes {
             x: &self.xp,
             y: &self.yp,
-            stride: simd::groups_for(self.streams),
+            stride: simd::plane_bytes(self.streams),
         }
     }
     fn sample_steps(&self) -> u64 {

@@ -103,7 +103,7 @@ pub struct ModelArgs {
     /// Worker threads (default: all cores). Results are identical for any value.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// simd (fused f32x8 kernels) or scalar (the reference, single-threaded).
+    /// simd (fused SIMD kernels) or scalar (the reference, single-threaded).
     #[arg(long, value_enum, default_value_t = Engine::Simd)]
     pub engine: Engine,
 }

@@ -21,7 +21,7 @@ pub const MAX_MEMORY_BYTES: u64 = 64 << 30;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
-    /// The fused f32x8 kernels, sharded over threads.
+    /// The fused SIMD kernels, sharded over threads.
     Simd,
     /// The scalar reference (plain loops, f32), single-threaded.
     Scalar,
@@ -162,20 +162,25 @@ impl TrainConfig {
     /// - `weights`: params, Adagrad accumulator, summed gradient (`3 (H^2 + 5H + 2)` f32),
     ///   the kernels' `w_hh` and its transpose (`2 H^2`), and one gradient per shard of the
     ///   SIMD engine ([`crate::train::shard_ranges`], at most 16);
-    /// - `activations`: the SIMD workspace, one `f32x8` (32 bytes) per lane group of 8 streams
+    /// - `activations`: the SIMD workspace, one vector (`4 LANES` bytes) per lane group
     ///   for each of `(T + 1)(H + 2)` states and inputs, `T H` values of `dz` and `2T + 2`
     ///   more; the scalar engine instead keeps two states (`2 S H` f32) and the window's bits.
     #[must_use]
     pub fn memory_bytes(&self) -> MemoryEstimate {
         let n = |v: usize| v as u128;
         let (h, t, s) = (n(self.hidden), n(self.time_step), n(self.streams()));
-        let groups = s.div_ceil(8);
+        let lanes = n(bitrnn_kernels::lanes::LANES);
+        let groups = s.div_ceil(lanes);
         let params = h * h + 5 * h + 2;
         let (activations, shards) = match self.engine {
             Engine::Simd => (
-                32 * groups * ((t + 1) * (h + 2) + t * h + 2 * t + 2),
-                crate::train::shard_ranges(self.streams().div_ceil(8), self.hidden, self.time_step)
-                    .len(),
+                4 * lanes * groups * ((t + 1) * (h + 2) + t * h + 2 * t + 2),
+                crate::train::shard_ranges(
+                    bitrnn_kernels::simd::groups_for(self.streams()),
+                    self.hidden,
+                    self.time_step,
+                )
+                .len(),
             ),
             Engine::Scalar => (8 * s * h + 2 * s * t, 1),
         };

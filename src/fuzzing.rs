@@ -280,12 +280,12 @@ impl FuzzWindow {
     /// The x and y bit planes of the kernels: bit `s % 8` of byte `t * groups + s / 8` is
     /// stream `s` at step `t`; padding bits are 0.
     fn planes(&self) -> (Vec<u8>, Vec<u8>) {
-        let groups = simd::groups_for(self.streams);
+        let stride = simd::plane_bytes(self.streams);
         let pack = |bits: &[u8]| {
-            let mut plane = vec![0u8; self.time_step * groups];
+            let mut plane = vec![0u8; self.time_step * stride];
             for t in 0..self.time_step {
                 for s in 0..self.streams {
-                    plane[t * groups + s / 8] |= bits[t * self.streams + s] << (s % 8);
+                    plane[t * stride + s / 8] |= bits[t * self.streams + s] << (s % 8);
                 }
             }
             plane
@@ -562,7 +562,7 @@ pub fn simd_vs_reference(data: &[u8]) {
     let planes = Planes {
         x: &xp,
         y: &yp,
-        stride: simd::groups_for(w.streams),
+        stride: simd::plane_bytes(w.streams),
     };
     let mut ws = Workspace::new(hd, w.streams, w.time_step);
     ws.load_state(&h0_32);

@@ -22,12 +22,12 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::team::{self, Team};
-use bitrnn_kernels::simd::{self, LANES, Planes, Prepared, WindowStats, Workspace};
+use bitrnn_kernels::lanes::{LANE_BYTES, LANES, Vf32};
+use bitrnn_kernels::simd::{self, Planes, Prepared, WindowStats, Workspace};
 use bitrnn_kernels::{Params, reference};
 use std::ops::Add;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
-use wide::f32x8;
 
 /// At most this many shards: enough to balance 16 threads, and small enough shards that a
 /// shard's activations stay in a core's L2 cache at hidden 256 with 4,096 streams (32 shards
@@ -368,8 +368,8 @@ impl Trainer {
                 let prepared = &*prepared;
                 let run = |sh: &mut Shard| {
                     let planes = Planes {
-                        x: &xb[sh.first_group..],
-                        y: &yb[sh.first_group..],
+                        x: &xb[sh.first_group * LANE_BYTES..],
+                        y: &yb[sh.first_group * LANE_BYTES..],
                         stride,
                     };
                     if timed {
@@ -647,7 +647,7 @@ fn reduce_shards(shards: &[Shard], summed_below: usize, out: &mut [f32], team: O
     let grads = &grads[..n];
     match team {
         Some(team) if shared_reduction(out.len(), n) => {
-            // Blocks of whole f32x8 vectors.
+            // Blocks of whole vectors.
             let per = out.len().div_ceil(team.size()).next_multiple_of(LANES);
             let blocks = split_for_members(out.chunks_mut(per));
             team.run(&|member| {
@@ -660,17 +660,17 @@ fn reduce_shards(shards: &[Shard], summed_below: usize, out: &mut [f32], team: O
     }
 }
 
-/// `out[i] = tree_sum(grads[..][first + i])` for every `i`, eight elements at a time.
+/// `out[i] = tree_sum(grads[..][first + i])` for every `i`, a vector of elements at a time.
 fn reduce_range(grads: &[&[f32]], first: usize, out: &mut [f32]) {
     let n = grads.len();
     let (vectors, tail) = out.as_chunks_mut::<LANES>();
     // Scratch for the tree, filled afresh (its first `n` entries) for every vector.
-    let mut v = [f32x8::ZERO; MAX_SHARDS];
+    let mut v = [Vf32::ZERO; MAX_SHARDS];
     for (k, o) in vectors.iter_mut().enumerate() {
         let at = first + k * LANES;
         for (v, g) in v.iter_mut().zip(grads) {
             let lanes: &[f32; LANES] = g[at..at + LANES].try_into().expect("a whole vector");
-            *v = f32x8::new(*lanes);
+            *v = Vf32::new(*lanes);
         }
         *o = tree_sum(&mut v[..n]).to_array();
     }
@@ -685,7 +685,7 @@ fn reduce_range(grads: &[&[f32]], first: usize, out: &mut [f32]) {
 }
 
 /// The fixed pairwise tree over `v`'s index: level 1 adds `v[2i+1]` into `v[2i]`, level 2
-/// adds `v[4i+2]` into `v[4i]`, and so on; the sum ends in `v[0]`. Lane-wise for `f32x8`, so
+/// adds `v[4i+2]` into `v[4i]`, and so on; the sum ends in `v[0]`. Lane-wise for `Vf32`, so
 /// a vector lane sums exactly as a scalar would.
 fn tree_sum<T: Copy + Add<Output = T>>(v: &mut [T]) -> T {
     let n = v.len();

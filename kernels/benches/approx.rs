@@ -1,5 +1,5 @@
 //! `approx`'s transcendentals next to `wide`'s, one criterion group per function. Throughput
-//! is in `f32x8` vectors (8 values): criterion's "elem/s" is vectors per second, and the time
+//! is in `Vf32` vectors (`LANES` values): criterion's "elem/s" is vectors per second, and the time
 //! per iteration divided by `VECTORS` is the cost of one call in a loop over independent
 //! inputs (the kernels' case: a tile of hidden units at once). Each function is passed as its
 //! own type, not as a `fn` pointer, so that it is inlined into the loop as in the kernels.
@@ -7,18 +7,18 @@
 //! `cargo bench -p bitrnn-kernels --bench approx`
 
 use bitrnn_kernels::approx;
+use bitrnn_kernels::lanes::{LANES, Vf32};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use wide::f32x8;
 
-/// Inputs per iteration: 32 KiB, so inputs and outputs stay in L1.
+/// Inputs per iteration: 32 or 64 KiB, so inputs and outputs stay in L1.
 const VECTORS: usize = 1024;
 
 /// `VECTORS` vectors of values spread evenly over `[lo, hi]`.
-fn inputs(lo: f32, hi: f32) -> Vec<f32x8> {
-    let step = (hi - lo) / (VECTORS * 8) as f32;
+fn inputs(lo: f32, hi: f32) -> Vec<Vf32> {
+    let step = (hi - lo) / (VECTORS * LANES) as f32;
     (0..VECTORS)
-        .map(|i| f32x8::new(core::array::from_fn(|j| lo + (i * 8 + j) as f32 * step)))
+        .map(|i| Vf32::new(core::array::from_fn(|j| lo + (i * LANES + j) as f32 * step)))
         .collect()
 }
 
@@ -29,8 +29,8 @@ fn pair(
     c: &mut Criterion,
     name: &str,
     (lo, hi, floor): (f32, f32, f32),
-    approx: impl Fn(f32x8) -> f32x8,
-    wide: impl Fn(f32x8) -> f32x8,
+    approx: impl Fn(Vf32) -> Vf32,
+    wide: impl Fn(Vf32) -> Vf32,
 ) {
     let xs = inputs(lo, hi);
     let difference = xs
@@ -45,7 +45,7 @@ fn pair(
 
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(VECTORS as u64));
-    let mut out = vec![f32x8::ZERO; VECTORS];
+    let mut out = vec![Vf32::ZERO; VECTORS];
     group.bench_function("approx", |b| {
         b.iter(|| {
             for (y, &x) in out.iter_mut().zip(black_box(&xs)) {
@@ -67,22 +67,22 @@ fn pair(
 
 fn bench(c: &mut Criterion) {
     let tiny = f32::MIN_POSITIVE;
-    pair(c, "tanh", (-5.0, 5.0, 1.0), approx::tanh, f32x8::tanh);
-    pair(c, "exp", (-20.0, 20.0, tiny), approx::exp, f32x8::exp);
-    pair(c, "ln", (1e-3, 1e3, 1.0), approx::ln, f32x8::ln);
+    pair(c, "tanh", (-5.0, 5.0, 1.0), approx::tanh, Vf32::tanh);
+    pair(c, "exp", (-20.0, 20.0, tiny), approx::exp, Vf32::exp);
+    pair(c, "ln", (1e-3, 1e3, 1.0), approx::ln, Vf32::ln);
     pair(
         c,
         "sigmoid",
         (-20.0, 20.0, tiny),
         approx::sigmoid,
-        |x: f32x8| f32x8::ONE / (f32x8::ONE + (-x).exp()),
+        |x: Vf32| Vf32::ONE / (Vf32::ONE + (-x).exp()),
     );
     pair(
         c,
         "softplus",
         (-20.0, 20.0, 1.0),
         approx::softplus,
-        |x: f32x8| x.max(f32x8::ZERO) + (f32x8::ONE + (-x.abs()).exp()).ln(),
+        |x: Vf32| x.max(Vf32::ZERO) + (Vf32::ONE + (-x.abs()).exp()).ln(),
     );
 }
 

@@ -1,6 +1,6 @@
-//! Fast transcendentals on `wide::f32x8` for the SIMD kernels: [`tanh`] (the hidden
-//! activation), [`sigmoid`] and [`softplus`] (the two-class softmax and its cross-entropy), and
-//! the [`exp`] and [`ln`] they are built from.
+//! Fast transcendentals on the build's vector [`Vf32`] (`f32x16` or `f32x8`) for the SIMD
+//! kernels: [`tanh`] (the hidden activation), [`sigmoid`] and [`softplus`] (the two-class
+//! softmax and its cross-entropy), and the [`exp`] and [`ln`] they are built from.
 //!
 //! `wide`'s own `tanh` and `exp` are accurate but slow: in a loop over independent vectors on
 //! the x86-64-v3 build, about 9.7 and 6.4 ns per `f32x8`, against 2.0 and 2.4 ns for these
@@ -36,7 +36,7 @@
 //! `exp(EXP_MIN_ARG) ~ 1.18e-38` instead of underflowing, and `sigmoid` and `softplus` inherit
 //! that floor for arguments below [`EXP_MIN_ARG`].
 
-use wide::{f32x8, i32x8, u32x8};
+use crate::lanes::{Vf32, Vi32, Vu32};
 
 /// `tanh(x)` is `±1` for `|x| >= TANH_CLAMP`.
 ///
@@ -98,18 +98,18 @@ pub const SIGMOID_MAX_ULP: f32 = 2.5;
 /// the windows that `tanh_monotone_up_to_rounding` scans.
 #[inline(always)]
 #[must_use]
-pub fn tanh(x: f32x8) -> f32x8 {
-    let x = x.fast_clamp(f32x8::splat(-TANH_CLAMP), f32x8::splat(TANH_CLAMP));
+pub fn tanh(x: Vf32) -> Vf32 {
+    let x = x.fast_clamp(Vf32::splat(-TANH_CLAMP), Vf32::splat(TANH_CLAMP));
     let s = x * x;
-    let p = s.mul_add(f32x8::splat(-8.509_487e-14), f32x8::splat(5.291_188e-11));
-    let p = s.mul_add(p, f32x8::splat(-2.026_470_4e-8));
-    let p = s.mul_add(p, f32x8::splat(1.116_680_8e-5));
-    let p = s.mul_add(p, f32x8::splat(3.105_331_4e-3));
-    let p = s.mul_add(p, f32x8::splat(1.308_530_1e-1));
-    let p = s.mul_add(p, f32x8::ONE);
-    let q = s.mul_add(f32x8::splat(2.548_037_2e-4), f32x8::splat(2.450_084e-2));
-    let q = s.mul_add(q, f32x8::splat(4.641_863e-1));
-    let q = s.mul_add(q, f32x8::ONE);
+    let p = s.mul_add(Vf32::splat(-8.509_487e-14), Vf32::splat(5.291_188e-11));
+    let p = s.mul_add(p, Vf32::splat(-2.026_470_4e-8));
+    let p = s.mul_add(p, Vf32::splat(1.116_680_8e-5));
+    let p = s.mul_add(p, Vf32::splat(3.105_331_4e-3));
+    let p = s.mul_add(p, Vf32::splat(1.308_530_1e-1));
+    let p = s.mul_add(p, Vf32::ONE);
+    let q = s.mul_add(Vf32::splat(2.548_037_2e-4), Vf32::splat(2.450_084e-2));
+    let q = s.mul_add(q, Vf32::splat(4.641_863e-1));
+    let q = s.mul_add(q, Vf32::ONE);
     x * p / q
 }
 
@@ -128,23 +128,23 @@ pub fn tanh(x: f32x8) -> f32x8 {
 /// calls overlap more.
 #[inline(always)]
 #[must_use]
-pub fn exp(x: f32x8) -> f32x8 {
+pub fn exp(x: Vf32) -> Vf32 {
     const ROUND_AND_BIAS: f32 = 12_583_039.0; // 1.5 * 2^23 + 127
-    let x = x.fast_clamp(f32x8::splat(EXP_MIN_ARG), f32x8::splat(EXP_MAX_ARG));
+    let x = x.fast_clamp(Vf32::splat(EXP_MIN_ARG), Vf32::splat(EXP_MAX_ARG));
     let biased = x.mul_add(
-        f32x8::splat(core::f32::consts::LOG2_E),
-        f32x8::splat(ROUND_AND_BIAS),
+        Vf32::splat(core::f32::consts::LOG2_E),
+        Vf32::splat(ROUND_AND_BIAS),
     );
-    let n = biased - f32x8::splat(ROUND_AND_BIAS);
-    let r = n.mul_neg_add(f32x8::splat(0.693_359_4), x);
-    let r = n.mul_neg_add(f32x8::splat(-2.121_944_4e-4), r);
+    let n = biased - Vf32::splat(ROUND_AND_BIAS);
+    let r = n.mul_neg_add(Vf32::splat(0.693_359_4), x);
+    let r = n.mul_neg_add(Vf32::splat(-2.121_944_4e-4), r);
     let r2 = r * r;
-    let p01 = r.mul_add(f32x8::splat(1.666_666_5e-1), f32x8::splat(0.5));
-    let p23 = r.mul_add(f32x8::splat(8.333_452e-3), f32x8::splat(4.166_579_6e-2));
-    let p45 = r.mul_add(f32x8::splat(1.987_569_1e-4), f32x8::splat(1.398_199_9e-3));
+    let p01 = r.mul_add(Vf32::splat(1.666_666_5e-1), Vf32::splat(0.5));
+    let p23 = r.mul_add(Vf32::splat(8.333_452e-3), Vf32::splat(4.166_579_6e-2));
+    let p45 = r.mul_add(Vf32::splat(1.987_569_1e-4), Vf32::splat(1.398_199_9e-3));
     let p = r2.mul_add(r2.mul_add(p45, p23), p01);
-    let exp_r = p.mul_add(r2, r) + f32x8::ONE;
-    exp_r * f32x8::from_bits(biased.to_bits() << 23)
+    let exp_r = p.mul_add(r2, r) + Vf32::ONE;
+    exp_r * Vf32::from_bits(biased.to_bits() << 23)
 }
 
 /// `ln(x)` for positive normal `x`, error [`LN_MAX_ULP`]. Inputs are clamped to
@@ -161,28 +161,28 @@ pub fn exp(x: f32x8) -> f32x8 {
 /// `ln 2` split as there.
 #[inline(always)]
 #[must_use]
-pub fn ln(x: f32x8) -> f32x8 {
-    let x = x.fast_clamp(f32x8::splat(f32::MIN_POSITIVE), f32x8::splat(f32::MAX));
+pub fn ln(x: Vf32) -> Vf32 {
+    let x = x.fast_clamp(Vf32::splat(f32::MIN_POSITIVE), Vf32::splat(f32::MAX));
     let bits = x.to_bits();
-    let offset = bits - u32x8::splat(0x3F35_04F3);
-    let k = (bytemuck::cast::<u32x8, i32x8>(offset) >> 23_u32).round_float();
-    let z = f32x8::from_bits(bits - (offset & u32x8::splat(0xFF80_0000)));
-    let f = z - f32x8::ONE;
+    let offset = bits - Vu32::splat(0x3F35_04F3);
+    let k = (bytemuck::cast::<Vu32, Vi32>(offset) >> 23_u32).round_float();
+    let z = Vf32::from_bits(bits - (offset & Vu32::splat(0xFF80_0000)));
+    let f = z - Vf32::ONE;
     let f2 = f * f;
     let f4 = f2 * f2;
-    let p01 = f.mul_add(f32x8::splat(-2.499_999_4e-1), f32x8::splat(3.333_333e-1));
-    let p23 = f.mul_add(f32x8::splat(-1.666_805_8e-1), f32x8::splat(2.000_071_4e-1));
-    let p45 = f.mul_add(f32x8::splat(-1.242_014_1e-1), f32x8::splat(1.424_932_3e-1));
-    let p67 = f.mul_add(f32x8::splat(-1.151_461e-1), f32x8::splat(1.167_699_84e-1));
+    let p01 = f.mul_add(Vf32::splat(-2.499_999_4e-1), Vf32::splat(3.333_333e-1));
+    let p23 = f.mul_add(Vf32::splat(-1.666_805_8e-1), Vf32::splat(2.000_071_4e-1));
+    let p45 = f.mul_add(Vf32::splat(-1.242_014_1e-1), Vf32::splat(1.424_932_3e-1));
+    let p67 = f.mul_add(Vf32::splat(-1.151_461e-1), Vf32::splat(1.167_699_84e-1));
     let p03 = f2.mul_add(p23, p01);
-    let p48 = f4.mul_add(f32x8::splat(7.037_683_6e-2), f2.mul_add(p67, p45));
+    let p48 = f4.mul_add(Vf32::splat(7.037_683_6e-2), f2.mul_add(p67, p45));
     let p = f4.mul_add(p48, p03);
     // `x * 0` is 0 for every clamped (finite) x and NaN for NaN, which the bit arithmetic
     // above would have turned into a number.
-    let tail = (p * f).mul_add(f2, x * f32x8::ZERO);
-    let tail = k.mul_add(f32x8::splat(-2.121_944_4e-4), tail);
-    let tail = f2.mul_neg_add(f32x8::splat(0.5), tail);
-    k.mul_add(f32x8::splat(0.693_359_4), f + tail)
+    let tail = (p * f).mul_add(f2, x * Vf32::ZERO);
+    let tail = k.mul_add(Vf32::splat(-2.121_944_4e-4), tail);
+    let tail = f2.mul_neg_add(Vf32::splat(0.5), tail);
+    k.mul_add(Vf32::splat(0.693_359_4), f + tail)
 }
 
 /// `softplus(x) = ln(1 + e^x)`, the two-class cross-entropy of logit difference `x`; error
@@ -195,11 +195,11 @@ pub fn ln(x: f32x8) -> f32x8 {
 /// `ln(1 + e) = ln(u) + ln(1 + c/u) = ln(u) + c/u` to far below an ulp.
 #[inline(always)]
 #[must_use]
-pub fn softplus(x: f32x8) -> f32x8 {
+pub fn softplus(x: Vf32) -> Vf32 {
     let e = exp(-x.abs());
-    let u = f32x8::ONE + e;
-    let c = e - (u - f32x8::ONE);
-    x.fast_max(f32x8::ZERO) + (ln(u) + c / u)
+    let u = Vf32::ONE + e;
+    let c = e - (u - Vf32::ONE);
+    x.fast_max(Vf32::ZERO) + (ln(u) + c / u)
 }
 
 /// `sigmoid(x) = 1 / (1 + e^-x)`; error [`SIGMOID_MAX_ULP`] on `[EXP_MIN_ARG, +inf)`, about
@@ -209,16 +209,17 @@ pub fn softplus(x: f32x8) -> f32x8 {
 /// so `e` never overflows and small results keep their relative accuracy.
 #[inline(always)]
 #[must_use]
-pub fn sigmoid(x: f32x8) -> f32x8 {
+pub fn sigmoid(x: Vf32) -> Vf32 {
     let e = exp(-x.abs());
-    x.simd_lt(f32x8::ZERO).select(e, f32x8::ONE) / (f32x8::ONE + e)
+    x.simd_lt(Vf32::ZERO).select(e, Vf32::ONE) / (Vf32::ONE + e)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lanes::LANES;
 
-    type Simd = fn(f32x8) -> f32x8;
+    type Simd = fn(Vf32) -> Vf32;
 
     /// The `f32` sample points `lo, lo + stride, ...` counted in representable floats, `hi`
     /// included (floats ordered as on the real line, `-0.0` and `+0.0` both present).
@@ -244,15 +245,15 @@ mod tests {
         fn point(self, i: i64) -> f32 {
             unorder((self.lo + i * self.stride).min(self.hi))
         }
-        /// Runs `visit(inputs, outputs)` over the grid, 8 points per call, on all cores; each
+        /// Runs `visit(inputs, outputs)` over the grid, `LANES` points per call, on all cores; each
         /// thread folds into its own `T`, merged with `merge`. The last call repeats `hi`.
         fn fold<T: Send + Default>(
             self,
             f: Simd,
-            visit: impl Fn(&mut T, [f32; 8], [f32; 8]) + Sync,
+            visit: impl Fn(&mut T, [f32; LANES], [f32; LANES]) + Sync,
             merge: impl Fn(&mut T, T),
         ) -> T {
-            let calls = (self.len() + 7) / 8;
+            let calls = (self.len() + LANES as i64 - 1) / LANES as i64;
             let threads = std::thread::available_parallelism()
                 .map_or(1, |n| n.get() as i64)
                 .min(calls);
@@ -264,9 +265,10 @@ mod tests {
                         scope.spawn(move || {
                             let mut acc = T::default();
                             for call in t * per_thread..((t + 1) * per_thread).min(calls) {
-                                let xs: [f32; 8] =
-                                    core::array::from_fn(|j| self.point(call * 8 + j as i64));
-                                visit(&mut acc, xs, f(f32x8::new(xs)).to_array());
+                                let xs: [f32; LANES] = core::array::from_fn(|j| {
+                                    self.point(call * LANES as i64 + j as i64)
+                                });
+                                visit(&mut acc, xs, f(Vf32::new(xs)).to_array());
                             }
                             acc
                         })
@@ -372,7 +374,7 @@ mod tests {
     }
 
     fn scalar(f: Simd, x: f32) -> f32 {
-        f(f32x8::splat(x)).to_array()[0]
+        f(Vf32::splat(x)).to_array()[0]
     }
 
     /// Every stride-th float of `[lo, hi]`, stride chosen for about 4 million points.
@@ -439,7 +441,7 @@ mod tests {
         grid.fold(
             tanh,
             |(): &mut (), xs, ys| {
-                let negated = tanh(-f32x8::new(xs)).to_array();
+                let negated = tanh(-Vf32::new(xs)).to_array();
                 for ((x, y), minus_y) in xs.into_iter().zip(ys).zip(negated) {
                     assert_eq!(
                         (-y).to_bits(),
@@ -525,10 +527,11 @@ mod tests {
         let mut worst = 0f64;
         for start in [1e-4f32, 1e-2, 0.3, 1.0, 2.5, 5.0, 7.5] {
             let mut running_max = scalar(tanh, start);
-            for call in 0..(1 << 15) {
-                let xs: [f32; 8] =
-                    core::array::from_fn(|j| unorder(order(start) + call * 8 + j as i64));
-                for y in tanh(f32x8::new(xs)).to_array() {
+            for call in 0..(1 << 18) / LANES as i64 {
+                let xs: [f32; LANES] = core::array::from_fn(|j| {
+                    unorder(order(start) + call * LANES as i64 + j as i64)
+                });
+                for y in tanh(Vf32::new(xs)).to_array() {
                     if y < running_max {
                         worst = worst.max(f64::from(running_max - y) / ulp(f64::from(y)));
                     }
@@ -664,9 +667,9 @@ mod tests {
             ("sigmoid", sigmoid),
         ] {
             for start in 0..values.len() {
-                let lanes: [f32; 8] =
+                let lanes: [f32; LANES] =
                     core::array::from_fn(|j| values[(start + 3 * j) % values.len()]);
-                let together = f(f32x8::new(lanes)).to_array();
+                let together = f(Vf32::new(lanes)).to_array();
                 for (x, y) in lanes.into_iter().zip(together) {
                     assert_eq!(
                         y.to_bits(),

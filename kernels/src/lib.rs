@@ -2,11 +2,14 @@
 //! inside a window.
 //!
 //! - [`reference`]: the scalar oracle, plain loops generic over `f32`/`f64`.
-//! - [`simd`]: the fused kernels on `wide::f32x8`, streams in the SIMD lanes.
+//! - [`simd`]: the fused kernels, streams in the SIMD lanes.
+//! - [`lanes`]: the vector they run on (`f32x16` with AVX-512, else `f32x8`), chosen at
+//!   compile time.
 //! - [`approx`]: the fast `tanh`/`exp`/`ln` the SIMD kernels use, with their measured errors.
 //! - [`params`]: the flat parameter layout shared by both engines.
 
 pub mod approx;
+pub mod lanes;
 pub mod params;
 pub mod real;
 pub mod reference;
@@ -20,7 +23,9 @@ pub use real::Real;
 #[must_use]
 pub const fn simd_level() -> &'static str {
     if cfg!(all(target_arch = "x86_64", target_feature = "avx512f")) {
-        "x86_64 AVX-512 (f32x8 on AVX2+FMA)"
+        "x86_64 AVX-512 (f32x16)"
+    } else if cfg!(feature = "lanes16") {
+        "f32x16 emulated by two f32x8 (lanes16)"
     } else if cfg!(all(
         target_arch = "x86_64",
         target_feature = "avx2",

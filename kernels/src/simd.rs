@@ -1,18 +1,18 @@
-//! The fused SIMD kernels: one window of forward + truncated BPTT on `wide::f32x8`, with the
-//! **streams in the SIMD lanes**. The math is the reference's (see [`crate::reference`]); this
+//! The fused SIMD kernels: one window of forward + truncated BPTT on the build's vector
+//! [`Vf32`] ([`LANES`] = 16 with AVX-512, else 8), with the **streams in the SIMD lanes**. The math is the reference's (see [`crate::reference`]); this
 //! module only changes the order of the arithmetic.
 //!
 //! # Layout
 //!
-//! A shard's streams are cut into `groups` lane groups of 8 streams. Every per-stream
-//! quantity is stored as one `f32x8` per (row, group), rows outer, groups inner, so a hidden
+//! A shard's streams are cut into `groups` lane groups of [`LANES`] streams. Every per-stream
+//! quantity is stored as one `Vf32` per (row, group), rows outer, groups inner, so a hidden
 //! unit of all streams of the shard is contiguous and any hidden size uses full vectors:
 //!
 //! ```text
 //! hbuf[t]  (t = 0..=T)       rows 0..H : h_{t-1}        (hbuf[0] = the carried state)
 //!                            row  H    : x_t as 0.0/1.0 (input of step t)
 //!                            row  H+1  : 1 - x_t
-//!          row r, group g    -> hbuf[(t * (H + 2) + r) * groups + g]  (8 streams: 8g..8g+8)
+//!          row r, group g    -> hbuf[(t * (H + 2) + r) * groups + g]  (streams LANES g ..)
 //! dz[t]    rows 0..H         dL/dz_t
 //! dl[t]    one row           dL/dlogit1_t  (= -dL/dlogit0_t: two classes)
 //! ```
@@ -54,11 +54,10 @@
 //! model, hence this design.
 
 use crate::approx;
+use crate::lanes::{LANE_BYTES, Vf32, bits_to_lanes};
 use crate::params::{Layout, Params};
-use wide::{f32x8, i32x8};
 
-/// Streams per SIMD vector.
-pub const LANES: usize = 8;
+pub use crate::lanes::{LANES, hsum};
 
 /// Gradients (`dl`, `dz`) below this magnitude are set to 0: 2^-64. See the module docs.
 pub const FLUSH: f32 = 1.0 / 18_446_744_073_709_551_616.0;
@@ -83,6 +82,12 @@ pub const fn groups_for(streams: usize) -> usize {
     streams.div_ceil(LANES)
 }
 
+/// Bytes of one step's bit plane for `streams` streams: whole lane groups.
+#[must_use]
+pub const fn plane_bytes(streams: usize) -> usize {
+    groups_for(streams) * LANE_BYTES
+}
+
 /// Weights arranged for the kernels. Rebuilt by [`Prepared::load`] after every update (a copy
 /// of `H^2 + 4H` numbers, negligible next to a window's work).
 #[derive(Clone, Debug)]
@@ -101,10 +106,10 @@ pub struct Prepared {
     by_diff: f32,
     /// For `hidden <= SMALL_MAX` only: `w_hh`, `zx0`, `zx1` and `wy_diff` splatted into
     /// vectors, so that the small kernels' FMAs take them straight from memory.
-    w_hh_s: Vec<f32x8>,
-    zx0_s: Vec<f32x8>,
-    zx1_s: Vec<f32x8>,
-    wy_s: Vec<f32x8>,
+    w_hh_s: Vec<Vf32>,
+    zx0_s: Vec<Vf32>,
+    zx1_s: Vec<Vf32>,
+    wy_s: Vec<Vf32>,
 }
 
 impl Prepared {
@@ -144,9 +149,9 @@ impl Prepared {
         }
         self.by_diff = b_y[1] - b_y[0];
         if h <= SMALL_MAX {
-            let splat = |v: &[f32], out: &mut Vec<f32x8>| {
+            let splat = |v: &[f32], out: &mut Vec<Vf32>| {
                 out.clear();
-                out.extend(v.iter().map(|&x| f32x8::splat(x)));
+                out.extend(v.iter().map(|&x| Vf32::splat(x)));
             };
             splat(&self.w_hh, &mut self.w_hh_s);
             splat(&self.zx0, &mut self.zx0_s);
@@ -167,14 +172,14 @@ impl Prepared {
 /// prefetch pair. Without it, a shard's small per-step buffers (`logit`, `dl`: one line at
 /// the seed size) could share a line with a neighbour's, and 2 threads ran at the speed of 1
 /// in some processes (false sharing).
-fn padded(n: usize) -> Vec<f32x8> {
+fn padded(n: usize) -> Vec<Vf32> {
     let mut v = Vec::with_capacity(n + PAD);
-    v.resize(n, f32x8::ZERO);
+    v.resize(n, Vf32::ZERO);
     v
 }
 
-/// Spare vectors after each workspace buffer (256 bytes).
-const PAD: usize = 8;
+/// Spare vectors after each workspace buffer: 256 bytes.
+const PAD: usize = 256 / core::mem::size_of::<Vf32>();
 
 /// One shard's buffers for the whole run: the carried hidden state and the window's
 /// activations. Allocated once; the kernels never allocate.
@@ -185,21 +190,21 @@ pub struct Workspace {
     groups: usize,
     time_step: usize,
     /// `[t][H + 2][groups]`, see the module docs.
-    hbuf: Vec<f32x8>,
+    hbuf: Vec<Vf32>,
     /// `[t][H][groups]`.
-    dz: Vec<f32x8>,
+    dz: Vec<Vf32>,
     /// `[t][groups]`.
-    dl: Vec<f32x8>,
+    dl: Vec<Vf32>,
     /// `[t][groups]`: y as 0.0/1.0.
-    y: Vec<f32x8>,
+    y: Vec<Vf32>,
     /// `[groups]`: the running logit difference of the current step.
-    logit: Vec<f32x8>,
+    logit: Vec<Vf32>,
     /// `[groups]`: 1.0 in lanes of real streams, 0.0 in padding lanes.
-    valid: Vec<f32x8>,
+    valid: Vec<Vf32>,
     /// Small kernels only: per-lane gradient accumulators of the window,
     /// `[H][H + 2]` for `[dw_hh | dw_xh[1] | dw_xh[0]]`, then `[H]` for `dw_hy[1]`, then 1 for
     /// `db_y[1]`.
-    gacc: Vec<f32x8>,
+    gacc: Vec<Vf32>,
 }
 
 /// What a forward pass over one window measured, summed over the shard's real streams and
@@ -225,7 +230,7 @@ impl Workspace {
         let rows = hidden + 2;
         let mut valid = padded(groups);
         for (g, v) in valid.iter_mut().enumerate() {
-            *v = f32x8::new(core::array::from_fn(|lane| {
+            *v = Vf32::new(core::array::from_fn(|lane| {
                 if g * LANES + lane < streams { 1.0 } else { 0.0 }
             }));
         }
@@ -268,7 +273,7 @@ impl Workspace {
     /// Zeroes the carried hidden state (the start of an epoch).
     pub fn reset(&mut self) {
         let n = self.hidden * self.groups;
-        self.hbuf[..n].fill(f32x8::ZERO);
+        self.hbuf[..n].fill(Vf32::ZERO);
     }
 
     /// Sets the carried state from `h` laid out `[streams][hidden]` (the reference's layout);
@@ -305,7 +310,7 @@ impl Workspace {
 
     /// The whole carried state including padding lanes, for tests of their inertness.
     #[must_use]
-    pub fn raw_state(&self) -> &[f32x8] {
+    pub fn raw_state(&self) -> &[Vf32] {
         &self.hbuf[..self.hidden * self.groups]
     }
     /// Mutable access to the whole carried state including padding lanes. Padding lanes must
@@ -313,15 +318,16 @@ impl Workspace {
     /// the range of tanh, is safe): an infinite `z` there would make `h` NaN, and `0 * NaN`
     /// would reach the gradient. [`Workspace::reset`], [`Workspace::load_state`] and the
     /// kernels themselves only ever put zeros or tanh outputs there.
-    pub fn raw_state_mut(&mut self) -> &mut [f32x8] {
+    pub fn raw_state_mut(&mut self) -> &mut [Vf32] {
         let n = self.hidden * self.groups;
         &mut self.hbuf[..n]
     }
 }
 
-/// The inputs of one shard for one window: bit planes, one byte per lane group per step.
-/// `x[t * stride + g]` bit `i` is the input of stream `8g + i` at step `t` (the layout of
-/// `bitrnn::data::Dataset::fill_planes` viewed as bytes, offset to the shard's first group).
+/// The inputs of one shard for one window: bit planes, [`LANE_BYTES`] bytes per lane group
+/// per step. Bit `i % 8` of `x[t * stride + g * LANE_BYTES + i / 8]` is the input of stream
+/// `LANES g + i` at step `t` (the layout of `bitrnn::data::Dataset::fill_planes` viewed as
+/// bytes, offset to the shard's first group); `stride` is in bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct Planes<'a> {
     pub x: &'a [u8],
@@ -329,27 +335,10 @@ pub struct Planes<'a> {
     pub stride: usize,
 }
 
-/// A byte of 8 streams' bits as 0.0/1.0 lanes: splat, AND with the lane weights
-/// 1, 2, ..., 128, compare with them (wide has no `from_bitmask`).
-#[inline(always)]
-fn bits_to_lanes(byte: u8) -> f32x8 {
-    const WEIGHTS: i32x8 = i32x8::new([1, 2, 4, 8, 16, 32, 64, 128]);
-    let m = (i32x8::splat(i32::from(byte)) & WEIGHTS).simd_eq(WEIGHTS);
-    m.select(f32x8::ONE, f32x8::ZERO)
-}
-
 /// Sets lanes with `|v| < FLUSH` to zero.
 #[inline(always)]
-fn flush(v: f32x8) -> f32x8 {
-    v & v.abs().simd_ge(f32x8::splat(FLUSH))
-}
-
-/// Sum of the 8 lanes in a fixed order (`reduce_add`'s order is unspecified).
-#[inline(always)]
-#[must_use]
-pub fn hsum(v: f32x8) -> f32 {
-    let a = v.to_array();
-    ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+fn flush(v: Vf32) -> Vf32 {
+    v & v.abs().simd_ge(Vf32::splat(FLUSH))
 }
 
 /// Calls `$f::<mr, nr>(args)` for runtime `mr` in 1..=6 and `nr` in 1..=2.
@@ -403,21 +392,21 @@ const _: () = assert!(
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn gemm_tile<const M: usize, const N: usize>(
-    acc: &mut [[f32x8; N]; M],
+    acc: &mut [[Vf32; N]; M],
     a: &[f32],
     h: usize,
     j0: usize,
-    b: &[f32x8],
+    b: &[Vf32],
     groups: usize,
     g0: usize,
     k_len: usize,
 ) {
     let rows: [&[f32]; M] = core::array::from_fn(|i| &a[(j0 + i) * h..][..h]);
     for (k, row) in b.chunks_exact(groups).take(k_len).enumerate() {
-        let panel: &[f32x8; N] = row[g0..g0 + N].try_into().expect("N groups");
+        let panel: &[Vf32; N] = row[g0..g0 + N].try_into().expect("N groups");
         let b = *panel;
         for i in 0..M {
-            let a = f32x8::splat(rows[i][k]);
+            let a = Vf32::splat(rows[i][k]);
             for n in 0..N {
                 acc[i][n] = a.mul_add(b[n], acc[i][n]);
             }
@@ -432,23 +421,23 @@ fn gemm_tile<const M: usize, const N: usize>(
 #[allow(clippy::too_many_arguments)]
 fn forward_tile<const M: usize, const N: usize>(
     w: &Prepared,
-    prev: &[f32x8],
-    next: &mut [f32x8],
-    logit: &mut [f32x8],
+    prev: &[Vf32],
+    next: &mut [Vf32],
+    logit: &mut [Vf32],
     groups: usize,
     j0: usize,
     g0: usize,
 ) {
     let h = w.hidden;
-    let xmask: [_; N] = core::array::from_fn(|n| prev[h * groups + g0 + n].simd_ne(f32x8::ZERO));
-    let mut acc: [[f32x8; N]; M] = core::array::from_fn(|i| {
+    let xmask: [_; N] = core::array::from_fn(|n| prev[h * groups + g0 + n].simd_ne(Vf32::ZERO));
+    let mut acc: [[Vf32; N]; M] = core::array::from_fn(|i| {
         core::array::from_fn(|n| {
-            xmask[n].select(f32x8::splat(w.zx1[j0 + i]), f32x8::splat(w.zx0[j0 + i]))
+            xmask[n].select(Vf32::splat(w.zx1[j0 + i]), Vf32::splat(w.zx0[j0 + i]))
         })
     });
     gemm_tile(&mut acc, &w.w_hh, h, j0, prev, groups, g0, h);
     for i in 0..M {
-        let wy = f32x8::splat(w.wy_diff[j0 + i]);
+        let wy = Vf32::splat(w.wy_diff[j0 + i]);
         for n in 0..N {
             let hv = approx::tanh(acc[i][n]);
             next[(j0 + i) * groups + g0 + n] = hv;
@@ -464,24 +453,24 @@ fn forward_tile<const M: usize, const N: usize>(
 #[allow(clippy::too_many_arguments)]
 fn backward_tile<const M: usize, const N: usize>(
     w: &Prepared,
-    dz_next: &[f32x8],
-    dz: &mut [f32x8],
-    h_t: &[f32x8],
-    dl: &[f32x8],
+    dz_next: &[Vf32],
+    dz: &mut [Vf32],
+    h_t: &[Vf32],
+    dl: &[Vf32],
     groups: usize,
     j0: usize,
     g0: usize,
 ) {
     let h = w.hidden;
     let k_len = if dz_next.is_empty() { 0 } else { h };
-    let mut acc: [[f32x8; N]; M] = core::array::from_fn(|i| {
-        core::array::from_fn(|n| f32x8::splat(w.wy_diff[j0 + i]) * dl[g0 + n])
+    let mut acc: [[Vf32; N]; M] = core::array::from_fn(|i| {
+        core::array::from_fn(|n| Vf32::splat(w.wy_diff[j0 + i]) * dl[g0 + n])
     });
     gemm_tile(&mut acc, &w.w_hh_t, h, j0, dz_next, groups, g0, k_len);
     for i in 0..M {
         for n in 0..N {
             let hv = h_t[(j0 + i) * groups + g0 + n];
-            let d = acc[i][n] * hv.mul_neg_add(hv, f32x8::ONE);
+            let d = acc[i][n] * hv.mul_neg_add(hv, Vf32::ONE);
             dz[(j0 + i) * groups + g0 + n] = flush(d);
         }
     }
@@ -498,14 +487,14 @@ fn grad_tile<const M: usize, const N: usize>(
 ) {
     let (h, groups) = (ws.hidden, ws.groups);
     let rows = h + 2;
-    let mut acc = [[f32x8::ZERO; N]; M];
+    let mut acc = [[Vf32::ZERO; N]; M];
     for t in 0..ws.time_step {
         let dz = &ws.dz[t * h * groups..(t + 1) * h * groups];
         let hb = &ws.hbuf[t * rows * groups..(t + 1) * rows * groups];
-        let a_rows: [&[f32x8]; M] = core::array::from_fn(|i| &dz[(j0 + i) * groups..][..groups]);
-        let b_rows: [&[f32x8]; N] = core::array::from_fn(|n| &hb[(c0 + n) * groups..][..groups]);
+        let a_rows: [&[Vf32]; M] = core::array::from_fn(|i| &dz[(j0 + i) * groups..][..groups]);
+        let b_rows: [&[Vf32]; N] = core::array::from_fn(|n| &hb[(c0 + n) * groups..][..groups]);
         for g in 0..groups {
-            let b: [f32x8; N] = core::array::from_fn(|n| b_rows[n][g]);
+            let b: [Vf32; N] = core::array::from_fn(|n| b_rows[n][g]);
             for i in 0..M {
                 let a = a_rows[i][g];
                 for n in 0..N {
@@ -533,25 +522,32 @@ fn forward_pass(
     let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
     let rows = h + 2;
     assert_eq!(w.hidden, h, "Prepared and Workspace disagree on hidden");
+    let group_bytes = groups * LANE_BYTES;
     assert!(
-        planes.stride >= groups,
+        planes.stride >= group_bytes,
         "Planes::stride below the shard's groups"
     );
-    let need = (t_n - 1) * planes.stride + groups;
+    let need = (t_n - 1) * planes.stride + group_bytes;
     assert!(
         planes.x.len() >= need && planes.y.len() >= need,
         "Planes shorter than the window"
     );
     for t in 0..t_n {
         let hb = &mut ws.hbuf[t * rows * groups..(t + 1) * rows * groups];
-        for g in 0..groups {
-            let x = bits_to_lanes(planes.x[t * planes.stride + g]);
+        let xs = planes.x[t * planes.stride..][..group_bytes]
+            .as_chunks::<LANE_BYTES>()
+            .0;
+        let ys = planes.y[t * planes.stride..][..group_bytes]
+            .as_chunks::<LANE_BYTES>()
+            .0;
+        for (g, (xb, yb)) in xs.iter().zip(ys).enumerate() {
+            let x = bits_to_lanes(xb);
             hb[h * groups + g] = x;
-            hb[(h + 1) * groups + g] = f32x8::ONE - x;
-            ws.y[t * groups + g] = bits_to_lanes(planes.y[t * planes.stride + g]);
+            hb[(h + 1) * groups + g] = Vf32::ONE - x;
+            ws.y[t * groups + g] = bits_to_lanes(yb);
         }
     }
-    let scale = scale.map_or(f32x8::ZERO, f32x8::splat);
+    let scale = scale.map_or(Vf32::ZERO, Vf32::splat);
     let (loss, correct) = dispatch_small!(
         forward_small,
         h,
@@ -573,17 +569,17 @@ fn forward_pass(
 /// `e/u >= e^-80 / 2` stays a normal float. Returns (loss, correct, dl1), each masked by
 /// `valid`; `dl1 = (p1 - y) scale` is flushed.
 #[inline(always)]
-fn head(d: f32x8, y: f32x8, valid: f32x8, scale: f32x8) -> (f32x8, f32x8, f32x8) {
-    let e = approx::exp(-(d.abs().min(f32x8::splat(80.0))));
-    let u = f32x8::ONE + e;
-    let q = f32x8::ONE / u;
-    let positive = d.simd_ge(f32x8::ZERO);
+fn head(d: Vf32, y: Vf32, valid: Vf32, scale: Vf32) -> (Vf32, Vf32, Vf32) {
+    let e = approx::exp(-(d.abs().min(Vf32::splat(80.0))));
+    let u = Vf32::ONE + e;
+    let q = Vf32::ONE / u;
+    let positive = d.simd_ge(Vf32::ZERO);
     let p1 = positive.select(q, e * q);
-    let yes = y.simd_ne(f32x8::ZERO);
+    let yes = y.simd_ne(Vf32::ZERO);
     let s = yes.select(-d, d);
-    let c = e - (u - f32x8::ONE);
-    let loss = s.max(f32x8::ZERO) + c.mul_add(q, approx::ln(u));
-    let wrong = (positive.select(f32x8::ONE, f32x8::ZERO) - y).abs();
+    let c = e - (u - Vf32::ONE);
+    let loss = s.max(Vf32::ZERO) + c.mul_add(q, approx::ln(u));
+    let wrong = (positive.select(Vf32::ONE, Vf32::ZERO) - y).abs();
     let correct = wrong.mul_neg_add(valid, valid);
     let dl = flush((p1 - y) * (valid * scale));
     (loss * valid, correct, dl)
@@ -592,21 +588,21 @@ fn head(d: f32x8, y: f32x8, valid: f32x8, scale: f32x8) -> (f32x8, f32x8, f32x8)
 /// Forward over the window for `H <= SMALL_MAX`: one lane group at a time through all steps,
 /// its hidden state in registers.
 #[inline(never)]
-fn forward_small<const H: usize>(w: &Prepared, ws: &mut Workspace, scale: f32x8) -> (f32x8, f32x8) {
+fn forward_small<const H: usize>(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> (Vf32, Vf32) {
     let (groups, t_n) = (ws.groups, ws.time_step);
     let rows = H + 2;
-    let wm: &[f32x8] = &w.w_hh_s[..H * H];
-    let zx0: &[f32x8; H] = w.zx0_s[..H].try_into().expect("H entries");
-    let zx1: &[f32x8; H] = w.zx1_s[..H].try_into().expect("H entries");
-    let wy: &[f32x8; H] = w.wy_s[..H].try_into().expect("H entries");
-    let by = f32x8::splat(w.by_diff);
-    let (mut loss, mut correct) = (f32x8::ZERO, f32x8::ZERO);
+    let wm: &[Vf32] = &w.w_hh_s[..H * H];
+    let zx0: &[Vf32; H] = w.zx0_s[..H].try_into().expect("H entries");
+    let zx1: &[Vf32; H] = w.zx1_s[..H].try_into().expect("H entries");
+    let wy: &[Vf32; H] = w.wy_s[..H].try_into().expect("H entries");
+    let by = Vf32::splat(w.by_diff);
+    let (mut loss, mut correct) = (Vf32::ZERO, Vf32::ZERO);
     for g in 0..groups {
         let valid = ws.valid[g];
-        let mut hv: [f32x8; H] = core::array::from_fn(|j| ws.hbuf[j * groups + g]);
+        let mut hv: [Vf32; H] = core::array::from_fn(|j| ws.hbuf[j * groups + g]);
         for t in 0..t_n {
-            let xm = ws.hbuf[(t * rows + H) * groups + g].simd_ne(f32x8::ZERO);
-            let mut z: [f32x8; H] = core::array::from_fn(|j| xm.select(zx1[j], zx0[j]));
+            let xm = ws.hbuf[(t * rows + H) * groups + g].simd_ne(Vf32::ZERO);
+            let mut z: [Vf32; H] = core::array::from_fn(|j| xm.select(zx1[j], zx0[j]));
             for j in 0..H {
                 for k in 0..H {
                     z[j] = wm[j * H + k].mul_add(hv[k], z[j]);
@@ -630,15 +626,15 @@ fn forward_small<const H: usize>(w: &Prepared, ws: &mut Workspace, scale: f32x8)
 
 /// Forward over the window for any hidden size: per step, the register-blocked GEMM with
 /// `tanh` and the output projection in its epilogue, then the head per group.
-fn forward_blocked(w: &Prepared, ws: &mut Workspace, scale: f32x8) -> (f32x8, f32x8) {
+fn forward_blocked(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> (Vf32, Vf32) {
     let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
     let rows = h + 2;
-    let (mut loss, mut correct) = (f32x8::ZERO, f32x8::ZERO);
+    let (mut loss, mut correct) = (Vf32::ZERO, Vf32::ZERO);
     for t in 0..t_n {
         let (done, rest) = ws.hbuf.split_at_mut((t + 1) * rows * groups);
         let prev = &done[t * rows * groups..];
         let next = &mut rest[..rows * groups];
-        ws.logit.fill(f32x8::splat(w.by_diff));
+        ws.logit.fill(Vf32::splat(w.by_diff));
         for g0 in (0..groups).step_by(NR) {
             let nr = NR.min(groups - g0);
             for j0 in (0..h).step_by(MR) {
@@ -733,15 +729,15 @@ pub fn backward(w: &Prepared, ws: &mut Workspace, grad: &mut [f32]) {
 fn backward_small<const H: usize>(w: &Prepared, ws: &mut Workspace) {
     let (groups, t_n) = (ws.groups, ws.time_step);
     let rows = H + 2;
-    let wm: &[f32x8] = &w.w_hh_s[..H * H];
-    let wy: &[f32x8] = &w.wy_s[..H];
+    let wm: &[Vf32] = &w.w_hh_s[..H * H];
+    let wy: &[Vf32] = &w.wy_s[..H];
     let gacc = &mut ws.gacc[..H * rows + H + 1];
-    gacc.fill(f32x8::ZERO);
+    gacc.fill(Vf32::ZERO);
     for g in 0..groups {
-        let mut dzn = [f32x8::ZERO; H];
+        let mut dzn = [Vf32::ZERO; H];
         for t in (0..t_n).rev() {
             let dl = ws.dl[t * groups + g];
-            let mut dh: [f32x8; H] = core::array::from_fn(|j| wy[j] * dl);
+            let mut dh: [Vf32; H] = core::array::from_fn(|j| wy[j] * dl);
             if t + 1 < t_n {
                 for i in 0..H {
                     for j in 0..H {
@@ -751,11 +747,11 @@ fn backward_small<const H: usize>(w: &Prepared, ws: &mut Workspace) {
             }
             // hbuf[t] holds [h_{t-1}; x_t; 1 - x_t], hbuf[t + 1] starts with h_t.
             let hb = &ws.hbuf[t * rows * groups..(t + 1) * rows * groups + H * groups];
-            let prev: [f32x8; H] = core::array::from_fn(|k| hb[k * groups + g]);
+            let prev: [Vf32; H] = core::array::from_fn(|k| hb[k * groups + g]);
             let (x1, x0) = (hb[H * groups + g], hb[(H + 1) * groups + g]);
-            let h_t: [f32x8; H] = core::array::from_fn(|j| hb[(rows + j) * groups + g]);
+            let h_t: [Vf32; H] = core::array::from_fn(|j| hb[(rows + j) * groups + g]);
             for j in 0..H {
-                let dz = flush(dh[j] * h_t[j].mul_neg_add(h_t[j], f32x8::ONE));
+                let dz = flush(dh[j] * h_t[j].mul_neg_add(h_t[j], Vf32::ONE));
                 dzn[j] = dz;
                 let row = &mut gacc[j * rows..(j + 1) * rows];
                 for k in 0..H {
@@ -803,7 +799,7 @@ fn backward_blocked(w: &Prepared, ws: &mut Workspace) {
     for t in (0..t_n).rev() {
         let (before, after) = ws.dz.split_at_mut((t + 1) * h * groups);
         let dz = &mut before[t * h * groups..];
-        let dz_next: &[f32x8] = if t + 1 < t_n {
+        let dz_next: &[Vf32] = if t + 1 < t_n {
             &after[..h * groups]
         } else {
             &[]
@@ -861,14 +857,14 @@ fn weight_gradients(ws: &Workspace, grad: &mut [f32]) {
     for j in 0..h {
         grad[r_bh.0 + j] = grad[r_xh.0 + j] + grad[r_xh.0 + h + j];
     }
-    let mut dby = f32x8::ZERO;
+    let mut dby = Vf32::ZERO;
     for t in 0..t_n {
         for g in 0..groups {
             dby += ws.dl[t * groups + g];
         }
     }
     for j in 0..h {
-        let mut acc = f32x8::ZERO;
+        let mut acc = Vf32::ZERO;
         for t in 0..t_n {
             let h_t = &ws.hbuf[((t + 1) * rows + j) * groups..((t + 1) * rows + j + 1) * groups];
             let dl = &ws.dl[t * groups..(t + 1) * groups];
@@ -885,7 +881,7 @@ fn weight_gradients(ws: &Workspace, grad: &mut [f32]) {
     grad[r_by.0] = -v;
 }
 
-/// Adagrad with TensorFlow's semantics, fused on f32x8: `accum += g^2; w -= lr g /
+/// Adagrad with TensorFlow's semantics, fused on Vf32: `accum += g^2; w -= lr g /
 /// sqrt(accum)` with a true square root and division (the approximate `rsqrt` would not
 /// match the reference). Same arithmetic order as [`crate::reference::adagrad_step`].
 pub fn adagrad_update(w: &mut [f32], accum: &mut [f32], grad: &[f32], lr: f32) {
@@ -893,16 +889,16 @@ pub fn adagrad_update(w: &mut [f32], accum: &mut [f32], grad: &[f32], lr: f32) {
         w.len() == accum.len() && w.len() == grad.len(),
         "adagrad_update: lengths"
     );
-    let lr = f32x8::splat(lr);
-    let step = |w: &mut [f32; 8], a: &mut [f32; 8], g: &[f32; 8]| {
-        let gv = f32x8::new(*g);
-        let av = f32x8::new(*a) + gv * gv;
+    let lr = Vf32::splat(lr);
+    let step = |w: &mut [f32; LANES], a: &mut [f32; LANES], g: &[f32; LANES]| {
+        let gv = Vf32::new(*g);
+        let av = Vf32::new(*a) + gv * gv;
         *a = av.to_array();
-        *w = (f32x8::new(*w) - lr * gv / av.sqrt()).to_array();
+        *w = (Vf32::new(*w) - lr * gv / av.sqrt()).to_array();
     };
-    let (wc, wt) = w.as_chunks_mut::<8>();
-    let (ac, at) = accum.as_chunks_mut::<8>();
-    let (gc, gt) = grad.as_chunks::<8>();
+    let (wc, wt) = w.as_chunks_mut::<LANES>();
+    let (ac, at) = accum.as_chunks_mut::<LANES>();
+    let (gc, gt) = grad.as_chunks::<LANES>();
     for ((wv, av), gv) in wc.iter_mut().zip(ac.iter_mut()).zip(gc) {
         step(wv, av, gv);
     }
@@ -910,7 +906,7 @@ pub fn adagrad_update(w: &mut [f32], accum: &mut [f32], grad: &[f32], lr: f32) {
     // so the padding lanes never divide by zero.
     let n = wt.len();
     if n > 0 {
-        let (mut wp, mut ap, mut gp) = ([0.0; 8], [1.0; 8], [0.0; 8]);
+        let (mut wp, mut ap, mut gp) = ([0.0; LANES], [1.0; LANES], [0.0; LANES]);
         wp[..n].copy_from_slice(wt);
         ap[..n].copy_from_slice(at);
         gp[..n].copy_from_slice(gt);
@@ -920,21 +916,21 @@ pub fn adagrad_update(w: &mut [f32], accum: &mut [f32], grad: &[f32], lr: f32) {
     }
 }
 
-/// Plain SGD on f32x8: `w -= lr g`.
+/// Plain SGD on Vf32: `w -= lr g`.
 pub fn sgd_update(w: &mut [f32], grad: &[f32], lr: f32) {
     assert_eq!(w.len(), grad.len(), "sgd_update: lengths");
-    let lr = f32x8::splat(lr);
-    let (wc, wt) = w.as_chunks_mut::<8>();
-    let (gc, gt) = grad.as_chunks::<8>();
+    let lr = Vf32::splat(lr);
+    let (wc, wt) = w.as_chunks_mut::<LANES>();
+    let (gc, gt) = grad.as_chunks::<LANES>();
     for (wv, gv) in wc.iter_mut().zip(gc) {
-        *wv = (f32x8::new(*wv) - lr * f32x8::new(*gv)).to_array();
+        *wv = (Vf32::new(*wv) - lr * Vf32::new(*gv)).to_array();
     }
     let n = wt.len();
     if n > 0 {
-        let (mut wp, mut gp) = ([0.0; 8], [0.0; 8]);
+        let (mut wp, mut gp) = ([0.0; LANES], [0.0; LANES]);
         wp[..n].copy_from_slice(wt);
         gp[..n].copy_from_slice(gt);
-        let r = (f32x8::new(wp) - lr * f32x8::new(gp)).to_array();
+        let r = (Vf32::new(wp) - lr * Vf32::new(gp)).to_array();
         wt.copy_from_slice(&r[..n]);
     }
 }

@@ -36,6 +36,7 @@
 //! Run with `--nocapture` to see the largest observed `error / tolerance` of each quantity and
 //! how many windows had informative tolerances.
 
+use bitrnn_kernels::lanes::{HSUM_DEPTH, LANE_BYTES, LANES};
 use bitrnn_kernels::simd::{self, Planes, Prepared, WindowStats, Workspace};
 use bitrnn_kernels::{Layout, Params, approx, reference};
 use proptest::prelude::*;
@@ -56,15 +57,15 @@ impl Case {
     fn h0_32(&self) -> Vec<f32> {
         self.h0.iter().map(|&v| v as f32).collect()
     }
-    /// The x and y bit planes, `groups` bytes per step: bit `s % 8` of byte
-    /// `t * groups + s / 8` is stream `s` at step `t`; padding bits are 0.
+    /// The x and y bit planes, `plane_bytes` bytes per step: bit `s % 8` of byte
+    /// `t * plane_bytes + s / 8` is stream `s` at step `t`; padding bits are 0.
     fn planes(&self) -> (Vec<u8>, Vec<u8>) {
         let pack = |bits: &[u8]| {
-            let groups = simd::groups_for(self.streams);
-            let mut plane = vec![0u8; self.time_step * groups];
+            let stride = simd::plane_bytes(self.streams);
+            let mut plane = vec![0u8; self.time_step * stride];
             for t in 0..self.time_step {
                 for s in 0..self.streams {
-                    plane[t * groups + s / 8] |= bits[t * self.streams + s] << (s % 8);
+                    plane[t * stride + s / 8] |= bits[t * self.streams + s] << (s % 8);
                 }
             }
             plane
@@ -122,7 +123,7 @@ fn simd_window(case: &Case) -> SimdOut {
     let planes = Planes {
         x: &xp,
         y: &yp,
-        stride: ws.groups(),
+        stride: simd::plane_bytes(ws.streams()),
     };
     let scale = 1.0 / case.samples() as f32;
     run_simd(
@@ -347,9 +348,9 @@ fn spectral_norm_bound(w: &[f64], n: usize) -> f64 {
 ///
 /// Gradients: an entry is a sum over `(t, s)` of `dz h_{t-1}`, `dz`, `dl h` or `dl`; each
 /// term carries `e(a) (|b| + E_b) + |a| E_b`, and the sum adds `gamma(G T + 4) sum |terms|`
-/// (per lane `G T` accumulations over the groups and steps, one product rounding, the three
-/// levels of the lane sum). `b_h = dw_xh[0] + dw_xh[1]` adds one rounding. The loss sum
-/// likewise adds `gamma(G T + 3)`.
+/// (per lane `G T` accumulations over the groups and steps, one product rounding, the
+/// `log2(LANES)` levels of the lane sum: 3 for 8 lanes, 4 for 16). `b_h = dw_xh[0] + dw_xh[1]`
+/// adds one rounding. The loss sum likewise adds `gamma(G T + log2(LANES))`.
 ///
 /// The flush of `dl` and `dz` below 2^-64 enters as the `+ 2^-64` per value above: it reaches a
 /// gradient entry as at most `N 2^-64` times a weight or state magnitude, negligible next to
@@ -523,7 +524,7 @@ fn bound(p: &Params<f64>, h0: &[f64], h0_err: &StateError, win: &reference::Wind
         core::mem::swap(&mut e_dz, &mut e_next);
         core::mem::swap(&mut mu, &mut mu_next);
     }
-    let summation = gamma(groups * t_n + 4);
+    let summation = gamma(groups * t_n + 1 + HSUM_DEPTH);
     for (err, terms) in g_err.iter_mut().zip(&g_terms) {
         *err += summation * terms;
     }
@@ -541,7 +542,7 @@ fn bound(p: &Params<f64>, h0: &[f64], h0_err: &StateError, win: &reference::Wind
     let loss_terms = loss_sum + loss_err;
     Bound {
         loss_sum,
-        loss_sum_tol: loss_err + gamma(groups * t_n + 3) * loss_terms,
+        loss_sum_tol: loss_err + gamma(groups * t_n + HSUM_DEPTH) * loss_terms,
         loss_terms,
         correct,
         ambiguous,
@@ -897,7 +898,7 @@ fn consecutive_windows_carry_state() {
                 let planes = Planes {
                     x: &xp,
                     y: &yp,
-                    stride: ws.groups(),
+                    stride: simd::plane_bytes(ws.streams()),
                 };
                 let out = run_simd(&w, &mut ws, &planes, 1.0 / case.samples() as f32, f32::NAN);
                 let (loss, grad, h_last) = reference_window(&case);
@@ -1178,7 +1179,7 @@ fn sweep_sizes_with_poisoned_outputs() {
             let planes = Planes {
                 x: &xp,
                 y: &yp,
-                stride: simd::groups_for(streams),
+                stride: simd::plane_bytes(streams),
             };
             let scale = 1.0 / case.samples() as f32;
             let run = |fill: f32| {
@@ -1240,7 +1241,7 @@ fn sweep_sizes_with_poisoned_outputs() {
 #[test]
 fn padding_lanes_are_inert() {
     for hidden in [1, 3, 8, 9, 17, 33] {
-        for streams in (1..=41).filter(|s| s % 8 != 0) {
+        for streams in (1..=41).filter(|s| s % LANES != 0) {
             let time_step = 1 + streams % 4;
             let seed = (hidden * 1000 + streams) as u64;
             let case = Case::random(
@@ -1252,9 +1253,10 @@ fn padding_lanes_are_inert() {
             );
             let w = prepared(&case.params32());
             let groups = simd::groups_for(streams);
+            let stride = simd::plane_bytes(streams);
             let (xp, yp) = case.planes();
             let scale = 1.0 / case.samples() as f32;
-            let used = streams % 8;
+            let used = streams % LANES;
             let mut rng = Lcg(seed);
 
             let mut clean = Workspace::new(hidden, streams, time_step);
@@ -1266,24 +1268,28 @@ fn padding_lanes_are_inert() {
             let mut dirty = clean.clone();
             let (mut xg, mut yg) = (xp.clone(), yp.clone());
             for t in 0..time_step {
-                // Bits `used..8` of the last byte of each step are padding.
-                xg[t * groups + groups - 1] |= (rng.next_u64() as u8) & !((1u8 << used) - 1);
-                yg[t * groups + groups - 1] |= (rng.next_u64() as u8) & !((1u8 << used) - 1);
+                // Bits `used..LANES` of the last group of each step are padding.
+                for lane in used..LANES {
+                    let byte = t * stride + (groups - 1) * LANE_BYTES + lane / 8;
+                    let r = rng.next_u64();
+                    xg[byte] |= ((r & 1) as u8) << (lane % 8);
+                    yg[byte] |= ((r >> 1 & 1) as u8) << (lane % 8);
+                }
             }
             let clean_planes = Planes {
                 x: &xp,
                 y: &yp,
-                stride: groups,
+                stride,
             };
             let dirty_planes = Planes {
                 x: &xg,
                 y: &yg,
-                stride: groups,
+                stride,
             };
             for window in 0..2 {
                 for j in 0..hidden {
                     let v = &mut dirty.raw_state_mut()[j * groups + groups - 1];
-                    for lane in used..8 {
+                    for lane in used..LANES {
                         v.as_mut_array()[lane] =
                             rng.symmetric_f32(1e30) as f32 * [1.0, 1e-30, 1e-3][lane % 3];
                     }
@@ -1303,7 +1309,7 @@ fn padding_lanes_are_inert() {
     }
 }
 
-/// The padding lanes (`used..8` of the last group) of every hidden row of the carried state.
+/// The padding lanes (`used..LANES` of the last group) of every hidden row of the carried state.
 fn padding_lanes(ws: &Workspace, used: usize) -> Vec<f32> {
     let groups = ws.groups();
     (0..ws.hidden())
@@ -1315,24 +1321,25 @@ fn padding_lanes(ws: &Workspace, used: usize) -> Vec<f32> {
 // 5. The shard split.
 // ---------------------------------------------------------------------------------------
 
-/// The streams of `case` as one workspace and as two shards split at stream `8 k` (the second
-/// shard's planes start `k` bytes in, stride the whole batch's), all with the batch's scale.
+/// The streams of `case` as one workspace and as two shards split at stream `LANES k` (the
+/// second shard's planes start `k LANE_BYTES` bytes in, stride the whole batch's), all with the
+/// batch's scale.
 /// Returns (whole, first shard, second shard).
 fn split_runs(case: &Case, split: usize, scale: f32) -> (SimdOut, SimdOut, SimdOut) {
-    assert!(split.is_multiple_of(8) && split > 0 && split < case.streams);
+    assert!(split.is_multiple_of(LANES) && split > 0 && split < case.streams);
     let (hd, t_n) = (case.hidden(), case.time_step);
     let w = prepared(&case.params32());
     let (xp, yp) = case.planes();
-    let groups = simd::groups_for(case.streams);
+    let stride = simd::plane_bytes(case.streams);
     let h0 = case.h0_32();
     let run = |first: usize, streams: usize| {
         let mut ws = Workspace::new(hd, streams, t_n);
         ws.load_state(&h0[first * hd..(first + streams) * hd]);
-        let g0 = first / 8;
+        let g0 = first / LANES;
         let planes = Planes {
-            x: &xp[g0..],
-            y: &yp[g0..],
-            stride: groups,
+            x: &xp[g0 * LANE_BYTES..],
+            y: &yp[g0 * LANE_BYTES..],
+            stride,
         };
         run_simd(&w, &mut ws, &planes, scale, f32::NAN)
     };
@@ -1354,7 +1361,7 @@ fn shard_split_at_lane_groups() {
         192,
         (
             1usize..=40,
-            9usize..=40,
+            LANES + 1..=5 * LANES,
             1usize..=8,
             0usize..4,
             any::<u64>(),
@@ -1367,7 +1374,7 @@ fn shard_split_at_lane_groups() {
                 weight_scale(regime, hidden),
                 seed,
             );
-            let split = 8 * (1 + (seed as usize) % ((streams - 1) / 8));
+            let split = LANES * (1 + (seed as usize) % ((streams - 1) / LANES));
             let (whole, a, b) = split_runs(&case, split, 1.0 / case.samples() as f32);
             let joined: Vec<f32> = a.state.iter().chain(&b.state).copied().collect();
             prop_assert_eq!(bits(&whole.state), bits(&joined));
@@ -1379,7 +1386,7 @@ fn shard_split_at_lane_groups() {
                 &StateError::exact(case.streams, case.hidden()),
                 &case.window(),
             );
-            let sum = gamma(simd::groups_for(streams) * time_step + 4);
+            let sum = gamma(simd::groups_for(streams) * time_step + 1 + HSUM_DEPTH);
             let tol: Vec<f64> = bd
                 .grad_terms
                 .iter()
@@ -1415,10 +1422,10 @@ fn shard_split_at_lane_groups() {
 #[test]
 fn shard_split_exact() {
     for hidden in [1, 2, 5, 8, 9, 13, 33] {
-        for streams in 9..=41 {
+        for streams in LANES + 1..=5 * LANES + 1 {
             let time_step = 1 + streams % 8;
             let case = exact_case(hidden, streams, time_step, (hidden * 100 + streams) as u64);
-            for split in (8..streams).step_by(8) {
+            for split in (LANES..streams).step_by(LANES) {
                 let (whole, a, b) = split_runs(&case, split, 1.0 / 512.0);
                 for (i, (g, (x, y))) in whole
                     .grad
@@ -1467,7 +1474,7 @@ fn eval_forward_matches_train_forward() {
         let planes = Planes {
             x: &xp,
             y: &yp,
-            stride: simd::groups_for(streams),
+            stride: simd::plane_bytes(streams),
         };
         let scale = 1.0 / case.samples() as f32;
         let mut eval = Workspace::new(hidden, streams, time_step);

@@ -39,8 +39,8 @@
 //! freedom, beyond 10 with probability 3e-8; a result dominated by one rounding has
 //! `|error| <= b = rms`. Where the model's independence is doubtful, the bound is taken in the
 //! worst case instead and added: the sums' roundings (the same accumulator, `gamma(k)` times
-//! the sum of the terms' magnitudes, `k` = the terms per SIMD lane + a product rounding + 3
-//! levels of the lane sum + the levels of the shards' pairwise tree), the flush of `dl` and
+//! the sum of the terms' magnitudes, `k` = the terms per SIMD lane + a product rounding +
+//! `log2(LANES)` levels of the lane sum + the levels of the shards' pairwise tree), the flush of `dl` and
 //! `dz` below `FLUSH = 2^-64`, and the optimizer step's own roundings.
 //!
 //! The rounding sources and their bounds, per stream, step and hidden unit (`h` exact, `E`
@@ -59,7 +59,7 @@
 //!   ([`loss_rel`] of the loss: `exp` and `ln` within their ulp bounds, 6 roundings).
 //!   `p1 = sigmoid(d)`: `p1 (1 - p1)` times `d`'s error, plus [`p1_rel`] of `p1`;
 //!   `dl = (p1 - y) fl(1/n)`: 3 more roundings of `|p1 - y| / n`. The loss sum adds
-//!   `gamma(m + 3)` of the losses, `m` the terms per lane, and the mean one `u` for its
+//!   `gamma(m + log2(LANES))` of the losses, `m` the terms per lane, and the mean one `u` for its
 //!   rounding to f32.
 //! - Backward, `dh = wy_j dl + sum_i w_hh[i][j] dz_{t+1}[i]`: as `z`; `g = 1 - h^2` carries
 //!   `-2h` times `h`'s error and the roundings of `h^2` and the difference; `dz = dh g` one
@@ -98,6 +98,7 @@ use crate::error::{Error, Result};
 use crate::model;
 use crate::train::{Trainer, shard_ranges};
 use bitrnn_kernels::approx;
+use bitrnn_kernels::lanes::HSUM_DEPTH;
 use bitrnn_kernels::simd::{FLUSH, groups_for};
 use bitrnn_kernels::{Params, TENSOR_NAMES, reference};
 use clap::Args;
@@ -396,10 +397,10 @@ impl SumLayout {
         self.shards.next_power_of_two().trailing_zeros() as usize
     }
     /// Roundings in a row of a gradient entry's sum: the lane's accumulations, a product
-    /// rounding where the build has no FMA, the three levels of the lane sum and the tree.
+    /// rounding where the build has no FMA, the `log2(LANES)` levels of the lane sum and the tree.
     #[must_use]
     pub fn gradient_roundings(self) -> usize {
-        self.per_lane + 4 + self.shard_levels()
+        self.per_lane + 1 + HSUM_DEPTH + self.shard_levels()
     }
 }
 
@@ -636,7 +637,7 @@ pub fn bound_window(
     (grad[by0], grad_tol[by0]) = (-grad[by1], grad_tol[by1]);
 
     let loss = loss_sum * inv_n;
-    let loss_tol = (LAMBDA * rms(&loss_err) + gamma(sums.per_lane + 3) * loss_sum) * inv_n;
+    let loss_tol = (LAMBDA * rms(&loss_err) + gamma(sums.per_lane + HSUM_DEPTH) * loss_sum) * inv_n;
     Bound {
         loss,
         loss_tol: loss_tol + U * (loss + loss_tol),

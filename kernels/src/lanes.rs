@@ -1,0 +1,136 @@
+//! The SIMD vector every kernel computes on, chosen once, at compile time, from the build
+//! target: `wide::f32x16` (one 512-bit `zmm` register) where the build enables AVX-512F, else
+//! `wide::f32x8` (one `ymm` with AVX2, two `xmm` in the portable SSE2 build). Nothing else in
+//! the crate names a width: workspaces, shard sizes, padding rules and tests are all written
+//! in terms of [`LANES`], [`Vf32`] and [`LANE_BYTES`].
+//!
+//! `wide` picks its implementation from `cfg(target_feature)` only, so a run-time switch
+//! would buy nothing: the binary is built for one level (`.cargo/config.toml`) and reports it.
+//! The `lanes16` feature forces the 16-lane types on a build without AVX-512 (`wide` then
+//! implements `f32x16` as two `f32x8`), so the 16-lane code paths can be tested anywhere.
+//!
+//! Per lane, the arithmetic is the same whatever the width: an `f32x16` FMA rounds each lane
+//! exactly as an `f32x8` FMA does. What changes with the width is the order of the sums
+//! across lanes ([`hsum`]) and how streams fall into lane groups, so a 16-lane build's
+//! weights differ from an 8-lane build's in the last bits (each build is deterministic, and
+//! each is checked against the reference with the same error model).
+
+#[cfg(any(
+    feature = "lanes16",
+    all(target_arch = "x86_64", target_feature = "avx512f")
+))]
+mod width {
+    pub use wide::{f32x16 as Vf32, i32x16 as Vi32, u32x16 as Vu32};
+    pub const LANES: usize = 16;
+}
+
+#[cfg(not(any(
+    feature = "lanes16",
+    all(target_arch = "x86_64", target_feature = "avx512f")
+)))]
+mod width {
+    pub use wide::{f32x8 as Vf32, i32x8 as Vi32, u32x8 as Vu32};
+    pub const LANES: usize = 8;
+}
+
+/// The vector types: `f32`, `i32` and `u32` lanes, [`LANES`] of each.
+pub use width::{LANES, Vf32, Vi32, Vu32};
+
+/// Bytes of bit plane per lane group: one bit per stream.
+pub const LANE_BYTES: usize = LANES / 8;
+
+/// Depth of the pairwise tree [`hsum`] adds the lanes in: `log2(LANES)`.
+pub const HSUM_DEPTH: usize = LANES.trailing_zeros() as usize;
+
+const _: () = assert!(LANES.is_power_of_two() && LANES % 8 == 0);
+
+/// Sum of the lanes in a fixed pairwise order, `((a0 + a1) + (a2 + a3)) + ...`
+/// (`reduce_add`'s order is unspecified, and the result must not depend on the compiler).
+#[inline(always)]
+#[must_use]
+pub fn hsum(v: Vf32) -> f32 {
+    let mut a = v.to_array();
+    let mut n = LANES;
+    while n > 1 {
+        n /= 2;
+        for i in 0..n {
+            a[i] = a[2 * i] + a[2 * i + 1];
+        }
+    }
+    a[0]
+}
+
+/// The lane weights `1, 2, 4, ...`: lane `i` tests bit `i` of a group's plane bits.
+const BIT_WEIGHTS: [i32; LANES] = {
+    let mut w = [0; LANES];
+    let mut i = 0;
+    while i < LANES {
+        w[i] = 1 << i;
+        i += 1;
+    }
+    w
+};
+
+/// A lane group's [`LANE_BYTES`] bytes of a bit plane (little-endian: bit `i` of the group is
+/// bit `i % 8` of byte `i / 8`) as 0.0/1.0 lanes: splat the bits, AND with the lane weights,
+/// compare with them (`wide` has no `from_bitmask`).
+#[inline(always)]
+#[must_use]
+pub fn bits_to_lanes(bytes: &[u8; LANE_BYTES]) -> Vf32 {
+    let mut bits = 0_i32;
+    for (k, &b) in bytes.iter().enumerate() {
+        bits |= i32::from(b) << (8 * k);
+    }
+    let weights = Vi32::new(BIT_WEIGHTS);
+    let m = (Vi32::splat(bits) & weights).simd_eq(weights);
+    m.select(Vf32::ONE, Vf32::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hsum_adds_in_the_pairwise_order() {
+        // Lanes chosen so that any other order rounds differently: 1e8 absorbs 1.0 unless the
+        // ones meet first.
+        let mut a = [0.0_f32; LANES];
+        a[0] = 1.0;
+        a[1] = 1.0;
+        a[2] = 1e8;
+        a[LANES - 1] = -1e8;
+        let want = {
+            let mut v = a;
+            let mut n = LANES;
+            while n > 1 {
+                n /= 2;
+                for i in 0..n {
+                    v[i] = v[2 * i] + v[2 * i + 1];
+                }
+            }
+            v[0]
+        };
+        assert_eq!(hsum(Vf32::new(a)), want);
+        let ints: [f32; LANES] = core::array::from_fn(|i| i as f32);
+        assert_eq!(hsum(Vf32::new(ints)), (LANES * (LANES - 1) / 2) as f32);
+    }
+
+    #[test]
+    fn bits_to_lanes_reads_every_bit_pattern_of_each_byte() {
+        for byte in 0..=255_u8 {
+            for k in 0..LANE_BYTES {
+                let mut bytes = [0_u8; LANE_BYTES];
+                bytes[k] = byte;
+                let lanes = bits_to_lanes(&bytes).to_array();
+                for (i, v) in lanes.iter().enumerate() {
+                    let want = if i / 8 == k && byte >> (i % 8) & 1 == 1 {
+                        1.0
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(*v, want, "byte {byte:#x} at {k}, lane {i}");
+                }
+            }
+        }
+    }
+}
