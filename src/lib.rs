@@ -10,7 +10,8 @@
 //! - [`config`], [`cli`]: flags validated once into configs; [`cmd`]: one module per command.
 //! - [`output`], [`plot`], [`npy`]: files, written whole or not at all.
 //! - [`checkpoint`]: safetensors checkpoints with PyTorch's names, for `--save`/`--resume`/`eval`.
-//! - [`peak`]: the machine's measured f32 FMA peak, for `bench`'s roofline figures.
+//! - [`peak`]: the machine's measured f32 FMA peak, for `bench`'s roofline figures; [`cpu`]:
+//!   the refusal to run on a CPU without the features the binary was built for.
 //! - [`error`]: the error type and its exit codes.
 //! - [`signal`]: Ctrl-C as a flag, so that an interrupted `train` still writes its outputs.
 //! - [`fuzzing`]: entry points shared by the fuzz targets (`fuzz/`) and their corpus replay
@@ -20,6 +21,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod fuzzing;

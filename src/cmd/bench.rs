@@ -35,10 +35,15 @@ FLOP model (SEED.md): one sample-step (one stream advancing one time step, forwa
 W_hh h (2H^2) and W_hy h (2HC), the backward dW_hh (2H^2), W_hh^T dz (2H^2), dW_hy (2HC) and
 W_hy^T dl (2HC), a multiply-add counting 2. The one-hot input is a gather and costs nothing.
 gflops = median sample-steps/s x (6H^2 + 12H) / 1e9; pct_of_peak = 100 gflops / peak_gflops,
-where peak_gflops is this binary's f32 FMA peak on as many threads, measured at start (median
-of 5 runs of 0.2 s of 12 independent f32x8 multiply-add chains per thread). Other processes
+where peak_gflops is the machine's f32 FMA peak on as many threads with the widest FMA the CPU
+has (AVX-512 where present, detected at run time, whatever this binary was built for),
+measured at start (median of 5 runs of 0.2 s of independent multiply-add chains per thread);
+binary_peak_gflops and pct_of_binary_peak are the same for this build's own vector width
+(an AVX2 build on an AVX-512 CPU reaches at most about half of peak_gflops). Other processes
 can only lower a peak run: on a busy machine a row can exceed 100% of a peak measured while
-they ran (peak_gflops_min/max show the spread).
+they ran (peak_gflops_min/max show the spread). first_second_sample_steps_per_s is the
+throughput of the first second of a fresh run (what a short `train` sees: page faults, the
+thread team's start); the repeats follow it.
 
 The shares split one extra timed pass: forward and backward divide the parallel region's wall
 time in proportion to their thread-seconds; reduction (summing the shards' gradients) and
@@ -189,15 +194,27 @@ pub struct BenchRow {
     pub sample_steps_per_s: f64,
     pub sample_steps_per_s_min: f64,
     pub sample_steps_per_s_max: f64,
+    /// Throughput over the first second of a fresh run (at least 3 windows), what a short
+    /// `train` run sees: page faults, the thread team's start, cold caches.
+    pub first_second_sample_steps_per_s: f64,
     pub flops_per_sample_step: f64,
     /// `sample_steps_per_s * flops_per_sample_step / 1e9`.
     pub gflops: f64,
-    /// The measured f32 FMA peak for `threads` threads (median), and its runs' range.
+    /// The machine's measured f32 FMA peak for `threads` threads (median), with the widest
+    /// FMA the CPU has ([`peak::Fma::Machine`]), and its runs' range.
     pub peak_gflops: f64,
     pub peak_gflops_min: f64,
     pub peak_gflops_max: f64,
     /// `100 * gflops / peak_gflops`.
     pub pct_of_peak: f64,
+    /// The multiply-add `peak_gflops` was measured with, e.g. "AVX-512 f32x16 FMA".
+    pub peak_fma: String,
+    /// The peak of this binary's own vector width ([`peak::Fma::Binary`]), and the row's
+    /// share of it: below `pct_of_peak`'s roof when the build is narrower than the CPU.
+    pub binary_peak_gflops: f64,
+    pub pct_of_binary_peak: f64,
+    /// `f32` lanes of the kernels' vector in this build.
+    pub lanes: usize,
     /// Fractions of the phase pass's wall time (they sum to 1 with `other_share`).
     pub forward_share: f64,
     pub backward_share: f64,
@@ -252,12 +269,22 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Measures one row. `peak` is the measured peak for `threads`; `date` goes in the row.
+/// Seconds of the first, separately reported, stretch of each row's run.
+const FIRST_SECOND_S: f64 = 1.0;
+
+/// The measured roofs for one thread count: the machine's widest FMA and the binary's own.
+#[derive(Clone, Copy, Debug)]
+struct Peaks {
+    machine: peak::Peak,
+    binary: peak::Peak,
+}
+
+/// Measures one row. `peaks` are the measured peaks for `threads`; `date` goes in the row.
 fn bench_row(
     plan: &BenchPlan,
     hidden: usize,
     threads: usize,
-    peak: &peak::Peak,
+    peaks: &Peaks,
     date: &str,
     bar: &ProgressBar,
 ) -> Result<BenchRow> {
@@ -276,17 +303,19 @@ fn bench_row(
     bar.set_message(format!("{label}: data and warm-up"));
     let mut trainer = Trainer::new(cfg)?;
 
-    // Warm-up: caches, page faults, the pool's threads; at least 3 windows and as long as a
-    // repeat (0.05 s at least), timed from the second window on to size the repeats.
+    // The first second of a fresh run, as `train` pays it (page faults, the team's start,
+    // cold caches), timed on its own and reported; it is also the warm-up, sizing the
+    // repeats from its windows (at least 3).
     let repeat_s = plan.seconds / plan.repeats as f64;
-    trainer.step()?;
     let t0 = Instant::now();
-    let mut warm = 0usize;
+    let mut first_windows = 0usize;
     trainer.run(usize::MAX, |_| {
-        warm += 1;
-        warm < 3 || t0.elapsed().as_secs_f64() < repeat_s.max(0.05)
+        first_windows += 1;
+        first_windows < 3 || t0.elapsed().as_secs_f64() < FIRST_SECOND_S
     })?;
-    let window_s = t0.elapsed().as_secs_f64() / warm as f64;
+    let first_s = t0.elapsed().as_secs_f64();
+    let first_second = first_windows as f64 * per_window / first_s;
+    let window_s = first_s / first_windows as f64;
     let windows = ((repeat_s / window_s).round() as usize).max(1);
 
     let mut rates = Vec::with_capacity(plan.repeats);
@@ -326,12 +355,17 @@ fn bench_row(
         sample_steps_per_s: median,
         sample_steps_per_s_min: rates.iter().copied().fold(f64::INFINITY, f64::min),
         sample_steps_per_s_max: rates.iter().copied().fold(0.0, f64::max),
+        first_second_sample_steps_per_s: first_second,
         flops_per_sample_step: flops,
         gflops,
-        peak_gflops: peak.gflops,
-        peak_gflops_min: peak.min_gflops,
-        peak_gflops_max: peak.max_gflops,
-        pct_of_peak: 100.0 * gflops / peak.gflops,
+        peak_gflops: peaks.machine.gflops,
+        peak_gflops_min: peaks.machine.min_gflops,
+        peak_gflops_max: peaks.machine.max_gflops,
+        pct_of_peak: 100.0 * gflops / peaks.machine.gflops,
+        peak_fma: peak::Fma::Machine.describe(),
+        binary_peak_gflops: peaks.binary.gflops,
+        pct_of_binary_peak: 100.0 * gflops / peaks.binary.gflops,
+        lanes: bitrnn_kernels::lanes::LANES,
         forward_share,
         backward_share,
         reduction_share,
@@ -360,7 +394,7 @@ pub fn si(x: f64) -> String {
     format!("{v:.digits$}{p}")
 }
 
-fn table_header(plan: &BenchPlan, peaks: &BTreeMap<usize, peak::Peak>, date: &str) -> String {
+fn table_header(plan: &BenchPlan, peaks: &BTreeMap<usize, Peaks>, date: &str) -> String {
     let mut s = format!(
         "bitrnn bench {}  {date}  SIMD: {}  {} thread(s) available\n",
         env!("CARGO_PKG_VERSION"),
@@ -372,16 +406,24 @@ fn table_header(plan: &BenchPlan, peaks: &BTreeMap<usize, peak::Peak>, date: &st
          FLOP model 6H^2 + 12H per sample-step\n",
         plan.streams, plan.time_step, plan.repeats, plan.seconds
     );
-    let peaks: Vec<String> = peaks
-        .values()
-        .map(|p| {
-            format!(
-                "{} thread(s) {:.1} GFLOP/s [{:.1}, {:.1}]",
-                p.threads, p.gflops, p.min_gflops, p.max_gflops
-            )
-        })
-        .collect();
-    s += &format!("measured f32 FMA peak: {}\n\n", peaks.join(", "));
+    let show = |p: &peak::Peak| {
+        format!(
+            "{} thread(s) {:.1} GFLOP/s [{:.1}, {:.1}]",
+            p.threads, p.gflops, p.min_gflops, p.max_gflops
+        )
+    };
+    let machine: Vec<String> = peaks.values().map(|p| show(&p.machine)).collect();
+    let binary: Vec<String> = peaks.values().map(|p| show(&p.binary)).collect();
+    s += &format!(
+        "machine peak ({}; %peak is against it): {}\n",
+        peak::Fma::Machine.describe(),
+        machine.join(", ")
+    );
+    s += &format!(
+        "this build's peak ({}): {}\n\n",
+        peak::Fma::Binary.describe(),
+        binary.join(", ")
+    );
     s += &format!(
         "{:>6} {:>7}  {:>33}  {:>7} {:>6} {:>6}  {:>4} {:>4} {:>4} {:>4} {:>5}",
         "hidden",
@@ -469,10 +511,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // The peaks first, while nothing else of ours runs.
     let mut peaks = BTreeMap::new();
     for &threads in &plan.threads {
-        bar.set_message(format!("measuring the f32 FMA peak on {threads} thread(s)"));
-        peaks
-            .entry(threads)
-            .or_insert_with(|| peak::measure(threads, peak::DEFAULT_REPEAT, peak::DEFAULT_REPEATS));
+        bar.set_message(format!(
+            "measuring the f32 FMA peaks on {threads} thread(s)"
+        ));
+        peaks.entry(threads).or_insert_with(|| {
+            let measure =
+                |fma| peak::measure(fma, threads, peak::DEFAULT_REPEAT, peak::DEFAULT_REPEATS);
+            Peaks {
+                machine: measure(peak::Fma::Machine),
+                binary: measure(peak::Fma::Binary),
+            }
+        });
     }
 
     let mut first = true;
