@@ -1,5 +1,5 @@
-//! The cost of the trainer's per-window synchronisation: one round of a [`Team`] (start
-//! barrier, an empty job on every member, end barrier), in rounds per second.
+//! The cost of the trainer's per-window synchronisation: one round of a [`Team`] (publish,
+//! one empty unit per member claimed by whoever is ready, wait for all), in rounds per second.
 //!
 //! `cargo bench --bench team -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -25,13 +25,13 @@ fn rounds(c: &mut Criterion) {
         with_team(&pool, members, |team| {
             group.bench_function(format!("{members} member(s), empty job"), |b| {
                 b.iter(|| {
-                    team.run(&|m| {
-                        work.fetch_add(black_box(m), Ordering::Relaxed);
+                    team.run(members, &|u| {
+                        work.fetch_add(black_box(u), Ordering::Relaxed);
                     });
                 });
             });
         });
-        // Every member ran every round: the sum of member indices per round, times rounds.
+        // Every unit ran in every round: the sum of unit indices per round, times rounds.
         let per_round: usize = (0..members).sum();
         assert_eq!(work.load(Ordering::Relaxed) % per_round.max(1), 0);
     }

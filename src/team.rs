@@ -1,55 +1,157 @@
 //! A team of threads for the trainer's per-window fork-join.
 //!
-//! A seed-size window is about 14 microseconds of work on one core. Handing half of it to a
+//! A seed-size window is a few microseconds of work on one core. Handing half of it to a
 //! rayon worker each window (`par_iter_mut`) pays for waking that worker, which by then has
 //! begun to yield or sleep: on the 2-core VM, 2 threads ran the seed configuration at only
 //! 1.13x one thread (median). A team keeps `size - 1` rayon workers for a whole
-//! [`crate::train::Trainer::run`], each waiting on a barrier between windows, and runs a job
-//! on all members at once.
+//! [`crate::train::Trainer::run`], waiting between windows, and runs each window's units of
+//! work (blocks of shards) on whichever members are ready.
 //!
-//! A waiting member spins for about [`SPIN_LIMIT`] iterations (tens of microseconds, longer
-//! than the serial part between two windows), then sleeps on a futex until the barrier
-//! opens. Spinning keeps the hand-off to a few hundred nanoseconds while the team is busy;
-//! sleeping gives the core back when it is not (a slow callback, an oversubscribed
-//! machine).
+//! # Units are claimed, not assigned
+//!
+//! A round has `units` units; every member, member 0 (the caller) included, claims the next
+//! unclaimed one from one atomic word until none is left, and the round ends when every
+//! unit is done. No member ever waits for another to *arrive*: a member that is late (still
+//! waking up, descheduled by another process, moved to another CPU) simply finds fewer units
+//! or none, and member 0 runs them itself. Which member runs a unit never changes a result:
+//! each unit writes only its own shards' buffers, and the gradients are summed afterwards in
+//! the fixed tree order of the shard index (`crate::train`). What is left is a member
+//! descheduled while it *holds* a unit: member 0 must wait for that unit, which on a machine
+//! with other work can take a scheduler time slice (milliseconds, against a window of
+//! microseconds). Hence the adaptation below.
+//!
+//! # The team adapts: never slower than one thread for long
+//!
+//! Member 0 times each round: its own units' time gives the round's cost on one thread
+//! (`own time / own units x units`), against the round's wall time. Every [`BATCH`] rounds it
+//! compares the sums: if the team was slower than one thread would have been, the next
+//! rounds run on member 0 alone ("solo": the others spin a little, then sleep), first
+//! [`SOLO_MIN`] rounds, doubling after each batch that still loses, up to [`SOLO_MAX`]; a
+//! batch that wins resets it. So a busy machine costs at most a batch of slow rounds per
+//! solo stretch, and a machine that becomes free again gets its team back soon.
+//! [`Team::stats`] counts the rounds of each kind (`train` reports them in `summary.json`).
+//!
+//! # Waiting
+//!
+//! A waiting member spins for [`SPIN_TIME`] (longer than the serial part between two
+//! windows), then sleeps on a futex until member 0 publishes a round. Spinning keeps the
+//! hand-off to a few hundred nanoseconds while the team is busy; sleeping gives the core back
+//! when it is not (a solo stretch, a slow callback, an oversubscribed machine). The spin is
+//! timed rather than counted: a `pause` takes 25 ns on the AMD VM and several times that on
+//! recent Intel cores. Member 0, waiting for a held unit, spins and then yields its core, in
+//! case the holder was descheduled to make room for it.
 //!
 //! Busy members make the machine look fully used, and Linux then stops searching for an idle
 //! core when it wakes a thread: it puts the wakee on the waker's core. On the 2-core VM two
-//! members were seen sharing one core, the other idle, for 15..100 ms at a time (each round
-//! then costs two sleeps: ~145 us instead of ~7). So each member `k >= 1` notes its CPU every
-//! round, and if it finds itself on the CPU of a lower member it moves itself once to a CPU
-//! that no member is on (`cpu::move_off`: a momentary affinity change, restored at once, so
-//! nothing is pinned and the scheduler stays free to place the threads afterwards).
+//! members were seen sharing one core, the other idle, for 15..100 ms at a time. So each
+//! member `k >= 1` notes its CPU when it wakes for a round, and if it finds itself on the CPU
+//! of a lower member it moves itself once to a CPU that no member is on (`cpu::move_off`: a
+//! momentary affinity change, restored at once, so nothing is pinned and the scheduler stays
+//! free to place the threads afterwards).
 //!
 //! The threads come from rayon's pool (`ThreadPool::in_place_scope`); only the
-//! synchronisation is ours. A panic in a job reaches the caller of [`Team::run`] after every
-//! member has finished the round, and [`Team::dismiss`] ends the members' loops on every
-//! way out.
+//! synchronisation is ours. A panic in a unit reaches the caller of [`Team::run`] after the
+//! round, and [`Team::dismiss`] ends the members' loops on every way out.
 
 use crossbeam_utils::CachePadded;
 use std::any::Any;
 use std::hint::spin_loop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-/// Spin iterations before a waiting member sleeps. A `pause` took 25 ns on the 2-core VM (a
-/// loop of 10^6 `spin_loop` calls), so this is about 60 us: longer than the serial update between two windows (about a
-/// microsecond at the seed size), short enough that an idle team soon stops burning cores.
-pub const SPIN_LIMIT: u32 = 2_500;
+/// How long a waiting member spins before it sleeps: longer than the serial update between
+/// two windows (about a microsecond at the seed size), short enough that an idle team soon
+/// stops burning cores.
+pub const SPIN_TIME: Duration = Duration::from_micros(60);
 
-/// A member moves itself at most once in this many rounds (so that a machine with other
-/// work on it cannot make the members chase each other round after round).
+/// How long member 0 spins on a held unit before it starts yielding its core.
+const HOLD_SPIN: Duration = Duration::from_micros(20);
+
+/// Rounds per adaptation decision; see the module docs.
+pub const BATCH: u32 = 64;
+/// The first, and the longest, solo stretch in rounds.
+pub const SOLO_MIN: u32 = 64;
+pub const SOLO_MAX: u32 = 1 << 16;
+
+/// A member moves itself at most once in this many rounds it takes part in (so that a
+/// machine with other work on it cannot make the members chase each other round after round).
 const MOVE_EVERY: u64 = 64;
 
 /// Members whose CPUs [`Team::spread`] keeps clear of (the trainer's teams have at most
 /// `train::MAX_SHARDS` = 64 members, one per shard at most).
 const MAX_MEMBERS: usize = 64;
 
-/// The job of one round: called once on every member with the member's index.
+/// Units per round, at most (they are counted in 16 bits of the claim word).
+pub const MAX_UNITS: usize = u16::MAX as usize;
+
+/// The job of one round: called once for every unit, with the unit's index, on whichever
+/// member claims it.
 pub type Job<'a> = dyn Fn(usize) + Sync + 'a;
 
-/// A barrier-synchronised team of `size` members; the caller of [`Team::run`] is member 0.
+/// Rounds run so far, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TeamStats {
+    /// Rounds published to the team.
+    pub team_rounds: u64,
+    /// Rounds member 0 ran alone because the team was losing to one thread.
+    pub solo_rounds: u64,
+    /// Units run by members other than 0.
+    pub units_by_others: u64,
+}
+
+/// Member 0's bookkeeping for the adaptation.
+#[derive(Debug, Default)]
+struct Adapt {
+    stats: TeamStats,
+    /// Rounds and sums of the current batch: wall time, and the one-thread estimate.
+    batch_rounds: u32,
+    batch_wall: f64,
+    batch_solo_estimate: f64,
+    /// Solo rounds left in the current stretch, and the next stretch's length.
+    solo_left: u32,
+    next_solo: u32,
+}
+
+impl Adapt {
+    /// Whether the next round runs on member 0 alone.
+    fn solo(&mut self) -> bool {
+        if self.solo_left > 0 {
+            self.solo_left -= 1;
+            self.stats.solo_rounds += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A team round took `wall` seconds; member 0 ran `own` of `units` units in `own_s`.
+    fn record(&mut self, units: usize, own: usize, own_s: f64, wall: f64) {
+        self.stats.team_rounds += 1;
+        self.stats.units_by_others += (units - own) as u64;
+        self.batch_rounds += 1;
+        self.batch_wall += wall;
+        // Without a unit of its own, member 0 has no estimate: count the round as a draw.
+        self.batch_solo_estimate += if own > 0 {
+            own_s / own as f64 * units as f64
+        } else {
+            wall
+        };
+        if self.batch_rounds == BATCH {
+            if self.batch_wall > self.batch_solo_estimate {
+                self.solo_left = self.next_solo.max(SOLO_MIN);
+                self.next_solo = (self.solo_left * 2).min(SOLO_MAX);
+            } else {
+                self.next_solo = SOLO_MIN;
+            }
+            (self.batch_rounds, self.batch_wall, self.batch_solo_estimate) = (0, 0.0, 0.0);
+        }
+    }
+}
+
+/// A team of `size` members that run rounds of claimed units; the caller of [`Team::run`]
+/// is member 0.
 ///
 /// The fields that members write while others spin have cache lines of their own
 /// ([`CachePadded`]), and so does the team as a whole (its alignment, and so its size, is a
@@ -58,20 +160,24 @@ pub type Job<'a> = dyn Fn(usize) + Sync + 'a;
 /// writes (false sharing).
 pub struct Team {
     size: usize,
-    /// Members arrived at the current barrier.
-    arrived: CachePadded<AtomicUsize>,
-    /// Bumped when a barrier opens (and by [`Team::dismiss`]); sleepers wait on it.
+    /// The claim word: round (bits 32..64), units (16..32), next unclaimed unit (0..16).
+    claim: CachePadded<AtomicU64>,
+    /// Units of the current round done.
+    done: CachePadded<AtomicUsize>,
+    /// Bumped when a round is published (and by [`Team::dismiss`]); sleepers wait on it.
     generation: CachePadded<AtomicU32>,
     /// Members asleep (or about to sleep) on `generation`.
     sleepers: CachePadded<AtomicU32>,
     stop: AtomicBool,
-    /// The current round's job: a `*const &Job` set by member 0 before the start barrier and
-    /// valid until the end barrier.
+    /// The current round's job: a `*const &Job` set by member 0 before it publishes the
+    /// round and valid until every unit of the round is done.
     job: AtomicPtr<()>,
-    /// The first panic of a member other than 0 in the current round.
+    /// The first panic of a unit in the current round.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
-    /// The CPU each member last ran a job on (`usize::MAX`: unknown).
+    /// The CPU each member last woke on (`usize::MAX`: unknown).
     cpus: Vec<CachePadded<AtomicUsize>>,
+    /// Member 0's adaptation state (only member 0 locks it: never contended).
+    adapt: Mutex<Adapt>,
 }
 
 impl Team {
@@ -80,7 +186,8 @@ impl Team {
         assert!(size >= 1, "a team has at least one member");
         Self {
             size,
-            arrived: CachePadded::new(AtomicUsize::new(0)),
+            claim: CachePadded::new(AtomicU64::new(0)),
+            done: CachePadded::new(AtomicUsize::new(0)),
             generation: CachePadded::new(AtomicU32::new(0)),
             sleepers: CachePadded::new(AtomicU32::new(0)),
             stop: AtomicBool::new(false),
@@ -89,6 +196,7 @@ impl Team {
             cpus: (0..size)
                 .map(|_| CachePadded::new(AtomicUsize::new(usize::MAX)))
                 .collect(),
+            adapt: Mutex::new(Adapt::default()),
         }
     }
 
@@ -97,7 +205,17 @@ impl Team {
         self.size
     }
 
-    /// Opens the barrier: a new generation, and a wake-up for the sleepers, if any.
+    /// The rounds run so far, by kind.
+    #[must_use]
+    pub fn stats(&self) -> TeamStats {
+        self.adapt().stats
+    }
+
+    fn adapt(&self) -> std::sync::MutexGuard<'_, Adapt> {
+        self.adapt.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes the members for a new round (or the dismissal).
     fn open(&self) {
         // SeqCst pairs with the sleeper's SeqCst increment: either it sees the new
         // generation (and the futex does not sleep), or this sees it counted and wakes it.
@@ -107,45 +225,95 @@ impl Team {
         }
     }
 
-    /// Waits until all `size` members have arrived, or the team is dismissed.
-    fn barrier(&self) {
-        let generation = self.generation.load(Ordering::Acquire);
-        // After a dismissal the generation may already have moved on: do not wait for it.
-        if self.stop.load(Ordering::Acquire) {
-            return;
-        }
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.size {
-            self.arrived.store(0, Ordering::Relaxed);
-            self.open();
-            return;
-        }
+    /// Waits until the generation is no longer `seen` (a round was published, or the team
+    /// dismissed): spins for [`SPIN_TIME`], then sleeps.
+    fn wait_for_round(&self, seen: u32) {
+        let start = Instant::now();
         let mut spins = 0u32;
-        while self.generation.load(Ordering::Acquire) == generation {
-            if spins < SPIN_LIMIT {
-                spins += 1;
+        while self.generation.load(Ordering::Acquire) == seen {
+            spins += 1;
+            if spins % 32 != 0 || start.elapsed() < SPIN_TIME {
                 spin_loop();
             } else {
                 self.sleepers.fetch_add(1, Ordering::SeqCst);
                 // Sleeps only while the generation is still the one we wait on.
-                atomic_wait::wait(&self.generation, generation);
+                atomic_wait::wait(&self.generation, seen);
                 self.sleepers.fetch_sub(1, Ordering::SeqCst);
             }
         }
     }
 
-    /// Member 0: runs `job(k)` on every member `k` (itself included) and returns when all
-    /// are done. A panic of any member's job is resumed here, after the round.
-    pub fn run(&self, job: &Job<'_>) {
-        let slot: *const &Job<'_> = &job;
-        self.job.store(slot.cast_mut().cast(), Ordering::Release);
-        self.cpus[0].store(cpu::current(), Ordering::Relaxed);
-        self.barrier();
-        let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
-        self.barrier();
-        self.job.store(std::ptr::null_mut(), Ordering::Release);
-        if let Err(payload) = mine {
-            resume_unwind(payload);
+    /// Claims and runs units of the current round until none is left; returns how many this
+    /// member ran.
+    fn work(&self) -> usize {
+        let mut ran = 0;
+        loop {
+            let word = self.claim.load(Ordering::SeqCst);
+            let (units, next) = ((word >> 16) & 0xFFFF, word & 0xFFFF);
+            if next >= units {
+                return ran;
+            }
+            let slot = self.job.load(Ordering::SeqCst).cast::<&Job<'_>>();
+            if self
+                .claim
+                .compare_exchange_weak(word, word + 1, Ordering::SeqCst, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            // SAFETY: the claim succeeded on a word of the round whose job `slot` points to:
+            // member 0 stores the job before it publishes the round's claim word, and stores
+            // the next round's job only after every unit of this round is done, which cannot
+            // be before this unit (claimed, not yet done) is. So `slot` is that round's
+            // `&Job`, a local of `Team::run` that stays alive until the round is done.
+            let job: &Job<'_> = unsafe { *slot };
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job(next as usize))) {
+                let mut first = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
+                first.get_or_insert(payload);
+            }
+            self.done.fetch_add(1, Ordering::Release);
+            ran += 1;
         }
+    }
+
+    /// Member 0: runs `job(u)` for every `u` in `0..units`, each once, on whichever members
+    /// claim them (itself included), or alone during a solo stretch; returns when all are
+    /// done. A panic of any unit is resumed here, after the round.
+    ///
+    /// # Panics
+    /// If `units > MAX_UNITS`.
+    pub fn run(&self, units: usize, job: &Job<'_>) {
+        assert!(units <= MAX_UNITS, "a round has at most {MAX_UNITS} units");
+        if units == 0 {
+            return;
+        }
+        if self.size == 1 || self.adapt().solo() {
+            (0..units).for_each(job);
+            return;
+        }
+        let slot: *const &Job<'_> = &job;
+        self.done.store(0, Ordering::Relaxed);
+        self.job.store(slot.cast_mut().cast(), Ordering::SeqCst);
+        let round = (self.claim.load(Ordering::Relaxed) >> 32) + 1;
+        self.claim
+            .store((round << 32) | ((units as u64) << 16), Ordering::SeqCst);
+        self.cpus[0].store(cpu::current(), Ordering::Relaxed);
+        let start = Instant::now();
+        self.open();
+        let own = self.work();
+        let own_s = start.elapsed().as_secs_f64();
+        let mut spins = 0u32;
+        while self.done.load(Ordering::Acquire) < units {
+            spins += 1;
+            if spins % 32 == 0 && start.elapsed().as_secs_f64() > own_s + HOLD_SPIN.as_secs_f64() {
+                std::thread::yield_now();
+            } else {
+                spin_loop();
+            }
+        }
+        let wall = start.elapsed().as_secs_f64();
+        self.job.store(std::ptr::null_mut(), Ordering::SeqCst);
+        self.adapt().record(units, own, own_s, wall);
         let theirs = self
             .panic
             .lock()
@@ -159,29 +327,20 @@ impl Team {
     /// Members 1..size: serve rounds until [`Team::dismiss`].
     pub fn serve(&self, member: usize) {
         debug_assert!(member >= 1 && member < self.size);
-        // The round of the last move.
+        let mut seen = self.generation.load(Ordering::Acquire);
+        // The round (counted in rounds this member woke for) of the last move.
         let mut moved_at: Option<u64> = None;
         for round in 0u64.. {
-            self.barrier();
+            self.wait_for_round(seen);
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
-            let slot = self.job.load(Ordering::Acquire).cast::<&Job<'_>>();
-            // SAFETY: member 0 stored a pointer to a live `&Job` before the start barrier and
-            // keeps it alive (a local of `Team::run`, which waits in the end barrier below)
-            // until every member has passed the end barrier. The barrier's release/acquire
-            // pair orders the store before this load. A dismissal between rounds is seen
-            // above, before the pointer is read.
-            let job: &Job<'_> = unsafe { *slot };
+            seen = self.generation.load(Ordering::Acquire);
             let may_move = moved_at.is_none_or(|at| round >= at + MOVE_EVERY);
             if self.spread(member, may_move) {
                 moved_at = Some(round);
             }
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job(member))) {
-                let mut first = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
-                first.get_or_insert(payload);
-            }
-            self.barrier();
+            self.work();
         }
     }
 
@@ -306,14 +465,15 @@ mod tests {
     }
 
     #[test]
-    fn every_member_runs_every_round_once() {
+    fn every_unit_runs_once_per_round() {
         for size in 1..=4 {
             let pool = pool(3);
-            let counts: Vec<AtomicU64> = (0..size).map(|_| AtomicU64::new(0)).collect();
+            let units = 7;
+            let counts: Vec<AtomicU64> = (0..units).map(|_| AtomicU64::new(0)).collect();
             with_team(&pool, size, |team| {
                 for round in 0..1000u64 {
-                    team.run(&|m| {
-                        counts[m].fetch_add(1, Ordering::Relaxed);
+                    team.run(units, &|u| {
+                        counts[u].fetch_add(1, Ordering::Relaxed);
                     });
                     // The round is over for everyone when run returns.
                     for c in &counts {
@@ -329,35 +489,95 @@ mod tests {
     }
 
     #[test]
-    fn a_members_panic_reaches_the_caller_after_the_round() {
+    fn members_take_units_when_member_zero_is_busy() {
+        let pool = pool(1);
+        let by_others = AtomicU64::new(0);
+        let stats = with_team(&pool, 2, |team| {
+            for _ in 0..200 {
+                let me = std::thread::current().id();
+                team.run(2, &|_| {
+                    if std::thread::current().id() == me {
+                        // Member 0 is slow: the other member has time to claim a unit.
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                    } else {
+                        by_others.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            team.stats()
+        });
+        assert!(by_others.load(Ordering::Relaxed) > 0);
+        assert_eq!(stats.units_by_others, by_others.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_team_that_loses_to_one_thread_runs_solo() {
+        // Units that other members run take far longer than member 0's: the team is slower
+        // than member 0 alone, and after a batch it runs solo stretches.
+        let pool = pool(1);
+        let stats = with_team(&pool, 2, |team| {
+            for _ in 0..4 * BATCH {
+                let me = std::thread::current().id();
+                team.run(4, &|_| {
+                    if std::thread::current().id() != me {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                });
+            }
+            team.stats()
+        });
+        assert!(stats.solo_rounds >= u64::from(SOLO_MIN), "{stats:?}");
+        assert_eq!(
+            stats.team_rounds + stats.solo_rounds,
+            4 * u64::from(BATCH),
+            "{stats:?}"
+        );
+    }
+
+    #[test]
+    fn adapt_goes_solo_doubles_and_resets() {
+        let mut a = Adapt::default();
+        let lose = |a: &mut Adapt| {
+            for _ in 0..BATCH {
+                assert!(!a.solo());
+                a.record(4, 2, 1.0, 3.0); // one thread: 2.0, the team: 3.0
+            }
+        };
+        lose(&mut a);
+        assert_eq!(a.solo_left, SOLO_MIN);
+        for _ in 0..SOLO_MIN {
+            assert!(a.solo());
+        }
+        lose(&mut a);
+        assert_eq!(a.solo_left, 2 * SOLO_MIN);
+        for _ in 0..2 * SOLO_MIN {
+            assert!(a.solo());
+        }
+        for _ in 0..BATCH {
+            a.record(4, 2, 1.0, 1.1); // the team wins
+        }
+        assert_eq!((a.solo_left, a.next_solo), (0, SOLO_MIN));
+        assert_eq!(a.stats.solo_rounds, u64::from(3 * SOLO_MIN));
+    }
+
+    #[test]
+    fn a_units_panic_reaches_the_caller_after_the_round() {
         let pool = pool(2);
         let done = AtomicU64::new(0);
         let result = catch_unwind(AssertUnwindSafe(|| {
             with_team(&pool, 3, |team| {
-                team.run(&|m| {
-                    if m == 2 {
-                        panic!("member 2 fails");
+                team.run(3, &|u| {
+                    if u == 2 {
+                        panic!("unit 2 fails");
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 });
             });
         }));
         let payload = result.expect_err("the panic is resumed");
-        assert_eq!(payload.downcast_ref::<&str>(), Some(&"member 2 fails"));
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"unit 2 fails"));
         assert_eq!(done.load(Ordering::Relaxed), 2);
         // The pool's workers were released: a new team runs on them.
-        with_team(&pool, 3, |team| team.run(&|_| {}));
-    }
-
-    #[test]
-    fn member_zeros_panic_dismisses_the_team() {
-        let pool = pool(1);
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            with_team(&pool, 2, |team| {
-                team.run(&|m| assert_ne!(m, 0, "member 0 fails"));
-            });
-        }));
-        assert!(result.is_err());
-        with_team(&pool, 2, |team| team.run(&|_| {}));
+        with_team(&pool, 3, |team| team.run(3, &|_| {}));
     }
 }

@@ -21,7 +21,7 @@ use crate::config::{ADAGRAD_INITIAL_ACCUMULATOR, Engine, Optimizer, TrainConfig}
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model;
-use crate::team::{self, Team};
+use crate::team::{self, Team, TeamStats};
 use bitrnn_kernels::lanes::{LANE_BYTES, LANES, Vf32};
 use bitrnn_kernels::simd::{self, Planes, Prepared, WindowStats, Workspace};
 use bitrnn_kernels::{Params, reference};
@@ -154,6 +154,8 @@ pub struct Trainer {
     progress: Progress,
     /// `Some` while phase timing is on.
     timing: Option<PhaseTimes>,
+    /// The teams' rounds so far, by kind (all of this trainer's [`Trainer::run`] calls).
+    team_stats: TeamStats,
 }
 
 impl Trainer {
@@ -230,6 +232,7 @@ impl Trainer {
             max_team: std::thread::available_parallelism().map_or(1, |n| n.get()),
             progress: Progress::default(),
             timing: None,
+            team_stats: TeamStats::default(),
         })
     }
 
@@ -300,7 +303,12 @@ impl Trainer {
         let result = match &pool {
             // A team pays for itself over many windows; a single window runs on this thread.
             Some(pool) if members > 1 && windows > 1 => team::with_team(pool, members, |team| {
-                self.run_windows(windows, &mut on_window, Some(team))
+                let result = self.run_windows(windows, &mut on_window, Some(team));
+                let stats = team.stats();
+                self.team_stats.team_rounds += stats.team_rounds;
+                self.team_stats.solo_rounds += stats.solo_rounds;
+                self.team_stats.units_by_others += stats.units_by_others;
+                result
             }),
             _ => self.run_windows(windows, &mut on_window, None),
         };
@@ -397,9 +405,11 @@ impl Trainer {
                 let mut summed_below = 1;
                 match team {
                     Some(team) => {
-                        // Member k runs the k-th contiguous block of shards; the blocks are
-                        // handed out through uncontended mutexes on the stack (no allocation).
-                        let per = n.div_ceil(team.size());
+                        // Units of `per` contiguous shards, two per member (so that a member
+                        // that falls behind leaves at most a unit to the others), claimed by
+                        // whichever member is ready; the blocks are handed out through
+                        // uncontended mutexes on the stack (no allocation).
+                        let per = (n / (2 * team.size())).max(1);
                         let subtrees = per > 1
                             && per.is_power_of_two()
                             && n % per == 0
@@ -408,8 +418,8 @@ impl Trainer {
                             summed_below = per;
                         }
                         let blocks = split_for_members(shards.chunks_mut(per));
-                        team.run(&|member| {
-                            if let Some(block) = take_block(&blocks, member) {
+                        team.run(n.div_ceil(per), &|unit| {
+                            if let Some(block) = take_block(&blocks, unit) {
                                 block.iter_mut().for_each(run);
                                 if subtrees {
                                     sum_subtree(block);
@@ -523,6 +533,16 @@ impl Trainer {
 
     /// The phase times accumulated since [`Trainer::set_timing`]`(true)`.
     #[must_use]
+    pub fn team_stats(&self) -> TeamStats {
+        self.team_stats
+    }
+
+    /// Threads that took part in the windows' work: the team's size, 1 without a team.
+    #[must_use]
+    pub fn team_members(&self) -> usize {
+        self.team_size()
+    }
+
     pub fn phase_times(&self) -> Option<PhaseTimes> {
         self.timing
     }
@@ -593,7 +613,8 @@ impl Trainer {
     }
 }
 
-/// Hands out blocks (of shards, of gradient elements) to team members: block k to member k.
+/// Hands out blocks (of shards, of gradient elements) to team members: block k to whoever
+/// claims unit k.
 /// On the stack, so that a window allocates nothing.
 type Blocks<'a, T> = [Mutex<Option<&'a mut [T]>>; MAX_SHARDS];
 
@@ -601,9 +622,9 @@ fn split_for_members<'a, T>(mut chunks: impl Iterator<Item = &'a mut [T]>) -> Bl
     std::array::from_fn(|_| Mutex::new(chunks.next()))
 }
 
-/// Member `member`'s block (once; `None` for a member without one).
-fn take_block<'a, T>(blocks: &Blocks<'a, T>, member: usize) -> Option<&'a mut [T]> {
-    let slot = blocks.get(member)?;
+/// Block `unit` (once; `None` past the last block).
+fn take_block<'a, T>(blocks: &Blocks<'a, T>, unit: usize) -> Option<&'a mut [T]> {
+    let slot = blocks.get(unit)?;
     slot.lock().unwrap_or_else(PoisonError::into_inner).take()
 }
 
@@ -648,11 +669,13 @@ fn reduce_shards(shards: &[Shard], summed_below: usize, out: &mut [f32], team: O
     match team {
         Some(team) if shared_reduction(out.len(), n) => {
             // Blocks of whole vectors.
-            let per = out.len().div_ceil(team.size()).next_multiple_of(LANES);
+            let units = (2 * team.size()).min(MAX_SHARDS);
+            let per = out.len().div_ceil(units).next_multiple_of(LANES);
+            let count = out.len().div_ceil(per);
             let blocks = split_for_members(out.chunks_mut(per));
-            team.run(&|member| {
-                if let Some(block) = take_block(&blocks, member) {
-                    reduce_range(grads, member * per, block);
+            team.run(count, &|unit| {
+                if let Some(block) = take_block(&blocks, unit) {
+                    reduce_range(grads, unit * per, block);
                 }
             });
         }

@@ -65,8 +65,18 @@ pub struct Summary {
     pub first_epoch: usize,
     /// The checkpoint this run was resumed from, if any.
     pub resumed_from: Option<PathBuf>,
+    /// Members of the thread team that shared the windows (`--threads`, at most the shards
+    /// and the cores; 1 means no team).
+    pub team_members: usize,
+    /// Rounds (one per window, one more per shared reduction) the team ran together, and
+    /// rounds the first thread ran alone because the team was losing to one thread on this
+    /// machine at that moment (see `bitrnn::team`): the weights are the same either way.
+    pub team_rounds: u64,
+    pub solo_rounds: u64,
     /// FNV-1a of the final weights' bits: equal for any --threads.
     pub weights_checksum: String,
+    /// `f32` lanes of the kernels' vector in this build (16 with AVX-512, else 8).
+    pub lanes: usize,
     pub simd_level: &'static str,
     pub version: &'static str,
 }
@@ -281,7 +291,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         epoch_sample_steps_per_s: epoch_rate,
         first_epoch: first.epoch,
         resumed_from: args.resume.clone(),
+        team_members: trainer.team_members(),
+        team_rounds: trainer.team_stats().team_rounds,
+        solo_rounds: trainer.team_stats().solo_rounds,
         weights_checksum: model::checksum(trainer.params()),
+        lanes: bitrnn_kernels::lanes::LANES,
         simd_level: bitrnn_kernels::simd_level(),
         version: env!("CARGO_PKG_VERSION"),
         wall_s: 0.0,

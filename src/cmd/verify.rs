@@ -1165,11 +1165,14 @@ mod tests {
 
     #[test]
     fn sum_layout_follows_the_shards() {
-        // 250 streams: 32 lane groups, the largest shard's groups times T per lane.
+        // 250 streams: 32 lane groups of 8 or 16 of 16, the largest shard's groups times T
+        // per lane.
+        let groups = groups_for(250);
+        assert_eq!(groups, 250usize.div_ceil(bitrnn_kernels::lanes::LANES));
         let s = SumLayout::new(6, 250, 5);
-        let shards = shard_ranges(32, 6, 5).len();
+        let shards = shard_ranges(groups, 6, 5).len();
         assert_eq!(s.shards, shards);
-        assert_eq!(s.per_lane, 32usize.div_ceil(shards) * 5);
+        assert_eq!(s.per_lane, groups.div_ceil(shards) * 5);
         assert_eq!(
             s.shard_levels(),
             shards.next_power_of_two().trailing_zeros() as usize
