@@ -225,12 +225,14 @@ impl Team {
         }
     }
 
-    /// Waits until the generation is no longer `seen` (a round was published, or the team
-    /// dismissed): spins for [`SPIN_TIME`], then sleeps.
+    /// Waits until the generation is no longer `seen` (a round was published) or the team is
+    /// dismissed: spins for [`SPIN_TIME`], then sleeps. (A member that starts after the
+    /// dismissal has already bumped the generation sees `stop`: it is set first.)
     fn wait_for_round(&self, seen: u32) {
         let start = Instant::now();
         let mut spins = 0u32;
-        while self.generation.load(Ordering::Acquire) == seen {
+        while self.generation.load(Ordering::Acquire) == seen && !self.stop.load(Ordering::Acquire)
+        {
             spins += 1;
             if spins % 32 != 0 || start.elapsed() < SPIN_TIME {
                 spin_loop();
