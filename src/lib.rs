@@ -13,8 +13,8 @@
 //! - [`peak`]: the machine's measured f32 FMA peak, for `bench`'s roofline figures.
 //! - [`error`]: the error type and its exit codes.
 //! - [`signal`]: Ctrl-C as a flag, so that an interrupted `train` still writes its outputs.
-//! - [`fuzzing`]: entry points shared by the fuzz targets (`fuzz/`) and their corpus replay
-//!   test (`tests/fuzz_corpus.rs`).
+//! - `fuzzing` (feature `fuzzing`): entry points shared by the fuzz targets (`fuzz/`) and
+//!   their corpus replay test (`tests/fuzz_corpus.rs`).
 
 pub mod checkpoint;
 pub mod cli;
@@ -22,6 +22,7 @@ pub mod cmd;
 pub mod config;
 pub mod data;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod model;
 pub mod npy;
