@@ -269,8 +269,9 @@ fn bound(w: &Case) -> WindowBound {
 /// Properties: the SIMD engine writes every gradient entry (the buffer starts as NaN) and
 /// produces only finite numbers; its loss, accuracy count, carried state and gradient are
 /// within the rounding model's bound ([`rounding::window_bound`]) of the reference (plus
-/// `F64_SLACK` for the reference's own rounding); `forward` (evaluation) gives the same loss, accuracy and state bit for bit.
-/// The bound's own f64 trajectory is checked against the reference too.
+/// `F64_SLACK` for the reference's own rounding); `forward` (evaluation) gives the same
+/// loss, accuracy and state bit for bit. The bound's own f64 trajectory is checked against
+/// the reference too.
 ///
 /// # Panics
 /// When a property fails.

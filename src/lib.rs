@@ -10,6 +10,8 @@
 //! - [`config`], [`cli`]: flags validated once into configs; [`cmd`]: one module per command.
 //! - [`output`], [`plot`], [`npy`]: files, written whole or not at all.
 //! - [`checkpoint`]: safetensors checkpoints with PyTorch's names, for `--save`/`--resume`/`eval`.
+//! - [`verify`]: the model behind `bitrnn verify`: the SIMD trainer against the f64 reference
+//!   window by window, with tolerances from the kernels' rounding model.
 //! - [`peak`]: the machine's measured f32 FMA peak, for `bench`'s roofline figures.
 //! - [`error`]: the error type and its exit codes.
 //! - [`signal`]: Ctrl-C as a flag, so that an interrupted `train` still writes its outputs.
@@ -32,5 +34,6 @@ pub mod plot;
 pub mod signal;
 pub mod team;
 pub mod train;
+pub mod verify;
 
 pub use error::{Error, Result};
