@@ -10,12 +10,14 @@
 //! - [`config`], [`cli`]: flags validated once into configs; [`cmd`]: one module per command.
 //! - [`output`], [`plot`], [`npy`]: files, written whole or not at all.
 //! - [`checkpoint`]: safetensors checkpoints with PyTorch's names, for `--save`/`--resume`/`eval`.
+//! - [`verify`]: the model behind `bitrnn verify`: the SIMD trainer against the f64 reference
+//!   window by window, with tolerances from the kernels' rounding model.
 //! - [`peak`]: the machine's measured f32 FMA peak, for `bench`'s roofline figures; [`cpu`]:
 //!   the refusal to run on a CPU without the features the binary was built for.
 //! - [`error`]: the error type and its exit codes.
 //! - [`signal`]: Ctrl-C as a flag, so that an interrupted `train` still writes its outputs.
-//! - [`fuzzing`]: entry points shared by the fuzz targets (`fuzz/`) and their corpus replay
-//!   test (`tests/fuzz_corpus.rs`).
+//! - `fuzzing` (feature `fuzzing`): entry points shared by the fuzz targets (`fuzz/`) and
+//!   their corpus replay test (`tests/fuzz_corpus.rs`).
 
 pub mod checkpoint;
 pub mod cli;
@@ -24,6 +26,7 @@ pub mod config;
 pub mod cpu;
 pub mod data;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod model;
 pub mod npy;
@@ -33,5 +36,6 @@ pub mod plot;
 pub mod signal;
 pub mod team;
 pub mod train;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -39,9 +39,6 @@ pub use width::{LANES, Vf32, Vi32, Vu32};
 /// Bytes of bit plane per lane group: one bit per stream.
 pub const LANE_BYTES: usize = LANES / 8;
 
-/// Depth of the pairwise tree [`hsum`] adds the lanes in: `log2(LANES)`.
-pub const HSUM_DEPTH: usize = LANES.trailing_zeros() as usize;
-
 const _: () = assert!(LANES.is_power_of_two() && LANES % 8 == 0);
 
 /// Sum of the lanes in a fixed pairwise order, `((a0 + a1) + (a2 + a3)) + ...`

@@ -7,13 +7,20 @@
 //!   compile time.
 //! - [`approx`]: the fast `tanh`/`exp`/`ln` the SIMD kernels use, with their measured errors.
 //! - [`params`]: the flat parameter layout shared by both engines.
+//! - [`rounding`]: the f32 rounding-error model of the SIMD engine, shared by its property
+//!   tests, its fuzz target and `bitrnn verify`.
+//! - `testing` (feature `testing`): random windows, bit planes and the tests' generator,
+//!   shared by the kernels' tests, the fuzz targets and the root package's tests.
 
 pub mod approx;
 pub mod lanes;
 pub mod params;
 pub mod real;
 pub mod reference;
+pub mod rounding;
 pub mod simd;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use params::{CLASSES, Layout, Params, TENSOR_NAMES};
 pub use real::Real;

@@ -15,67 +15,7 @@ use core::f64::consts::LN_2;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
-mod common;
-use common::{Case, Lcg};
-
-impl Case {
-    /// Weights uniform in `+-0.6 / sqrt(H)`, the size of Glorot-initialised weights, where the
-    /// a priori rounding bounds of [`error_bound`] are informative (f32: below 2e-4 on every
-    /// quantity); with weights of 1.5 the recurrence can amplify them by `(1.5 H)^T`.
-    fn glorot(hidden: usize, streams: usize, time_step: usize, seed: u64) -> Self {
-        Self::random(
-            hidden,
-            streams,
-            time_step,
-            0.6 / (hidden as f64).sqrt(),
-            seed,
-        )
-    }
-    /// `(loss, gradient, h_last)` in precision `F`.
-    fn run<F: Real>(&self) -> (f64, Vec<f64>, Vec<f64>) {
-        let params = self.params.cast::<F>();
-        let h0: Vec<F> = self.h0.iter().map(|&v| F::from_f64(v)).collect();
-        let mut grad = Params::zeros(self.hidden());
-        let mut h_last = vec![F::ZERO; h0.len()];
-        let loss = forward_backward(&params, &h0, &self.window(), &mut grad, &mut h_last);
-        let widen = |v: &[F]| v.iter().map(|x| x.to_f64()).collect::<Vec<_>>();
-        (loss.to_f64(), widen(&grad.data), widen(&h_last))
-    }
-    /// The loss of the forward pass alone, with parameters `params`.
-    fn loss_with(&self, params: &Params<f64>) -> f64 {
-        let mut h_last = vec![0.0; self.h0.len()];
-        forward(params, &self.h0, &self.window(), &mut h_last)
-    }
-    /// The streams `range` of this window (time-major data, so a strided gather).
-    fn streams_subset(&self, range: core::ops::Range<usize>) -> Self {
-        let (hd, s_n) = (self.hidden(), self.streams);
-        let pick = |v: &[u8]| {
-            (0..self.time_step)
-                .flat_map(|t| v[t * s_n + range.start..t * s_n + range.end].to_vec())
-                .collect::<Vec<_>>()
-        };
-        Self {
-            streams: range.len(),
-            time_step: self.time_step,
-            params: self.params.clone(),
-            h0: self.h0[range.start * hd..range.end * hd].to_vec(),
-            x: pick(&self.x),
-            y: pick(&self.y),
-        }
-    }
-    /// Steps `range` of this window, starting from state `h0` (time-major: contiguous).
-    fn steps_subset(&self, range: core::ops::Range<usize>, h0: Vec<f64>) -> Self {
-        let s_n = self.streams;
-        Self {
-            streams: s_n,
-            time_step: range.len(),
-            params: self.params.clone(),
-            h0,
-            x: self.x[range.start * s_n..range.end * s_n].to_vec(),
-            y: self.y[range.start * s_n..range.end * s_n].to_vec(),
-        }
-    }
-}
+use bitrnn_kernels::testing::{Case, Lcg};
 
 fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());

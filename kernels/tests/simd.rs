@@ -13,10 +13,11 @@
 //!    (saturated tanh); compared are the loss, the accuracy count, the carried state, every
 //!    gradient entry and every parameter after one `adagrad_update` and one `sgd_update`, also
 //!    over consecutive windows carrying state. The tolerance of every compared number is a
-//!    rigorous running error bound computed along the case's own trajectory ([`bound`] derives
-//!    it). Being rigorous, it grows with the recurrence's worst-case gain per step and says
-//!    nothing on long windows with large weights (where even the plain f32 reference drifts
-//!    from the f64 one by percents of the gradient: the dynamics are chaotic); it is
+//!    rigorous running error bound computed along the case's own trajectory
+//!    ([`window_bound`], from the crate's rounding model). Being rigorous, it grows with the
+//!    recurrence's worst-case gain per step and says nothing on long windows with large
+//!    weights (where even the plain f32 reference drifts from the f64 one by percents of the
+//!    gradient: the dynamics are chaotic); it is
 //!    informative on every Glorot-sized window and on about half of all windows, and the tests
 //!    require at least 35% informative windows so that it cannot silently become vacuous.
 //! 2. **Exactly**: the optimizer updates equal `reference::*_step::<f32>` bit for bit on any
@@ -36,9 +37,12 @@
 //! Run with `--nocapture` to see the largest observed `error / tolerance` of each quantity and
 //! how many windows had informative tolerances.
 
-use bitrnn_kernels::lanes::{HSUM_DEPTH, LANE_BYTES, LANES};
+use bitrnn_kernels::lanes::{LANE_BYTES, LANES};
+use bitrnn_kernels::rounding::{
+    StateError, U, WindowBound, gamma, head_cap, lane_sum_roundings, window_bound,
+};
 use bitrnn_kernels::simd::{self, Planes, Prepared, WindowStats, Workspace};
-use bitrnn_kernels::{Layout, Params, approx, reference};
+use bitrnn_kernels::{Layout, Params, reference};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use std::cell::RefCell;
@@ -47,32 +51,7 @@ use std::cell::RefCell;
 // Cases: parameters, carried state and data, and their bit planes.
 // ---------------------------------------------------------------------------------------
 
-mod common;
-use common::{Case, Lcg};
-
-impl Case {
-    fn params32(&self) -> Params<f32> {
-        self.params.cast()
-    }
-    fn h0_32(&self) -> Vec<f32> {
-        self.h0.iter().map(|&v| v as f32).collect()
-    }
-    /// The x and y bit planes, `plane_bytes` bytes per step: bit `s % 8` of byte
-    /// `t * plane_bytes + s / 8` is stream `s` at step `t`; padding bits are 0.
-    fn planes(&self) -> (Vec<u8>, Vec<u8>) {
-        let pack = |bits: &[u8]| {
-            let stride = simd::plane_bytes(self.streams);
-            let mut plane = vec![0u8; self.time_step * stride];
-            for t in 0..self.time_step {
-                for s in 0..self.streams {
-                    plane[t * stride + s / 8] |= bits[t * self.streams + s] << (s % 8);
-                }
-            }
-            plane
-        };
-        (pack(&self.x), pack(&self.y))
-    }
-}
+use bitrnn_kernels::testing::{Case, Lcg};
 
 /// The weight scale of each regime of the property tests: Glorot-sized, two saturating ones,
 /// and `|w| <= 4` whatever the size (deep saturation, logit differences far beyond the head's
@@ -157,411 +136,11 @@ fn widen(v: &[f32]) -> Vec<f64> {
 // The tolerance: a running error bound along the case's own trajectory.
 // ---------------------------------------------------------------------------------------
 
-/// Unit roundoff of f32.
-const U: f64 = 1.0 / (1u64 << 24) as f64;
-
-/// `gamma(n) = n u / (1 - n u)`: the relative error of a sum or product of `n` roundings
-/// (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., 3.1).
-fn gamma(n: usize) -> f64 {
-    let nu = n as f64 * U;
-    nu / (1.0 - nu)
-}
-
-/// The flush threshold of `dl` and `dz`: flushing moves a value by less than this.
-const FLUSH: f64 = simd::FLUSH as f64;
-
-/// An `f32` ulp is at most `2u` times the value it is the ulp of (for normal values).
-const EXP_REL: f64 = 2.0 * U * approx::EXP_MAX_ULP as f64;
-const LN_REL: f64 = 2.0 * U * approx::LN_MAX_ULP as f64;
-
-/// The head caps `|d|` at 80: beyond it `e = exp(-80)` instead of `exp(-|d|)`, which moves the
-/// probability and `ln(1 + e)` by less than `e^-80 ~ 1.80e-35`.
-fn cap() -> f64 {
-    (-80f64).exp() * (1.0 + EXP_REL)
-}
-
-/// Largest `|sigmoid''|`, `1 / (6 sqrt 3) = 0.0962`: the slope of `sigmoid` on an interval of
-/// radius `e` around `d` is at most `sigmoid'(d) + 0.1 e`.
-const SIGMOID_CURVATURE: f64 = 0.1;
-
-/// Relative error of the head's probability `p1`, from its formulas (`e = exp(-|d|)` within
-/// `EXP_REL`, which `1 / (1 + e)` and `e / (1 + e)` pass on at most once; the rounding of
-/// `1 + e`, the division and `e * q`: 3 roundings; one spare for second-order terms).
-const P1_REL: f64 = EXP_REL + 4.0 * U * (1.0 + 8.0 * U);
-
-/// Relative error of the head's per-sample loss `max(s, 0) + ln(1 + e)`: `ln(1 + e)` carries
-/// the relative error of `e` (its relative condition number is below 1), that of `ln`
-/// (`ln(u)` with `u = fl(1 + e)`, `u`'s rounding restored exactly by `c = e - (u - 1)`,
-/// Fast2Sum), below `u` for dropping `ln(1 + c/u) - c/u`, and the roundings of `c * q`,
-/// `q = 1/u`, the two additions: 6 `u` in all.
-const LOSS_REL: f64 = EXP_REL + LN_REL + 6.0 * U * (1.0 + 8.0 * U);
-
-fn sigmoid(d: f64) -> f64 {
-    if d >= 0.0 {
-        1.0 / (1.0 + (-d).exp())
-    } else {
-        d.exp() / (1.0 + d.exp())
-    }
-}
-
-fn softplus(s: f64) -> f64 {
-    s.max(0.0) + (-s.abs()).exp().ln_1p()
-}
-
-/// Bounds on the error of the SIMD engine's carried state: per entry (`[streams][hidden]`),
-/// and on the 2-norm of each stream's error vector (`[streams]`).
-#[derive(Clone, Debug)]
-struct StateError {
-    entry: Vec<f64>,
-    norm: Vec<f64>,
-}
-
-impl StateError {
-    /// A state loaded from the same f32 numbers in both engines.
-    fn exact(streams: usize, hidden: usize) -> Self {
-        Self {
-            entry: vec![0.0; streams * hidden],
-            norm: vec![0.0; streams],
-        }
-    }
-}
-
-/// The window's exact values (f64, along the reference's trajectory) with a bound on how far
-/// the SIMD engine's f32 results can be from each.
-#[derive(Clone, Debug)]
-struct Bound {
-    /// Sum of the per-sample losses, and the bound on the SIMD `loss_sum`'s error.
-    loss_sum: f64,
-    loss_sum_tol: f64,
-    /// Sum of `|loss| + error` over the samples (the terms of `loss_sum`).
-    loss_terms: f64,
-    /// Samples whose more probable class is the target, and those too close to call
-    /// (`|d|` within its error bound).
-    correct: f64,
-    ambiguous: f64,
-    /// `h_{T-1}`, `[streams][hidden]`, and the bound on its error.
-    state: Vec<f64>,
-    state_tol: StateError,
-    /// The gradient (the [`Params`] layout), the bound on each entry's error, and the sum over
-    /// the entry's terms of their magnitudes (error included): what a summation order can
-    /// change.
-    grad: Vec<f64>,
-    grad_tol: Vec<f64>,
-    grad_terms: Vec<f64>,
-}
-
-fn norm2(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
-}
-
-/// `a <- a b` for `n x n` row-major matrices, then `a / ||a||_inf`; returns `||a b||_inf`.
-fn square_and_normalise(a: &mut [f64], n: usize) -> f64 {
-    let mut r = vec![0.0; n * n];
-    for i in 0..n {
-        for k in 0..n {
-            let v = a[i * n + k];
-            for (rij, akj) in r[i * n..(i + 1) * n].iter_mut().zip(&a[k * n..(k + 1) * n]) {
-                *rij += v * akj;
-            }
-        }
-    }
-    let scale = (0..n)
-        .map(|i| r[i * n..(i + 1) * n].iter().map(|v| v.abs()).sum::<f64>())
-        .fold(0.0, f64::max);
-    if scale > 0.0 {
-        r.iter_mut().for_each(|v| *v /= scale);
-    }
-    a.copy_from_slice(&r);
-    scale
-}
-
-/// An upper bound on the spectral norm of the `n x n` row-major matrix `w`.
-///
-/// `||W||_2^2 = rho(W^T W) <= ||(W^T W)^k||_inf^(1/k)` for every `k` (an induced norm bounds
-/// the spectral radius, and `rho(G)^k = rho(G^k)`); `k = 16` by four squarings, each
-/// normalised to stay in range. The bound tends to `||W||_2` as `k` grows: `||M||_inf <=
-/// sqrt(n) ||M||_2` puts it at most a factor `n^(1/(4k)) = n^(1/64)` above (7% at n = 64).
-/// The f64 rounding of a squaring is below `n^2 u_64 < 3e-11` relative (`||M^2||_inf >=
-/// ||M||_inf^2 / n` for the normalised symmetric `M`), covered by the factor `1 + 1e-9`.
-fn spectral_norm_bound(w: &[f64], n: usize) -> f64 {
-    let mut g = vec![0.0; n * n];
-    for i in 0..n {
-        for a in 0..n {
-            let v = w[i * n + a];
-            for (gab, wib) in g[a * n..(a + 1) * n].iter_mut().zip(&w[i * n..(i + 1) * n]) {
-                *gab += v * wib;
-            }
-        }
-    }
-    let first = (0..n)
-        .map(|i| g[i * n..(i + 1) * n].iter().map(|v| v.abs()).sum::<f64>())
-        .fold(0.0, f64::max);
-    if first == 0.0 {
-        return 0.0;
-    }
-    g.iter_mut().for_each(|v| *v /= first);
-    // ||G^k||_inf = exp(log_norm) with k doubling at each squaring.
-    let (mut log_norm, mut k) = (first.ln(), 1.0);
-    for _ in 0..4 {
-        log_norm = 2.0 * log_norm + square_and_normalise(&mut g, n).ln();
-        k *= 2.0;
-    }
-    (log_norm / (2.0 * k)).exp() * (1.0 + 1e-9)
-}
-
-/// A running error bound for the SIMD engine on one window: forward error analysis in Higham's
-/// `gamma` model, evaluated along the case's exact trajectory (f64) instead of with a priori
-/// norms, so that saturated units (`tanh' ~ 0`) stop the propagation as they do in the
-/// arithmetic. `h0_err` bounds the error of the SIMD engine's carried state. Every magnitude
-/// below is `|exact value| + its error bound`, so the bound holds to all orders, not just the
-/// first.
-///
-/// Forward, per stream, step and hidden unit (`E` bounds the error vector `eps` of `h`,
-/// entry by entry, and `nu` its 2-norm; primes for the previous step):
-/// - `z = (w_xh[x] + b_h) + sum_k w_hh[j][k] h_k`: `H + 1` terms, one rounding for the
-///   prepared `w_xh + b_h`, at most one per product and one per addition, so
-///   `e(z) = gamma(H + 3) (|zx| + sum_k |w_hh[j][k]| (|h_k| + E'_k)) + |(W eps')_j|` with the
-///   propagated `|(W eps')_j| <= min(sum_k |w_hh[j][k]| E'_k, ||w_hh[j]||_2 nu')` (entrywise,
-///   or Cauchy-Schwarz: the second is what keeps the bound from growing like `||W||_inf^T`
-///   when the weights' signs cancel).
-/// - `h = tanh(z)`: the slope of tanh on `[z - e, z + e]` is at most
-///   `s = min(1, 1 - h^2 + 2 |h| e)`, and approx's tanh adds `TANH_MAX_ULP` ulp (`<= 2u |h|`
-///   each), at most `TANH_MAX_ABS`: `E = s e(z) + tanh error`. The error vector is
-///   `eps = S (W eps' + rho) + tau` with `0 <= S <= diag(s)`, so also
-///   `nu <= max(s) ||W||_2 nu' + ||s |rho| + |tau| ||_2` ([`spectral_norm_bound`]), and
-///   `nu <= ||E||_2`; the smaller is kept.
-/// - The logit difference `d = (b_y[1] - b_y[0]) + sum_j (w_hy[1][j] - w_hy[0][j]) h_j`: as
-///   `z`, `e(d) = gamma(H + 3) (|b| + sum |w| (|h| + E)) + min(sum |w| E, ||w||_2 nu)`.
-/// - Loss `softplus(±d)`: slope `sigmoid(±d) + e(d) / 4` (at most 1), plus `LOSS_REL` and the
-///   cap. `p1 = sigmoid(d)`: slope `min(1/4, p1 (1 - p1) + 0.1 e(d))`, plus `P1_REL` and the
-///   cap. `dl = (p1 - y) * fl(1/N)`: 3 more roundings, and the flush (`< 2^-64`).
-///
-/// Backward, per stream, step (descending) and unit (`Z`, `mu`: entrywise and 2-norm bounds
-/// on the error `zeta` of `dz`):
-/// - `dh = wy_j dl + sum_i w_hh[i][j] dz_{t+1}[i]`: `H + 1` terms,
-///   `e(dh) = gamma(H + 3) sum |terms| + |wy_j| e(dl) + min(sum_i |w_hh[i][j]| Z'_i,
-///   ||w_hh[.][j]||_2 mu')`.
-/// - `g = 1 - h^2`: `e(g) = (2|h| + E) E + 2u` (one rounding with FMA, two of at most
-///   `u h^2` and `u (1 - h^2)` without); `dz = dh g` rounded once, then flushed:
-///   `e(dz) = e(dh) (g + e(g)) (1 + u) + |dh| e(g) + u |dh| (g + e(g)) + 2^-64`; and as
-///   forward, `mu <= max(g + e(g)) (1 + u) ||W||_2 mu' + ||own terms||_2`.
-///
-/// Gradients: an entry is a sum over `(t, s)` of `dz h_{t-1}`, `dz`, `dl h` or `dl`; each
-/// term carries `e(a) (|b| + E_b) + |a| E_b`, and the sum adds `gamma(G T + 4) sum |terms|`
-/// (per lane `G T` accumulations over the groups and steps, one product rounding, the
-/// `log2(LANES)` levels of the lane sum: 3 for 8 lanes, 4 for 16). `b_h = dw_xh[0] + dw_xh[1]`
-/// adds one rounding. The loss sum likewise adds `gamma(G T + log2(LANES))`.
-///
-/// The flush of `dl` and `dz` below 2^-64 enters as the `+ 2^-64` per value above: it reaches a
-/// gradient entry as at most `N 2^-64` times a weight or state magnitude, negligible next to
-/// every other term. The f64 reference's own rounding is the same analysis with
-/// `u = 2^-53`: 2^-29 of the bound, and the tests check that this helper's f64 trajectory and
-/// the reference agree to far below the bound ([`check_bound_follows_reference`]).
-fn bound(p: &Params<f64>, h0: &[f64], h0_err: &StateError, win: &reference::Window) -> Bound {
-    let (hd, s_n, t_n) = (p.hidden, win.streams, win.time_step);
-    assert_eq!(h0.len(), s_n * hd);
-    assert_eq!(h0_err.entry.len(), s_n * hd);
-    let n = s_n * t_n;
-    let inv_n = 1.0 / n as f64;
-    let groups = simd::groups_for(s_n);
-    let (w_xh, w_hh, b_h, w_hy, b_y) = (p.w_xh(), p.w_hh(), p.b_h(), p.w_hy(), p.b_y());
-    let wy: Vec<f64> = (0..hd).map(|j| w_hy[hd + j] - w_hy[j]).collect();
-    let by = b_y[1] - b_y[0];
-    let dot = gamma(hd + 3);
-    let tanh_ulp = f64::from(approx::TANH_MAX_ULP);
-    let tanh_abs = f64::from(approx::TANH_MAX_ABS);
-    // The smallest f32 ulp (subnormal results).
-    let tiny = f64::from(f32::from_bits(1));
-    let w_norm = spectral_norm_bound(w_hh, hd);
-    let row_norm: Vec<f64> = (0..hd)
-        .map(|j| norm2(&w_hh[j * hd..(j + 1) * hd]))
-        .collect();
-    let col_norm: Vec<f64> = (0..hd)
-        .map(|j| {
-            (0..hd)
-                .map(|i| w_hh[i * hd + j].powi(2))
-                .sum::<f64>()
-                .sqrt()
-        })
-        .collect();
-    let wy_norm = norm2(&wy);
-    let mut own = vec![0.0; hd];
-
-    // Forward. h[t + 1], e[t + 1], nu[t + 1] hold h_t and its error bounds; [0] the carried
-    // state.
-    let mut h = vec![vec![0.0; s_n * hd]; t_n + 1];
-    let mut e = vec![vec![0.0; s_n * hd]; t_n + 1];
-    let mut nu = vec![vec![0.0; s_n]; t_n + 1];
-    h[0].copy_from_slice(h0);
-    e[0].copy_from_slice(&h0_err.entry);
-    nu[0].copy_from_slice(&h0_err.norm);
-    let (mut dl, mut e_dl) = (vec![0.0; n], vec![0.0; n]);
-    let (mut loss_sum, mut loss_err, mut correct, mut ambiguous) = (0.0, 0.0, 0.0, 0.0);
-    for t in 0..t_n {
-        let (past, future) = h.split_at_mut(t + 1);
-        let (e_past, e_future) = e.split_at_mut(t + 1);
-        let (prev, prev_e) = (&past[t], &e_past[t]);
-        let (cur, cur_e) = (&mut future[0], &mut e_future[0]);
-        for s in 0..s_n {
-            let sample = t * s_n + s;
-            let x = usize::from(win.x[sample]);
-            let y = f64::from(win.y[sample]);
-            let nu_prev = nu[t][s];
-            let (hp, ep) = (&prev[s * hd..(s + 1) * hd], &prev_e[s * hd..(s + 1) * hd]);
-            let mut max_slope = 0.0f64;
-            for j in 0..hd {
-                let zx = w_xh[x * hd + j] + b_h[j];
-                let (mut z, mut terms, mut entrywise) = (zx, zx.abs(), 0.0);
-                for k in 0..hd {
-                    let w = w_hh[j * hd + k];
-                    z += w * hp[k];
-                    terms += w.abs() * (hp[k].abs() + ep[k]);
-                    entrywise += w.abs() * ep[k];
-                }
-                let carried = entrywise.min(row_norm[j] * nu_prev);
-                let e_z = dot * terms + carried;
-                let hv = z.tanh();
-                let slope = (1.0 - hv * hv + 2.0 * hv.abs() * e_z).min(1.0);
-                let reach = hv.abs() + slope * e_z;
-                let e_tanh = (tanh_ulp * (2.0 * U * reach + tiny)).min(tanh_abs);
-                own[j] = slope * dot * terms + e_tanh;
-                max_slope = max_slope.max(slope);
-                cur[s * hd + j] = hv;
-                cur_e[s * hd + j] = slope * carried + own[j];
-            }
-            let (hc, ec) = (&cur[s * hd..(s + 1) * hd], &cur_e[s * hd..(s + 1) * hd]);
-            let nu_cur = norm2(ec).min(max_slope * w_norm * nu_prev + norm2(&own));
-            nu[t + 1][s] = nu_cur;
-            let (mut d, mut terms, mut entrywise) = (by, by.abs(), 0.0);
-            for j in 0..hd {
-                d += wy[j] * hc[j];
-                terms += wy[j].abs() * (hc[j].abs() + ec[j]);
-                entrywise += wy[j].abs() * ec[j];
-            }
-            let e_d = dot * terms + entrywise.min(wy_norm * nu_cur);
-
-            let arg = if y == 1.0 { -d } else { d };
-            let loss = softplus(arg);
-            loss_sum += loss;
-            loss_err += (sigmoid(arg) + 0.25 * e_d).min(1.0) * e_d + LOSS_REL * loss + cap();
-
-            let p1 = sigmoid(d);
-            let slope = (p1 * (1.0 - p1) + SIGMOID_CURVATURE * e_d).min(0.25);
-            let e_p1 = slope * e_d + P1_REL * (p1 + slope * e_d) + cap();
-            let r = p1 - y;
-            dl[sample] = r * inv_n;
-            e_dl[sample] = (e_p1 + gamma(3) * (r.abs() + e_p1)) * inv_n + FLUSH;
-
-            if (d >= 0.0) == (y == 1.0) {
-                correct += 1.0;
-            }
-            if d.abs() <= e_d {
-                ambiguous += 1.0;
-            }
-        }
-    }
-
-    // Backward, with the gradient's exact value, error and term magnitudes.
-    let layout = Layout::new(hd);
-    let [r_xh, r_hh, r_bh, r_hy, r_by] = layout.ranges();
-    let mut grad = vec![0.0; layout.len()];
-    let mut g_err = vec![0.0; layout.len()];
-    let mut g_terms = vec![0.0; layout.len()];
-    let mut add = |i: usize, a: f64, e_a: f64, b: f64, e_b: f64| {
-        grad[i] += a * b;
-        g_err[i] += e_a * (b.abs() + e_b) + a.abs() * e_b;
-        g_terms[i] += (a.abs() + e_a) * (b.abs() + e_b);
-    };
-    let (mut dz, mut e_dz, mut mu) = (vec![0.0; s_n * hd], vec![0.0; s_n * hd], vec![0.0; s_n]);
-    let (mut dz_next, mut e_next, mut mu_next) =
-        (vec![0.0; s_n * hd], vec![0.0; s_n * hd], vec![0.0; s_n]);
-    for t in (0..t_n).rev() {
-        for s in 0..s_n {
-            let sample = t * s_n + s;
-            let x = usize::from(win.x[sample]);
-            let (dlv, e_dlv) = (dl[sample], e_dl[sample]);
-            let mut max_gain = 0.0f64;
-            for j in 0..hd {
-                let mut dh = wy[j] * dlv;
-                let mut terms = wy[j].abs() * (dlv.abs() + e_dlv);
-                let mut carried = 0.0;
-                if t + 1 < t_n {
-                    let mut entrywise = 0.0;
-                    for i in 0..hd {
-                        let (w, v, ev) =
-                            (w_hh[i * hd + j], dz_next[s * hd + i], e_next[s * hd + i]);
-                        dh += w * v;
-                        terms += w.abs() * (v.abs() + ev);
-                        entrywise += w.abs() * ev;
-                    }
-                    carried = entrywise.min(col_norm[j] * mu_next[s]);
-                }
-                let own_dh = dot * terms + wy[j].abs() * e_dlv;
-                let (hv, eh) = (h[t + 1][s * hd + j], e[t + 1][s * hd + j]);
-                let g = 1.0 - hv * hv;
-                let e_g = (2.0 * hv.abs() + eh) * eh + 2.0 * U;
-                let gain = (g + e_g) * (1.0 + U);
-                own[j] = gain * own_dh + dh.abs() * e_g + U * dh.abs() * (g + e_g) + FLUSH;
-                max_gain = max_gain.max(gain);
-                dz[s * hd + j] = dh * g;
-                e_dz[s * hd + j] = gain * carried + own[j];
-            }
-            mu[s] = norm2(&e_dz[s * hd..(s + 1) * hd])
-                .min(max_gain * w_norm * mu_next[s] + norm2(&own));
-            for j in 0..hd {
-                let (v, ev) = (dz[s * hd + j], e_dz[s * hd + j]);
-                for k in 0..hd {
-                    let (hk, ek) = (h[t][s * hd + k], e[t][s * hd + k]);
-                    add(r_hh.0 + j * hd + k, v, ev, hk, ek);
-                }
-                add(r_xh.0 + x * hd + j, v, ev, 1.0, 0.0);
-                let (hv, eh) = (h[t + 1][s * hd + j], e[t + 1][s * hd + j]);
-                add(r_hy.0 + hd + j, dlv, e_dlv, hv, eh);
-            }
-            add(r_by.0 + 1, dlv, e_dlv, 1.0, 0.0);
-        }
-        core::mem::swap(&mut dz, &mut dz_next);
-        core::mem::swap(&mut e_dz, &mut e_next);
-        core::mem::swap(&mut mu, &mut mu_next);
-    }
-    let summation = gamma(groups * t_n + 1 + HSUM_DEPTH);
-    for (err, terms) in g_err.iter_mut().zip(&g_terms) {
-        *err += summation * terms;
-    }
-    for j in 0..hd {
-        let (x0, x1, b) = (r_xh.0 + j, r_xh.0 + hd + j, r_bh.0 + j);
-        grad[b] = grad[x0] + grad[x1];
-        g_terms[b] = g_terms[x0] + g_terms[x1];
-        g_err[b] = g_err[x0] + g_err[x1] + U * g_terms[b];
-        let (hy0, hy1) = (r_hy.0 + j, r_hy.0 + hd + j);
-        (grad[hy0], g_err[hy0], g_terms[hy0]) = (-grad[hy1], g_err[hy1], g_terms[hy1]);
-    }
-    let (by0, by1) = (r_by.0, r_by.0 + 1);
-    (grad[by0], g_err[by0], g_terms[by0]) = (-grad[by1], g_err[by1], g_terms[by1]);
-
-    let loss_terms = loss_sum + loss_err;
-    Bound {
-        loss_sum,
-        loss_sum_tol: loss_err + gamma(groups * t_n + HSUM_DEPTH) * loss_terms,
-        loss_terms,
-        correct,
-        ambiguous,
-        state: h[t_n].clone(),
-        state_tol: StateError {
-            entry: e[t_n].clone(),
-            norm: nu[t_n].clone(),
-        },
-        grad,
-        grad_tol: g_err,
-        grad_terms: g_terms,
-    }
-}
-
 /// The bound is only a bound on the SIMD engine's distance from the reference if it was
 /// computed along the reference's trajectory: this helper's f64 values must equal the
 /// reference's to within a thousandth of the tolerance (both are f64 results, ~1e-16 apart).
 fn check_bound_follows_reference(
-    b: &Bound,
+    b: &WindowBound,
     loss: f64,
     grad: &[f64],
     h_last: &[f64],
@@ -612,7 +191,7 @@ struct Ratios {
     /// Windows compared against the reference, and those whose tolerances are informative:
     /// every gradient tolerance below 1% of the largest `|gradient|`, every state tolerance
     /// below 0.01. (A rigorous bound must grow with the recurrence's worst-case gain per step,
-    /// so it says nothing on long windows with large weights; see [`bound`].)
+    /// so it says nothing on long windows with large weights; see [`window_bound`].)
     windows: u32,
     informative: u32,
 }
@@ -658,7 +237,7 @@ fn within(
 fn compare_window(
     out: &SimdOut,
     reference: (f64, &[f64], &[f64]),
-    b: &Bound,
+    b: &WindowBound,
     samples: usize,
     ratios: &mut Ratios,
 ) -> Result<(), TestCaseError> {
@@ -813,7 +392,7 @@ fn check_random_window(case: &Case, ratios: &mut Ratios) -> Result<(), TestCaseE
     let out = simd_window(case);
     let (loss, grad, h_last) = reference_window(case);
     let exact = StateError::exact(case.streams, case.hidden());
-    let b = bound(&case.params, &case.h0, &exact, &case.window());
+    let b = window_bound(&case.params, &case.h0, &exact, &case.window());
     compare_window(&out, (loss, &grad, &h_last), &b, case.samples(), ratios)?;
     compare_optimizers(&case.params, &out.grad, &grad, &b.grad_tol, ratios)
 }
@@ -902,7 +481,7 @@ fn consecutive_windows_carry_state() {
                 };
                 let out = run_simd(&w, &mut ws, &planes, 1.0 / case.samples() as f32, f32::NAN);
                 let (loss, grad, h_last) = reference_window(&case);
-                let b = bound(&case.params, &case.h0, &h0_err, &case.window());
+                let b = window_bound(&case.params, &case.h0, &h0_err, &case.window());
                 compare_window(&out, (loss, &grad, &h_last), &b, case.samples(), ratios)?;
                 case.h0 = h_last;
                 h0_err = b.state_tol;
@@ -1083,7 +662,7 @@ fn exact_case(hidden: usize, streams: usize, time_step: usize, seed: u64) -> Cas
 
 #[test]
 fn saturated_windows_are_exact() {
-    let e80 = cap();
+    let e80 = head_cap();
     let (mut cases, mut nontrivial) = (0u32, 0u32);
     for hidden in [1, 2, 3, 5, 8, 9, 12, 17, 33, 64] {
         // N = S T a power of two (so 1/N is exact), T <= 8; S = 1, 2, 4 leave padding lanes.
@@ -1129,7 +708,7 @@ fn saturated_windows_are_exact() {
                     (0.0..=n * e80).contains(&excess),
                     "loss sum off by {excess:e}, {what}"
                 );
-                let b = bound(
+                let b = window_bound(
                     &case.params,
                     &case.h0,
                     &StateError::exact(case.streams, case.hidden()),
@@ -1207,7 +786,7 @@ fn sweep_sizes_with_poisoned_outputs() {
                 assert_eq!(other.stats, out.stats, "{what}");
             }
             let (loss, grad, h_last) = reference_window(&case);
-            let b = bound(
+            let b = window_bound(
                 &case.params,
                 &case.h0,
                 &StateError::exact(case.streams, case.hidden()),
@@ -1353,7 +932,8 @@ fn split_runs(case: &Case, split: usize, scale: f32) -> (SimdOut, SimdOut, SimdO
 /// Per-stream results (the carried state) are bit for bit the same in one workspace or two:
 /// each lane's arithmetic does not depend on the other groups. The gradient and the loss sum
 /// differ only by the order of their sums: the two shards' sums and the whole one each round
-/// within `gamma(G T + 4)` of the sum of the terms' magnitudes (see [`bound`]).
+/// within `gamma(lane_sum_roundings(G T))` of the sum of the terms' magnitudes (see
+/// [`window_bound`]).
 #[test]
 fn shard_split_at_lane_groups() {
     run_property(
@@ -1380,13 +960,13 @@ fn shard_split_at_lane_groups() {
             prop_assert_eq!(bits(&whole.state), bits(&joined));
             prop_assert_eq!(whole.stats.correct, a.stats.correct + b.stats.correct);
 
-            let bd = bound(
+            let bd = window_bound(
                 &case.params,
                 &case.h0,
                 &StateError::exact(case.streams, case.hidden()),
                 &case.window(),
             );
-            let sum = gamma(simd::groups_for(streams) * time_step + 1 + HSUM_DEPTH);
+            let sum = gamma(lane_sum_roundings(simd::groups_for(streams) * time_step));
             let tol: Vec<f64> = bd
                 .grad_terms
                 .iter()

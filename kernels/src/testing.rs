@@ -1,0 +1,198 @@
+//! Test support shared by the kernels' tests (`kernels/tests/`), the fuzz targets
+//! (`bitrnn::fuzzing`) and the root package's tests: a seeded random source, random windows
+//! with their parameters and carried state, and the kernels' bit planes. Behind the
+//! `testing` feature: none of it is part of the engine.
+
+use crate::Params;
+use crate::real::Real;
+use crate::reference::{self, forward, forward_backward};
+use crate::simd;
+
+/// Knuth's MMIX linear congruential generator: the tests' only source of randomness, so a
+/// seed reproduces a case exactly. Only the high bits are used (the low bits of an LCG with a
+/// power-of-two modulus have short periods).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0
+    }
+    /// Uniform in [0, 1), 53 random bits.
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.uniform()
+    }
+    /// Uniform in `[-a, a)`, rounded to f32 so that every engine and precision starts from
+    /// the same number.
+    pub fn symmetric_f32(&mut self, a: f64) -> f64 {
+        f64::from(((2.0 * self.uniform() - 1.0) * a) as f32)
+    }
+    /// A fair bit, 0 or 1.
+    pub fn bit(&mut self) -> u8 {
+        u8::from(self.next_u64() >> 63 == 1)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() >> 32) as usize) % n
+    }
+    pub fn pick(&mut self, options: &[f64]) -> f64 {
+        options[self.below(options.len())]
+    }
+}
+
+/// One window with its parameters and carried state, every number an f32 (held in f64), so
+/// that the same case runs exactly in both precisions and in both engines.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub streams: usize,
+    pub time_step: usize,
+    pub params: Params<f64>,
+    /// `[streams][hidden]`.
+    pub h0: Vec<f64>,
+    /// `[time_step][streams]`, 0 or 1.
+    pub x: Vec<u8>,
+    pub y: Vec<u8>,
+}
+
+impl Case {
+    /// Weights uniform in `[-weight, weight]`, `h0` in (-1, 1), fair-coin bits.
+    pub fn random(hidden: usize, streams: usize, time_step: usize, weight: f64, seed: u64) -> Self {
+        let mut rng = Lcg(seed);
+        let mut params = Params::zeros(hidden);
+        for w in &mut params.data {
+            *w = rng.symmetric_f32(weight);
+        }
+        let h0 = (0..streams * hidden)
+            .map(|_| rng.symmetric_f32(0.999))
+            .collect();
+        let mut case = Self {
+            streams,
+            time_step,
+            params,
+            h0,
+            x: Vec::new(),
+            y: Vec::new(),
+        };
+        case.new_data(&mut rng);
+        case
+    }
+    /// Fresh bits for the next window.
+    pub fn new_data(&mut self, rng: &mut Lcg) {
+        let n = self.streams * self.time_step;
+        self.x = (0..n).map(|_| rng.bit()).collect();
+        self.y = (0..n).map(|_| rng.bit()).collect();
+    }
+    pub fn hidden(&self) -> usize {
+        self.params.hidden
+    }
+    pub fn samples(&self) -> usize {
+        self.streams * self.time_step
+    }
+    pub fn window(&self) -> reference::Window<'_> {
+        reference::Window {
+            streams: self.streams,
+            time_step: self.time_step,
+            x: &self.x,
+            y: &self.y,
+        }
+    }
+    /// Weights uniform in `+-0.6 / sqrt(H)`, the size of Glorot-initialised weights, where the
+    /// a priori rounding bounds of `kernels/tests/reference.rs` are informative (f32: below 2e-4
+    /// on every quantity); with weights of 1.5 the recurrence can amplify them by `(1.5 H)^T`.
+    pub fn glorot(hidden: usize, streams: usize, time_step: usize, seed: u64) -> Self {
+        Self::random(
+            hidden,
+            streams,
+            time_step,
+            0.6 / (hidden as f64).sqrt(),
+            seed,
+        )
+    }
+    /// `(loss, gradient, h_last)` in precision `F`.
+    pub fn run<F: Real>(&self) -> (f64, Vec<f64>, Vec<f64>) {
+        let params = self.params.cast::<F>();
+        let h0: Vec<F> = self.h0.iter().map(|&v| F::from_f64(v)).collect();
+        let mut grad = Params::zeros(self.hidden());
+        let mut h_last = vec![F::ZERO; h0.len()];
+        let loss = forward_backward(&params, &h0, &self.window(), &mut grad, &mut h_last);
+        let widen = |v: &[F]| v.iter().map(|x| x.to_f64()).collect::<Vec<_>>();
+        (loss.to_f64(), widen(&grad.data), widen(&h_last))
+    }
+    /// The loss of the forward pass alone, with parameters `params`.
+    pub fn loss_with(&self, params: &Params<f64>) -> f64 {
+        let mut h_last = vec![0.0; self.h0.len()];
+        forward(params, &self.h0, &self.window(), &mut h_last)
+    }
+    /// The streams `range` of this window (time-major data, so a strided gather).
+    pub fn streams_subset(&self, range: core::ops::Range<usize>) -> Self {
+        let (hd, s_n) = (self.hidden(), self.streams);
+        let pick = |v: &[u8]| {
+            (0..self.time_step)
+                .flat_map(|t| v[t * s_n + range.start..t * s_n + range.end].to_vec())
+                .collect::<Vec<_>>()
+        };
+        Self {
+            streams: range.len(),
+            time_step: self.time_step,
+            params: self.params.clone(),
+            h0: self.h0[range.start * hd..range.end * hd].to_vec(),
+            x: pick(&self.x),
+            y: pick(&self.y),
+        }
+    }
+    /// Steps `range` of this window, starting from state `h0` (time-major: contiguous).
+    pub fn steps_subset(&self, range: core::ops::Range<usize>, h0: Vec<f64>) -> Self {
+        let s_n = self.streams;
+        Self {
+            streams: s_n,
+            time_step: range.len(),
+            params: self.params.clone(),
+            h0,
+            x: self.x[range.start * s_n..range.end * s_n].to_vec(),
+            y: self.y[range.start * s_n..range.end * s_n].to_vec(),
+        }
+    }
+    /// The parameters as f32 (exact: every number is an f32).
+    #[must_use]
+    pub fn params32(&self) -> Params<f32> {
+        self.params.cast()
+    }
+    /// The carried state as f32 (exact).
+    #[must_use]
+    pub fn h0_32(&self) -> Vec<f32> {
+        self.h0.iter().map(|&v| v as f32).collect()
+    }
+    /// The x and y bit planes of the kernels ([`planes`]).
+    #[must_use]
+    pub fn planes(&self) -> (Vec<u8>, Vec<u8>) {
+        (
+            planes(&self.x, self.streams, self.time_step),
+            planes(&self.y, self.streams, self.time_step),
+        )
+    }
+}
+
+/// Time-major bits (`[time_step][streams]`, 0 or 1) as the kernels' bit planes
+/// ([`simd::Planes`] with stride `simd::plane_bytes(streams)`): bit `s % 8` of byte
+/// `t * stride + s / 8` is stream `s` at step `t`; padding bits are 0.
+#[must_use]
+pub fn planes(bits: &[u8], streams: usize, time_step: usize) -> Vec<u8> {
+    assert_eq!(
+        bits.len(),
+        streams * time_step,
+        "bits are [time_step][streams]"
+    );
+    let stride = simd::plane_bytes(streams);
+    let mut plane = vec![0u8; time_step * stride];
+    for t in 0..time_step {
+        for s in 0..streams {
+            plane[t * stride + s / 8] |= bits[t * streams + s] << (s % 8);
+        }
+    }
+    plane
+}
