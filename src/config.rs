@@ -161,7 +161,7 @@ impl TrainConfig {
     /// - `losses`: one `f32` per training step, `4 * epochs * windows_per_epoch`;
     /// - `weights`: params, Adagrad accumulator, summed gradient (`3 (H^2 + 5H + 2)` f32),
     ///   the kernels' `w_hh` and its transpose (`2 H^2`), and one gradient per shard of the
-    ///   SIMD engine ([`crate::train::shard_ranges`], at most 16);
+    ///   SIMD engine ([`crate::shards::shard_ranges`], at most 16);
     /// - `activations`: the SIMD workspace, one `f32x8` (32 bytes) per lane group of 8 streams
     ///   for each of `(T + 1)(H + 2)` states and inputs, `T H` values of `dz` and `2T + 2`
     ///   more; the scalar engine instead keeps two states (`2 S H` f32) and the window's bits.
@@ -174,8 +174,12 @@ impl TrainConfig {
         let (activations, shards) = match self.engine {
             Engine::Simd => (
                 32 * groups * ((t + 1) * (h + 2) + t * h + 2 * t + 2),
-                crate::train::shard_ranges(self.streams().div_ceil(8), self.hidden, self.time_step)
-                    .len(),
+                crate::shards::shard_ranges(
+                    self.streams().div_ceil(8),
+                    self.hidden,
+                    self.time_step,
+                )
+                .len(),
             ),
             Engine::Scalar => (8 * s * h + 2 * s * t, 1),
         };

@@ -5,8 +5,9 @@
 //!   SIMD kernels.
 //! - [`data`]: the bit-packed dataset generator and its time-major bit planes.
 //! - [`model`]: initial weights and the weights' checksum.
-//! - [`train`]: the driver: epochs, windows, shards, reduction, optimizer; [`team`]: the
-//!   per-window fork-join of its threads.
+//! - [`train`]: the driver: epochs, windows, optimizer; [`shards`]: the shard partition;
+//!   [`reduce`]: the fixed-order gradient reduction; [`team`], [`handout`]: the per-window
+//!   fork-join of its threads and how it hands out work.
 //! - [`config`], [`cli`]: flags validated once into configs; [`cmd`]: one module per command.
 //! - [`output`], [`plot`], [`npy`]: files, written whole or not at all.
 //! - [`checkpoint`]: safetensors checkpoints with PyTorch's names, for `--save`/`--resume`/`eval`.
@@ -23,11 +24,14 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod fuzzing;
+pub mod handout;
 pub mod model;
 pub mod npy;
 pub mod output;
 pub mod peak;
 pub mod plot;
+pub mod reduce;
+pub mod shards;
 pub mod signal;
 pub mod team;
 pub mod train;

@@ -20,61 +20,14 @@
 use crate::config::{ADAGRAD_INITIAL_ACCUMULATOR, Engine, Optimizer, TrainConfig};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::handout::{split_for_members, take_block};
 use crate::model;
+use crate::reduce::{ShardGradient, reduce_shards, shared_reduction, sum_subtree};
+use crate::shards::shard_ranges;
 use crate::team::{self, Team};
 use bitrnn_kernels::simd::{self, LANES, Planes, Prepared, WindowStats, Workspace};
 use bitrnn_kernels::{Params, reference};
-use std::ops::Add;
-use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
-use wide::f32x8;
-
-/// At most this many shards: enough to balance 16 threads, and small enough shards that a
-/// shard's activations stay in a core's L2 cache at hidden 256 with 4,096 streams (32 shards
-/// of 16 lane groups ran 1.3x faster on one thread than 16 shards of 32 groups).
-pub const MAX_SHARDS: usize = 64;
-
-/// The fewest lane groups per shard (where there are enough groups) for a shape. Each shard
-/// pays per window for reducing its gradient across lanes and shards, about `H^2` operations,
-/// against `H^2 T G` multiply-adds of work for `G` groups: for the blocked kernels
-/// (`hidden > SMALL_MAX`) `T G >= 64` keeps that below a few percent. The small kernels
-/// reduce only `H^2 + 5H + 2 <= 106` numbers, so 4 groups (32 streams) suffice.
-#[must_use]
-pub fn min_shard_groups(hidden: usize, time_step: usize) -> usize {
-    if hidden <= simd::SMALL_MAX {
-        4
-    } else {
-        64usize.div_ceil(time_step).max(1)
-    }
-}
-
-/// How many shards a shape gets: the largest power of two at most
-/// `min(groups / min_shard_groups, MAX_SHARDS)` (at least 1). A power of two, so that 2, 4, 8
-/// and 16 threads each get the same number of shards: 9 shards on 2 threads would cap the
-/// speed-up at 9/5 = 1.8x.
-#[must_use]
-pub fn shard_count(groups: usize, hidden: usize, time_step: usize) -> usize {
-    let most = (groups / min_shard_groups(hidden, time_step)).clamp(1, MAX_SHARDS);
-    1 << most.ilog2()
-}
-
-/// Lane-group ranges `[start, end)` of the [`shard_count`] shards for `groups` lane groups,
-/// as even as possible, the first ones one group larger. A function of the shape only, never
-/// of the thread count.
-#[must_use]
-pub fn shard_ranges(groups: usize, hidden: usize, time_step: usize) -> Vec<(usize, usize)> {
-    let n = shard_count(groups, hidden, time_step);
-    let (base, extra) = (groups / n, groups % n);
-    let mut start = 0;
-    (0..n)
-        .map(|i| {
-            let len = base + usize::from(i < extra);
-            let r = (start, start + len);
-            start += len;
-            r
-        })
-        .collect()
-}
 
 /// One shard of the SIMD engine: its streams' state and activations, and its gradient.
 /// Aligned to 128 bytes, so that neighbouring shards (on different threads) never write to
@@ -87,6 +40,15 @@ struct Shard {
     stats: WindowStats,
     /// Seconds in forward and backward in the last window (when timing is on).
     times: (f64, f64),
+}
+
+impl ShardGradient for Shard {
+    fn grad(&self) -> &[f32] {
+        &self.grad
+    }
+    fn grad_mut(&mut self) -> &mut [f32] {
+        &mut self.grad
+    }
 }
 
 /// Where the time of the windows went, accumulated while [`Trainer::set_timing`] is on.
@@ -590,139 +552,5 @@ impl Trainer {
     #[must_use]
     pub fn weights_finite(&self) -> bool {
         self.params.data.iter().all(|v| v.is_finite())
-    }
-}
-
-/// Hands out blocks (of shards, of gradient elements) to team members: block k to member k.
-/// On the stack, so that a window allocates nothing.
-type Blocks<'a, T> = [Mutex<Option<&'a mut [T]>>; MAX_SHARDS];
-
-fn split_for_members<'a, T>(mut chunks: impl Iterator<Item = &'a mut [T]>) -> Blocks<'a, T> {
-    std::array::from_fn(|_| Mutex::new(chunks.next()))
-}
-
-/// Member `member`'s block (once; `None` for a member without one).
-fn take_block<'a, T>(blocks: &Blocks<'a, T>, member: usize) -> Option<&'a mut [T]> {
-    let slot = blocks.get(member)?;
-    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
-}
-
-/// Below this many additions a gradient reduction runs on one thread: splitting it costs two
-/// barriers (about a microsecond), a few thousand additions' worth.
-const PARALLEL_REDUCTION_ADDS: usize = 1 << 15;
-
-/// Whether a team shares the reduction of a gradient of `len` numbers from `shards` shards
-/// by element (else one thread does it).
-fn shared_reduction(len: usize, shards: usize) -> bool {
-    len * shards.saturating_sub(1) >= PARALLEL_REDUCTION_ADDS
-}
-
-/// The lower levels of the reduction tree ([`tree_sum`]) over one member's block of shards,
-/// in place: afterwards `block[0].grad` holds the block's sum. `block.len()` is a power of
-/// two and the block starts at a multiple of it, so these are exactly the tree's additions
-/// below stride `block.len()`, in the same order.
-fn sum_subtree(block: &mut [Shard]) {
-    let n = block.len();
-    let mut stride = 1;
-    while stride < n {
-        for pair in block.chunks_exact_mut(2 * stride) {
-            let (lo, hi) = pair.split_at_mut(stride);
-            for (a, b) in lo[0].grad.iter_mut().zip(&hi[0].grad) {
-                *a += *b;
-            }
-        }
-        stride *= 2;
-    }
-}
-
-/// Sums the shards' gradients into `out`, each element in the same fixed pairwise tree over
-/// the shard index ([`tree_sum`]): which thread sums which elements does not change a bit.
-/// The levels below stride `summed_below` are already done ([`sum_subtree`]): the tree goes
-/// on over shards `0, summed_below, 2 summed_below, ...`. Large reductions are split over the
-/// team's members by element.
-fn reduce_shards(shards: &[Shard], summed_below: usize, out: &mut [f32], team: Option<&Team>) {
-    let n = shards.len().div_ceil(summed_below);
-    let mut roots = shards.iter().step_by(summed_below).map(|s| &s.grad[..]);
-    let grads: [&[f32]; MAX_SHARDS] = std::array::from_fn(|_| roots.next().unwrap_or(&[]));
-    let grads = &grads[..n];
-    match team {
-        Some(team) if shared_reduction(out.len(), n) => {
-            // Blocks of whole f32x8 vectors.
-            let per = out.len().div_ceil(team.size()).next_multiple_of(LANES);
-            let blocks = split_for_members(out.chunks_mut(per));
-            team.run(&|member| {
-                if let Some(block) = take_block(&blocks, member) {
-                    reduce_range(grads, member * per, block);
-                }
-            });
-        }
-        _ => reduce_range(grads, 0, out),
-    }
-}
-
-/// `out[i] = tree_sum(grads[..][first + i])` for every `i`, eight elements at a time.
-fn reduce_range(grads: &[&[f32]], first: usize, out: &mut [f32]) {
-    let n = grads.len();
-    let (vectors, tail) = out.as_chunks_mut::<LANES>();
-    // Scratch for the tree, filled afresh (its first `n` entries) for every vector.
-    let mut v = [f32x8::ZERO; MAX_SHARDS];
-    for (k, o) in vectors.iter_mut().enumerate() {
-        let at = first + k * LANES;
-        for (v, g) in v.iter_mut().zip(grads) {
-            let lanes: &[f32; LANES] = g[at..at + LANES].try_into().expect("a whole vector");
-            *v = f32x8::new(*lanes);
-        }
-        *o = tree_sum(&mut v[..n]).to_array();
-    }
-    let at = first + vectors.len() * LANES;
-    let mut v = [0.0f32; MAX_SHARDS];
-    for (k, o) in tail.iter_mut().enumerate() {
-        for (v, g) in v.iter_mut().zip(grads) {
-            *v = g[at + k];
-        }
-        *o = tree_sum(&mut v[..n]);
-    }
-}
-
-/// The fixed pairwise tree over `v`'s index: level 1 adds `v[2i+1]` into `v[2i]`, level 2
-/// adds `v[4i+2]` into `v[4i]`, and so on; the sum ends in `v[0]`. Lane-wise for `f32x8`, so
-/// a vector lane sums exactly as a scalar would.
-fn tree_sum<T: Copy + Add<Output = T>>(v: &mut [T]) -> T {
-    let n = v.len();
-    let mut stride = 1;
-    while stride < n {
-        let mut i = 0;
-        while i + stride < n {
-            v[i] = v[i] + v[i + stride];
-            i += 2 * stride;
-        }
-        stride *= 2;
-    }
-    v[0]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shard_ranges_cover_the_groups_evenly() {
-        for (groups, hidden, time_step) in (1..200).flat_map(|g| [(g, 6, 5), (g, 64, 5), (g, 9, 1)])
-        {
-            let r = shard_ranges(groups, hidden, time_step);
-            let min = min_shard_groups(hidden, time_step);
-            // The largest power of two within both limits.
-            let most = (groups / min).clamp(1, MAX_SHARDS);
-            assert_eq!(r.len(), shard_count(groups, hidden, time_step));
-            assert!(r.len().is_power_of_two() && r.len() <= most && 2 * r.len() > most);
-            assert_eq!(r[0].0, 0);
-            assert_eq!(r.last().unwrap().1, groups);
-            for w in r.windows(2) {
-                assert_eq!(w[0].1, w[1].0);
-            }
-            let lens: Vec<_> = r.iter().map(|(a, b)| b - a).collect();
-            assert!(lens.iter().max().unwrap() - lens.iter().min().unwrap() <= 1);
-            assert!(lens.iter().all(|&l| l >= 1));
-        }
     }
 }
