@@ -1,6 +1,6 @@
 //! The command line: raw flags (clap) and their conversion, once, into validated configs.
 
-use crate::config::{Engine, Optimizer, TrainConfig};
+use crate::config::{self, Engine, Optimizer, TrainConfig, TrainSettings};
 use crate::error::{Error, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -73,38 +73,38 @@ impl Cli {
 #[derive(Debug, Args, Clone)]
 pub struct ModelArgs {
     /// Samples in the generated bit sequence.
-    #[arg(long, default_value_t = 500_000)]
+    #[arg(long, default_value_t = TrainSettings::SEED.data_size)]
     pub data_size: usize,
     /// The tutorial's batch_size: the LENGTH of each stream. The sequence is reshaped into
     /// data_size / batch_size parallel streams (seed: 500000 / 2000 = 250 streams of 2000
     /// steps).
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = TrainSettings::SEED.batch_size)]
     pub batch_size: usize,
     /// Steps per training window (truncated BPTT); an epoch is batch_size / time_step windows
     /// (seed: 400).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = TrainSettings::SEED.time_step)]
     pub time_step: usize,
     /// Hidden units of the tanh cell.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = TrainSettings::SEED.hidden)]
     pub hidden: usize,
     /// The rule's lags A,B: where x[i-A] == x[i-B] the target is !x[i-A], else a coin.
     /// 1,2 is learnable with time_step 5; 5,6 is not.
     #[arg(long, default_value = "1,2", value_parser = parse_lags)]
     pub lags: (usize, usize),
     /// Learning rate.
-    #[arg(long, default_value_t = 0.1, value_parser = parse_lr)]
+    #[arg(long, default_value_t = TrainSettings::SEED.lr, value_parser = parse_lr)]
     pub lr: f32,
     /// Optimizer: adagrad (TensorFlow semantics, accumulator starts at 0.1) or sgd.
-    #[arg(long, value_enum, default_value_t = Optimizer::Adagrad)]
+    #[arg(long, value_enum, default_value_t = TrainSettings::SEED.optimizer)]
     pub optimizer: Optimizer,
     /// Seed of the data and the initial weights.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainSettings::SEED.seed)]
     pub seed: u64,
     /// Worker threads (default: all cores). Results are identical for any value.
     #[arg(long)]
     pub threads: Option<usize>,
     /// simd (fused f32x8 kernels) or scalar (the reference, single-threaded).
-    #[arg(long, value_enum, default_value_t = Engine::Simd)]
+    #[arg(long, value_enum, default_value_t = TrainSettings::SEED.engine)]
     pub engine: Engine,
 }
 
@@ -149,13 +149,13 @@ pub const DEFAULT_EPOCHS: usize = 10;
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// Samples to generate.
-    #[arg(long, default_value_t = 500_000)]
+    #[arg(long, default_value_t = TrainSettings::SEED.data_size)]
     pub data_size: usize,
     /// The rule's lags A,B.
     #[arg(long, default_value = "1,2", value_parser = parse_lags)]
     pub lags: (usize, usize),
     /// Seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainSettings::SEED.seed)]
     pub seed: u64,
     /// Output directory.
     #[arg(long, default_value = "runs/data")]
@@ -197,9 +197,10 @@ pub fn default_threads() -> usize {
 }
 
 impl ModelArgs {
-    /// The validated training configuration for these flags and `epochs`.
-    pub fn to_config(&self, epochs: usize) -> Result<TrainConfig> {
-        TrainConfig {
+    /// The settings these flags give, with `epochs` (not yet validated).
+    #[must_use]
+    pub fn settings(&self, epochs: usize) -> TrainSettings {
+        TrainSettings {
             data_size: self.data_size,
             batch_size: self.batch_size,
             time_step: self.time_step,
@@ -212,36 +213,40 @@ impl ModelArgs {
             threads: self.threads.unwrap_or_else(default_threads),
             engine: self.engine,
         }
-        .validate()
+    }
+
+    /// The validated training configuration for these flags and `epochs`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the first flag out of range ([`TrainConfig::new`]).
+    pub fn to_config(&self, epochs: usize) -> Result<TrainConfig> {
+        TrainConfig::new(self.settings(epochs))
     }
 }
 
 impl GenerateArgs {
     /// Checks the flags (the same rules as training's data flags, and the data's bit planes
     /// must fit in memory) and that `--out` is, or can become, a directory.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the first bad flag.
     pub fn validate(&self) -> Result<()> {
-        let (a, b) = self.lags;
-        if self.data_size == 0 || self.data_size > crate::config::MAX_DATA_SIZE {
+        if self.data_size == 0 || self.data_size > config::MAX_DATA_SIZE {
             return Err(Error::Usage(format!(
                 "--data-size {}: must be between 1 and {}",
                 self.data_size,
-                crate::config::MAX_DATA_SIZE
+                config::MAX_DATA_SIZE
             )));
         }
-        if a == 0 || b == 0 || a == b || a.max(b) >= self.data_size {
-            return Err(Error::Usage(format!(
-                "--lags {a},{b}: must be two distinct positive integers below --data-size ({})",
-                self.data_size
-            )));
-        }
-        let bytes = 16 * (self.data_size as u64).div_ceil(64);
-        let limit = crate::config::memory_limit();
+        config::check_lags(self.lags, self.data_size)?;
+        let bytes = config::data_bytes(self.data_size);
+        let limit = config::memory_limit();
         if bytes > limit {
             return Err(Error::Usage(format!(
                 "--data-size {}: its bit planes need {}, more than the {} of memory allowed",
                 self.data_size,
-                crate::config::human_bytes(bytes),
-                crate::config::human_bytes(limit)
+                config::human_bytes(bytes),
+                config::human_bytes(limit)
             )));
         }
         check_out_dir("--out", &self.out)

@@ -120,16 +120,20 @@ pub struct Trainer {
 
 impl Trainer {
     /// Generates the data and the initial weights and allocates every buffer of the run.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the worker threads cannot be started.
     pub fn new(cfg: TrainConfig) -> Result<Self> {
-        let cfg = cfg.validate()?;
         let data = Dataset::generate(cfg.data_size, cfg.lags, cfg.seed);
         let params = model::init_params(cfg.hidden, cfg.seed);
         Self::with_params(cfg, data, params)
     }
 
     /// A run from given data and initial weights (for `verify` and the tests).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the worker threads cannot be started.
     pub fn with_params(cfg: TrainConfig, data: Dataset, params: Params<f32>) -> Result<Self> {
-        let cfg = cfg.validate()?;
         assert_eq!(params.hidden, cfg.hidden, "params do not match --hidden");
         let (s, h, t) = (cfg.streams(), cfg.hidden, cfg.time_step);
         let groups = simd::groups_for(s);

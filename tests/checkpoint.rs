@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use bitrnn::checkpoint::{self, Checkpoint};
-use bitrnn::config::{Engine, TrainConfig};
+use bitrnn::config::{Engine, TrainConfig, TrainSettings};
 use bitrnn::model;
 use bitrnn::train::{Progress, Trainer};
 
@@ -34,7 +34,7 @@ impl Drop for TestDir {
 }
 
 fn small(hidden: usize, engine: Engine, epochs: usize) -> TrainConfig {
-    TrainConfig {
+    TrainConfig::new(TrainSettings {
         data_size: 20_000,
         batch_size: 500,
         time_step: 5,
@@ -42,8 +42,9 @@ fn small(hidden: usize, engine: Engine, epochs: usize) -> TrainConfig {
         epochs,
         threads: 2,
         engine,
-        ..TrainConfig::seed_defaults()
-    }
+        ..TrainSettings::SEED
+    })
+    .unwrap()
 }
 
 /// Runs `steps` windows, returning their losses.
@@ -69,10 +70,13 @@ fn assert_resume_is_exact(cfg: &TrainConfig, first: usize, total: usize, dir: &T
     drop(a);
 
     let ck = checkpoint::load(&path).unwrap();
-    let mut b = Trainer::new(TrainConfig {
-        threads: 1,
-        ..ck.config.clone()
-    })
+    let mut b = Trainer::new(
+        TrainConfig::new(TrainSettings {
+            threads: 1,
+            ..*ck.config.settings()
+        })
+        .unwrap(),
+    )
     .unwrap();
     let mut losses = ck.losses;
     b.restore(ck.params, ck.accumulator, ck.progress, &ck.hidden_state);
@@ -141,11 +145,12 @@ fn resuming_is_bit_for_bit_at_epoch_ends_and_mid_epoch() {
 #[test]
 fn resuming_the_seed_shape_is_bit_for_bit() {
     let dir = TestDir::new("resume-seed");
-    let cfg = TrainConfig {
+    let cfg = TrainConfig::new(TrainSettings {
         epochs: 2,
         threads: 2,
-        ..TrainConfig::seed_defaults()
-    };
+        ..TrainSettings::SEED
+    })
+    .unwrap();
     assert_resume_is_exact(&cfg, 400, 800, &dir);
     assert_resume_is_exact(&cfg, 555, 800, &dir);
 }

@@ -8,7 +8,10 @@
 //! phase timing on, whose clock reads therefore never touch the throughput figures.
 
 use crate::cli::{check_output_file, default_threads};
-use crate::config::{Engine, MAX_DATA_SIZE, MAX_HIDDEN, MAX_THREADS, Optimizer, TrainConfig};
+use crate::config::{
+    BATCH_SIZE, Engine, MAX_DATA_SIZE, MAX_HIDDEN, MAX_THREADS, Optimizer, TrainConfig,
+    TrainSettings,
+};
 use crate::error::{Error, Result};
 use crate::train::{PhaseTimes, Trainer};
 use crate::{peak, plot};
@@ -20,9 +23,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
-/// The length of each stream (the tutorial's `batch_size`): the seed's 2000, i.e. 400
-/// windows of 5 steps per epoch, so a repeat seldom crosses an epoch boundary.
-pub const BATCH_SIZE: usize = 2_000;
 /// Fewest repeats: a median and a range need a few.
 pub const MIN_REPEATS: usize = 5;
 /// Most repeats and longest `--seconds` accepted.
@@ -261,7 +261,7 @@ fn bench_row(
     date: &str,
     bar: &ProgressBar,
 ) -> Result<BenchRow> {
-    let cfg = TrainConfig {
+    let cfg = TrainConfig::new(TrainSettings {
         data_size: plan.streams * BATCH_SIZE,
         batch_size: BATCH_SIZE,
         time_step: plan.time_step,
@@ -269,8 +269,8 @@ fn bench_row(
         threads,
         engine: Engine::Simd,
         optimizer: Optimizer::Adagrad,
-        ..TrainConfig::seed_defaults()
-    };
+        ..TrainSettings::SEED
+    })?;
     let per_window = cfg.sample_steps_per_window() as f64;
     let label = format!("hidden {hidden}, threads {threads}");
     bar.set_message(format!("{label}: data and warm-up"));

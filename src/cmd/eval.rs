@@ -23,7 +23,7 @@
 //! sequence than the one the model was trained on.
 
 use crate::checkpoint;
-use crate::config::TrainConfig;
+use crate::config::{TrainConfig, TrainSettings};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use bitrnn_kernels::Params;
@@ -164,15 +164,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let seed = args.seed.unwrap_or(trained.seed.wrapping_add(1));
     // The training config's rules check the evaluation shape (data_size against the
     // checkpoint's batch_size, the lags against data_size).
-    let cfg = TrainConfig {
+    let cfg = TrainConfig::new(TrainSettings {
         data_size: args.data_size,
         lags,
         seed,
         threads: 1,
         epochs: 1,
-        ..trained.clone()
-    }
-    .validate()
+        ..*trained.settings()
+    })
     .map_err(|e| match e {
         Error::Usage(m) if m.starts_with("--data-size") => Error::Usage(format!(
             "{m} (--batch-size comes from the checkpoint {})",

@@ -26,7 +26,7 @@
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::cli::{ModelArgs, TrainArgs, default_threads};
-use crate::config::TrainConfig;
+use crate::config::{TrainConfig, TrainSettings};
 use crate::error::{Error, Result};
 use crate::train::Trainer;
 use crate::{model, output, plot};
@@ -96,23 +96,18 @@ fn resume_config(args: &TrainArgs, path: &Path, ck: &Checkpoint) -> Result<Train
     let defaults = DefaultModelArgs::try_parse_from(["bitrnn"])
         .expect("the model flags all have defaults")
         .model;
-    let (given, saved) = (&args.model, &ck.config);
-    let mut conflicts = Vec::new();
-    macro_rules! check {
-        ($($field:ident: $flag:literal),*) => {$(
-            if given.$field != defaults.$field && given.$field != saved.$field {
-                conflicts.push(format!(
-                    "{} {:?} (the checkpoint has {:?})",
-                    $flag, given.$field, saved.$field
-                ));
-            }
-        )*};
-    }
-    check!(
-        data_size: "--data-size", batch_size: "--batch-size", time_step: "--time-step",
-        hidden: "--hidden", lags: "--lags", lr: "--lr", optimizer: "--optimizer",
-        seed: "--seed", engine: "--engine"
-    );
+    let given = args.model.settings(args.epochs).model_flags();
+    let defaults = defaults.settings(args.epochs).model_flags();
+    let saved = ck.config.model_flags();
+    let conflicts: Vec<String> = given
+        .into_iter()
+        .zip(defaults)
+        .zip(saved)
+        .filter(|(((_, given), (_, default)), (_, saved))| given != default && given != saved)
+        .map(|(((flag, given), _), (_, saved))| {
+            format!("{flag} {given} (the checkpoint has {saved})")
+        })
+        .collect();
     if !conflicts.is_empty() {
         return Err(Error::Usage(format!(
             "--resume {}: {} disagree(s) with the checkpoint; a resumed run keeps the \
@@ -131,12 +126,11 @@ fn resume_config(args: &TrainArgs, path: &Path, ck: &Checkpoint) -> Result<Train
             done
         )));
     }
-    TrainConfig {
+    TrainConfig::new(TrainSettings {
         epochs: args.epochs,
         threads: args.model.threads.unwrap_or_else(default_threads),
-        ..saved.clone()
-    }
-    .validate()
+        ..*ck.config.settings()
+    })
 }
 
 /// Refuses a `--save` path whose directory does not exist, before any training time is

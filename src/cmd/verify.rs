@@ -92,7 +92,7 @@
 //! `tol = 2 (|D2 - D1| / 3 + 1.5 rho / eps) + 2^-29 t_g`.
 
 use crate::cli::default_threads;
-use crate::config::TrainConfig;
+use crate::config::{BATCH_SIZE, TrainConfig, TrainSettings};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model;
@@ -110,8 +110,6 @@ use serde::Serialize;
 pub const U: f64 = 1.0 / 16_777_216.0;
 /// `2^-29 = 2^-53 / 2^-24`: the f64 reference's error bounds relative to the f32 ones.
 pub const F64_OVER_F32: f64 = 1.0 / 536_870_912.0;
-/// The stream length (the seed's), so that verify checks the first windows of `train`.
-pub const BATCH_SIZE: usize = 2_000;
 /// Replicas of the error propagation, and the multiple of their standard deviation that is
 /// the tolerance: see the module docs.
 pub const REPLICAS: usize = 16;
@@ -767,16 +765,15 @@ fn finite_differences(
 /// Runs one shape for `steps` windows; see the module docs.
 pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport> {
     let batch_size = BATCH_SIZE.max(shape.time_step);
-    let cfg = TrainConfig {
+    let cfg = TrainConfig::new(TrainSettings {
         data_size: shape.streams * batch_size,
         batch_size,
         time_step: shape.time_step,
         hidden: shape.hidden,
         seed,
         threads: default_threads(),
-        ..TrainConfig::seed_defaults()
-    }
-    .validate()?;
+        ..TrainSettings::SEED
+    })?;
     let (s_n, t_n, h) = (cfg.streams(), cfg.time_step, cfg.hidden);
     let lr = f64::from(cfg.lr);
     let sums = SumLayout::new(h, s_n, t_n);
