@@ -368,6 +368,12 @@ impl MemoryEstimate {
     }
 }
 
+/// All cores, as the default of `--threads`.
+#[must_use]
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// `bytes` as `12.3 GiB` (binary prefixes, up to EiB).
 #[must_use]
 pub fn human_bytes(bytes: u64) -> String {

@@ -8,8 +8,10 @@
 //! - [`train`]: the driver: epochs, windows, optimizer; [`shards`]: the shard partition;
 //!   [`reduce`]: the fixed-order gradient reduction; [`team`], [`handout`]: the per-window
 //!   fork-join of its threads and how it hands out work.
-//! - [`config`], [`cli`]: flags validated once into configs; [`cmd`]: one module per command.
-//! - [`output`], [`plot`], [`npy`]: files, written whole or not at all.
+//! - [`config`]: the training settings, validated once into a [`config::TrainConfig`];
+//!   [`cli`]: every clap struct and its validation; [`cmd`]: one module per command.
+//! - [`output`], [`plot`], [`npy`]: files, written whole or not at all; [`output`] also
+//!   checks the paths the flags name.
 //! - [`checkpoint`]: safetensors checkpoints with PyTorch's names, for `--save`/`--resume`/`eval`.
 //! - [`peak`]: the machine's measured f32 FMA peak, for `bench`'s roofline figures.
 //! - [`error`]: the error type and its exit codes.
