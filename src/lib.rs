@@ -3,9 +3,11 @@
 //! Where things live:
 //! - `bitrnn_kernels` (the `kernels/` crate): arithmetic only, the scalar reference and the
 //!   SIMD kernels.
-//! - [`data`]: the bit-packed dataset generator and its time-major bit planes.
+//! - [`data`]: the bit-packed dataset generator and its time-major bit planes; [`planes`]:
+//!   the planes of a run's windows, chunk by chunk.
 //! - [`model`]: initial weights and the weights' checksum.
-//! - [`train`]: the driver: epochs, windows, optimizer; [`shards`]: the shard partition;
+//! - [`train`]: the driver: epochs, windows, optimizer; [`engine`]: the SIMD and scalar
+//!   engines that run a window; [`shards`]: the shard partition;
 //!   [`reduce`]: the fixed-order gradient reduction; [`team`], [`handout`]: the per-window
 //!   fork-join of its threads and how it hands out work.
 //! - [`config`]: the training settings, validated once into a [`config::TrainConfig`];
@@ -24,6 +26,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod data;
+pub mod engine;
 pub mod error;
 pub mod fuzzing;
 pub mod handout;
@@ -31,6 +34,7 @@ pub mod model;
 pub mod npy;
 pub mod output;
 pub mod peak;
+pub mod planes;
 pub mod plot;
 pub mod reduce;
 pub mod shards;

@@ -1,5 +1,5 @@
-//! The trainer: the driver that owns time, memory, indexing, threads and randomness, and calls
-//! the kernels for the arithmetic.
+//! The trainer: the driver that owns time, memory, indexing, threads and randomness, and has
+//! an engine ([`crate::engine`]) do the arithmetic.
 //!
 //! An epoch walks the `S = data_size / batch_size` streams in `batch_size / time_step` windows
 //! of `time_step` steps. The hidden state is carried from one window to the next and zeroed at
@@ -8,85 +8,26 @@
 //! # Data parallelism, deterministic
 //!
 //! The SIMD engine cuts the streams into shards of whole lane groups (8 streams). The
-//! partition depends on the data shape only ([`shard_ranges`]), never on `--threads`. Each
+//! partition depends on the data shape only ([`crate::shards::shard_ranges`]), never on `--threads`. Each
 //! shard owns its slice of the carried state and its activations for the whole run. Per
 //! window the shards run forward + BPTT in parallel on a [`Team`] (this thread and
 //! `--threads - 1` rayon workers, formed once per [`Trainer::run`]), each writing its own
 //! gradient; the gradients are then summed element by element in a fixed pairwise tree over
-//! the shard index and one optimizer update follows. The same shards do the same arithmetic
+//! the shard index ([`crate::reduce`]) and one optimizer update follows. The same shards do the same arithmetic
 //! in the same order whatever thread runs them, so the weights are bit-for-bit identical for
 //! any thread count.
 
-use crate::config::{ADAGRAD_INITIAL_ACCUMULATOR, Engine, Optimizer, TrainConfig};
+use crate::config::{ADAGRAD_INITIAL_ACCUMULATOR, Engine, TrainConfig};
 use crate::data::Dataset;
+use crate::engine::{WindowEngine, new_engine};
 use crate::error::{Error, Result};
-use crate::handout::{split_for_members, take_block};
 use crate::model;
-use crate::reduce::{ShardGradient, reduce_shards, shared_reduction, sum_subtree};
-use crate::shards::shard_ranges;
+use crate::planes::PlaneChunks;
 use crate::team::{self, Team};
-use bitrnn_kernels::simd::{self, LANES, Planes, Prepared, WindowStats, Workspace};
-use bitrnn_kernels::{Params, reference};
+use bitrnn_kernels::Params;
 use std::time::Instant;
 
-/// One shard of the SIMD engine: its streams' state and activations, and its gradient.
-/// Aligned to 128 bytes, so that neighbouring shards (on different threads) never write to
-/// one cache line pair (`stats`, `times`).
-#[repr(align(128))]
-struct Shard {
-    first_group: usize,
-    ws: Workspace,
-    grad: Vec<f32>,
-    stats: WindowStats,
-    /// Seconds in forward and backward in the last window (when timing is on).
-    times: (f64, f64),
-}
-
-impl ShardGradient for Shard {
-    fn grad(&self) -> &[f32] {
-        &self.grad
-    }
-    fn grad_mut(&mut self) -> &mut [f32] {
-        &mut self.grad
-    }
-}
-
-/// Where the time of the windows went, accumulated while [`Trainer::set_timing`] is on.
-/// `forward_s` and `backward_s` are thread-seconds summed over shards; `parallel_s`,
-/// `reduction_s` and `update_s` are wall seconds of the parallel region, the gradient
-/// reduction and the optimizer update.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct PhaseTimes {
-    pub forward_s: f64,
-    pub backward_s: f64,
-    pub parallel_s: f64,
-    pub reduction_s: f64,
-    pub update_s: f64,
-}
-
-/// The time-major bit planes of a run of consecutive steps (a chunk of whole windows).
-struct PlaneChunk {
-    words_per_plane: usize,
-    /// First step of the chunk within the epoch, and its length in steps.
-    start: usize,
-    steps: usize,
-    x: Vec<u64>,
-    y: Vec<u64>,
-}
-
-enum EngineState {
-    Simd {
-        prepared: Prepared,
-        shards: Vec<Shard>,
-    },
-    Scalar {
-        h: Vec<f32>,
-        h_next: Vec<f32>,
-        grad: Params<f32>,
-        x: Vec<u8>,
-        y: Vec<u8>,
-    },
-}
+pub use crate::engine::PhaseTimes;
 
 /// Where the trainer stands: `epoch` and `window` of the next window to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -104,8 +45,8 @@ pub struct Trainer {
     accum: Params<f32>,
     /// The summed gradient of the current window.
     grad: Vec<f32>,
-    engine: EngineState,
-    planes: PlaneChunk,
+    engine: Box<dyn WindowEngine>,
+    planes: PlaneChunks,
     /// The `--threads - 1` workers that join the calling thread (`--threads` > 1, SIMD
     /// engine). Each [`Trainer::run`] of more than one window makes them a [`Team`] for its
     /// whole length, so a window's fork-join costs two barriers, not a pool entry or a
@@ -135,35 +76,6 @@ impl Trainer {
     /// [`Error::Usage`] when the worker threads cannot be started.
     pub fn with_params(cfg: TrainConfig, data: Dataset, params: Params<f32>) -> Result<Self> {
         assert_eq!(params.hidden, cfg.hidden, "params do not match --hidden");
-        let (s, h, t) = (cfg.streams(), cfg.hidden, cfg.time_step);
-        let groups = simd::groups_for(s);
-        let engine = match cfg.engine {
-            Engine::Simd => {
-                let shards = shard_ranges(groups, h, t)
-                    .into_iter()
-                    .map(|(g0, g1)| {
-                        let streams = ((g1 * LANES).min(s)) - g0 * LANES;
-                        Shard {
-                            first_group: g0,
-                            ws: Workspace::new(h, streams, t),
-                            grad: vec![0.0; params.data.len()],
-                            stats: WindowStats::default(),
-                            times: (0.0, 0.0),
-                        }
-                    })
-                    .collect();
-                let mut prepared = Prepared::new(h);
-                prepared.load(&params);
-                EngineState::Simd { prepared, shards }
-            }
-            Engine::Scalar => EngineState::Scalar {
-                h: vec![0.0; s * h],
-                h_next: vec![0.0; s * h],
-                grad: Params::zeros(h),
-                x: vec![0; s * t],
-                y: vec![0; s * t],
-            },
-        };
         let pool = match (cfg.engine, cfg.threads) {
             (Engine::Simd, n) if n > 1 => Some(
                 rayon::ThreadPoolBuilder::new()
@@ -174,24 +86,14 @@ impl Trainer {
             ),
             _ => None,
         };
-        // A chunk of whole windows covering up to 64 steps (one bit-matrix transpose).
-        let chunk_windows = (64 / t).max(1);
-        let chunk_steps = chunk_windows * t;
-        let words_per_plane = s.div_ceil(64);
         Ok(Self {
-            accum: Params::filled(h, ADAGRAD_INITIAL_ACCUMULATOR),
+            accum: Params::filled(cfg.hidden, ADAGRAD_INITIAL_ACCUMULATOR),
             grad: vec![0.0; params.data.len()],
-            planes: PlaneChunk {
-                words_per_plane,
-                start: usize::MAX,
-                steps: 0,
-                x: vec![0; chunk_steps * words_per_plane],
-                y: vec![0; chunk_steps * words_per_plane],
-            },
+            engine: new_engine(&cfg, &params),
+            planes: PlaneChunks::new(cfg.streams(), cfg.batch_size, cfg.time_step),
             cfg,
             data,
             params,
-            engine,
             pool,
             max_team: std::thread::available_parallelism().map_or(1, |n| n.get()),
             progress: Progress::default(),
@@ -217,36 +119,10 @@ impl Trainer {
         &self.grad
     }
 
-    /// Makes sure the planes of steps `t0..t0 + time_step` of the epoch are in the chunk.
-    fn load_planes(&mut self, t0: usize) {
-        let t = self.cfg.time_step;
-        let pc = &mut self.planes;
-        if t0 >= pc.start && t0 + t <= pc.start + pc.steps {
-            return;
-        }
-        let cap = pc.x.len() / pc.words_per_plane;
-        let len = self.cfg.batch_size;
-        let steps = cap.min(len - t0).max(t);
-        let w = pc.words_per_plane;
-        let mut done = 0;
-        while done < steps {
-            let n = (steps - done).min(64);
-            self.data.fill_planes(
-                self.cfg.streams(),
-                len,
-                t0 + done,
-                n,
-                w,
-                &mut pc.x[done * w..(done + n) * w],
-                &mut pc.y[done * w..(done + n) * w],
-            );
-            done += n;
-        }
-        pc.start = t0;
-        pc.steps = steps;
-    }
-
     /// Runs one training window (forward, BPTT, reduction, update) and returns its mean loss.
+    ///
+    /// # Errors
+    /// [`Error::Diverged`] when the loss is not finite.
     pub fn step(&mut self) -> Result<f32> {
         let mut loss = f32::NAN;
         self.run(1, |l| {
@@ -260,6 +136,9 @@ impl Trainer {
     /// window's mean loss; stops early when it returns `false`. Returns the number of windows
     /// run. With `--threads` > 1 the windows' shards are shared by a [`Team`] of this thread
     /// and the pool's workers, formed once for the whole call.
+    ///
+    /// # Errors
+    /// [`Error::Diverged`] when a window's loss is not finite.
     pub fn run(&mut self, windows: usize, mut on_window: impl FnMut(f32) -> bool) -> Result<usize> {
         let members = self.team_size();
         let pool = self.pool.take();
@@ -278,11 +157,13 @@ impl Trainer {
     /// would only wait) nor the cores (members beyond them would wait for each other). The
     /// results do not depend on it: the shard partition is fixed.
     fn team_size(&self) -> usize {
-        match &self.engine {
-            EngineState::Simd { shards, .. } if self.pool.is_some() => {
-                self.cfg.threads.min(shards.len()).min(self.max_team)
-            }
-            _ => 1,
+        if self.pool.is_some() {
+            self.cfg
+                .threads
+                .min(self.engine.shards())
+                .min(self.max_team)
+        } else {
+            1
         }
     }
 
@@ -308,132 +189,37 @@ impl Trainer {
         Ok(windows)
     }
 
-    /// One window; its shards and its reduction shared by the team's members, if any.
+    /// One window: the engine's forward and BPTT (its work shared by the team's members, if
+    /// any), then the update.
     fn window(&mut self, team: Option<&Team>) -> Result<f32> {
-        let t = self.cfg.time_step;
         let Progress { epoch, window } = self.progress;
-        let step_index = epoch * self.cfg.windows_per_epoch() + window;
         if window == 0 {
-            self.reset_state();
+            self.engine.reset_state();
         }
-        let t0 = window * t;
-        self.load_planes(t0);
-        let s = self.cfg.streams();
-        let scale = 1.0 / (s * t) as f32;
-        let off = (t0 - self.planes.start) * self.planes.words_per_plane;
-        let xw = &self.planes.x[off..off + t * self.planes.words_per_plane];
-        let yw = &self.planes.y[off..off + t * self.planes.words_per_plane];
-        let (xb, yb): (&[u8], &[u8]) = (bytemuck::cast_slice(xw), bytemuck::cast_slice(yw));
-        let stride = self.planes.words_per_plane * 8;
-
-        let timed = self.timing.is_some();
-        let clock = Instant::now();
-        let mut reduction_s = 0.0;
-        let loss_sum = match &mut self.engine {
-            EngineState::Simd { prepared, shards } => {
-                let prepared = &*prepared;
-                let run = |sh: &mut Shard| {
-                    let planes = Planes {
-                        x: &xb[sh.first_group..],
-                        y: &yb[sh.first_group..],
-                        stride,
-                    };
-                    if timed {
-                        let t0 = Instant::now();
-                        sh.stats = simd::forward_train(prepared, &mut sh.ws, &planes, scale);
-                        let t1 = Instant::now();
-                        simd::backward(prepared, &mut sh.ws, &mut sh.grad);
-                        simd::carry_state(&mut sh.ws);
-                        sh.times = ((t1 - t0).as_secs_f64(), t1.elapsed().as_secs_f64());
-                    } else {
-                        sh.stats = simd::forward_backward(
-                            prepared,
-                            &mut sh.ws,
-                            &planes,
-                            scale,
-                            &mut sh.grad,
-                        );
-                    }
-                };
-                let n = shards.len();
-                // With a team, a small gradient's reduction starts inside the round: when
-                // each member's block is a whole subtree of the reduction tree (a power of
-                // two of shards, aligned), the member sums it while its shards' gradients
-                // are still in its cache, and only the blocks' roots are left to add.
-                let mut summed_below = 1;
-                match team {
-                    Some(team) => {
-                        // Member k runs the k-th contiguous block of shards; the blocks are
-                        // handed out through uncontended mutexes on the stack (no allocation).
-                        let per = n.div_ceil(team.size());
-                        let subtrees = per > 1
-                            && per.is_power_of_two()
-                            && n % per == 0
-                            && !shared_reduction(self.grad.len(), n);
-                        if subtrees {
-                            summed_below = per;
-                        }
-                        let blocks = split_for_members(shards.chunks_mut(per));
-                        team.run(&|member| {
-                            if let Some(block) = take_block(&blocks, member) {
-                                block.iter_mut().for_each(run);
-                                if subtrees {
-                                    sum_subtree(block);
-                                }
-                            }
-                        });
-                    }
-                    None => shards.iter_mut().for_each(run),
-                }
-                let reduce_start = Instant::now();
-                reduce_shards(shards, summed_below, &mut self.grad, team);
-                if let Some(pt) = &mut self.timing {
-                    reduction_s = reduce_start.elapsed().as_secs_f64();
-                    pt.parallel_s += (reduce_start - clock).as_secs_f64();
-                    for sh in shards.iter() {
-                        pt.forward_s += sh.times.0;
-                        pt.backward_s += sh.times.1;
-                    }
-                }
-                shards.iter().map(|sh| sh.stats.loss_sum).sum::<f64>()
-            }
-            EngineState::Scalar {
-                h,
-                h_next,
-                grad,
-                x,
-                y,
-            } => {
-                for tt in 0..t {
-                    for st in 0..s {
-                        let bit = |b: &[u8]| (b[tt * stride + st / 8] >> (st % 8)) & 1;
-                        x[tt * s + st] = bit(xb);
-                        y[tt * s + st] = bit(yb);
-                    }
-                }
-                let win = reference::Window {
-                    streams: s,
-                    time_step: t,
-                    x,
-                    y,
-                };
-                let loss = reference::forward_backward(&self.params, h, &win, grad, h_next);
-                core::mem::swap(h, h_next);
-                self.grad.copy_from_slice(&grad.data);
-                f64::from(loss) * (s * t) as f64
-            }
-        };
-        let loss = (loss_sum / (s * t) as f64) as f32;
+        let planes = self.planes.window(&self.data, window * self.cfg.time_step);
+        let loss_sum = self.engine.window(
+            &self.params,
+            &planes,
+            &mut self.grad,
+            team,
+            self.timing.as_mut(),
+        );
+        let loss = (loss_sum / self.cfg.sample_steps_per_window() as f64) as f32;
         if !loss.is_finite() {
             return Err(Error::Diverged {
-                step: step_index,
+                step: epoch * self.cfg.windows_per_epoch() + window,
                 what: format!("the loss is {loss}"),
             });
         }
         let update_start = Instant::now();
-        self.update();
+        self.engine.update(
+            self.cfg.optimizer,
+            self.cfg.lr,
+            &mut self.params,
+            &mut self.accum,
+            &self.grad,
+        );
         if let Some(pt) = &mut self.timing {
-            pt.reduction_s += reduction_s;
             pt.update_s += update_start.elapsed().as_secs_f64();
         }
         self.progress.window += 1;
@@ -444,41 +230,6 @@ impl Trainer {
             };
         }
         Ok(loss)
-    }
-
-    /// One optimizer update with the summed gradient, then re-arrange the weights.
-    fn update(&mut self) {
-        let lr = self.cfg.lr;
-        match (&mut self.engine, self.cfg.optimizer) {
-            (EngineState::Simd { .. }, Optimizer::Adagrad) => {
-                simd::adagrad_update(&mut self.params.data, &mut self.accum.data, &self.grad, lr);
-            }
-            (EngineState::Simd { .. }, Optimizer::Sgd) => {
-                simd::sgd_update(&mut self.params.data, &self.grad, lr)
-            }
-            (EngineState::Scalar { .. }, Optimizer::Adagrad) => {
-                reference::adagrad_step(
-                    &mut self.params.data,
-                    &mut self.accum.data,
-                    &self.grad,
-                    lr,
-                );
-            }
-            (EngineState::Scalar { .. }, Optimizer::Sgd) => {
-                reference::sgd_step(&mut self.params.data, &self.grad, lr)
-            }
-        }
-        if let EngineState::Simd { prepared, .. } = &mut self.engine {
-            prepared.load(&self.params);
-        }
-    }
-
-    /// Zeroes the carried hidden state of every stream (start of an epoch).
-    fn reset_state(&mut self) {
-        match &mut self.engine {
-            EngineState::Simd { shards, .. } => shards.iter_mut().for_each(|sh| sh.ws.reset()),
-            EngineState::Scalar { h, .. } => h.fill(0.0),
-        }
     }
 
     /// Turns phase timing on (from zero) or off; see [`PhaseTimes`]. Off by default: the
@@ -502,23 +253,16 @@ impl Trainer {
     /// The carried hidden state of every stream, `[streams][hidden]`.
     #[must_use]
     pub fn carried_state(&self) -> Vec<f32> {
-        let (s, h) = (self.cfg.streams(), self.cfg.hidden);
-        let mut out = vec![0.0; s * h];
-        match &self.engine {
-            EngineState::Simd { shards, .. } => {
-                for sh in shards {
-                    let first = sh.first_group * LANES;
-                    let n = sh.ws.streams();
-                    sh.ws.store_state(&mut out[first * h..(first + n) * h]);
-                }
-            }
-            EngineState::Scalar { h: state, .. } => out.copy_from_slice(state),
-        }
+        let mut out = vec![0.0; self.cfg.streams() * self.cfg.hidden];
+        self.engine.store_state(&mut out);
         out
     }
 
     /// Puts a run back where it stood (for `--resume`): weights, optimizer state, position
     /// and the carried hidden state (`[streams][hidden]`). The caller checks the shapes.
+    ///
+    /// # Panics
+    /// If a shape does not match the config, or the window is out of range.
     pub fn restore(
         &mut self,
         params: Params<f32>,
@@ -537,19 +281,7 @@ impl Trainer {
         self.params = params;
         self.accum = accum;
         self.progress = progress;
-        match &mut self.engine {
-            EngineState::Simd {
-                shards, prepared, ..
-            } => {
-                prepared.load(&self.params);
-                for sh in shards {
-                    let first = sh.first_group * LANES;
-                    let n = sh.ws.streams();
-                    sh.ws.load_state(&state[first * h..(first + n) * h]);
-                }
-            }
-            EngineState::Scalar { h: st, .. } => st.copy_from_slice(state),
-        }
+        self.engine.restore(&self.params, state);
     }
 
     /// Whether any weight is not finite.

@@ -27,8 +27,9 @@ use crate::cli::EvalArgs;
 use crate::config::{TrainConfig, TrainSettings};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::planes::PlaneChunks;
 use bitrnn_kernels::Params;
-use bitrnn_kernels::simd::{self, Planes, Prepared, Workspace};
+use bitrnn_kernels::simd::{self, Prepared, Workspace};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -83,29 +84,10 @@ pub fn evaluate(
     let mut prepared = Prepared::new(params.hidden);
     prepared.load(params);
     let mut ws = Workspace::new(params.hidden, streams, time_step);
-    let wpp = streams.div_ceil(64);
-    let (mut x, mut y) = (vec![0u64; time_step * wpp], vec![0u64; time_step * wpp]);
+    let mut chunks = PlaneChunks::new(streams, batch_size, time_step);
     let (mut loss_sum, mut correct) = (0.0, 0.0);
     for w in 0..windows {
-        let mut done = 0;
-        while done < time_step {
-            let n = (time_step - done).min(64);
-            data.fill_planes(
-                streams,
-                batch_size,
-                w * time_step + done,
-                n,
-                wpp,
-                &mut x[done * wpp..(done + n) * wpp],
-                &mut y[done * wpp..(done + n) * wpp],
-            );
-            done += n;
-        }
-        let planes = Planes {
-            x: bytemuck::cast_slice(&x),
-            y: bytemuck::cast_slice(&y),
-            stride: wpp * 8,
-        };
+        let planes = chunks.window(data, w * time_step);
         let stats = simd::forward(&prepared, &mut ws, &planes);
         loss_sum += stats.loss_sum;
         correct += stats.correct;
