@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// FLOPs of one sample-step for hidden size `hidden`: `6H^2 + 6HC` with `C = 2` classes.
 #[must_use]
@@ -78,29 +78,18 @@ pub fn shares(pt: &PhaseTimes, wall_s: f64) -> [f64; 5] {
     [parts[0], parts[1], parts[2], parts[3], other]
 }
 
-/// Today's date (UTC), `YYYY-MM-DD`, from the system clock (days to civil date: Howard
-/// Hinnant's algorithm, proleptic Gregorian).
+/// Today's date (UTC), `YYYY-MM-DD`, from the system clock.
 #[must_use]
 pub fn utc_date() -> String {
-    let secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    format!("{y:04}-{m:02}-{d:02}")
+    date_of(jiff::Timestamp::now())
 }
 
-/// `(year, month, day)` of the day `days` after 1970-01-01.
-#[must_use]
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+/// The UTC date of `instant`, `YYYY-MM-DD`.
+fn date_of(instant: jiff::Timestamp) -> String {
+    jiff::tz::Offset::UTC
+        .to_datetime(instant)
+        .date()
+        .to_string()
 }
 
 /// Measures one row. `peak` is the measured peak for `threads`; `date` goes in the row.
@@ -382,10 +371,16 @@ mod tests {
 
     #[test]
     fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        let day = |days: i64| date_of(jiff::Timestamp::from_second(days * 86_400).unwrap());
+        assert_eq!(day(0), "1970-01-01");
+        assert_eq!(day(11_016), "2000-02-29");
+        assert_eq!(day(19_723), "2024-01-01");
+        assert_eq!(day(-1), "1969-12-31");
+        let today = utc_date();
+        assert!(
+            today.len() == 10 && today.as_bytes()[4] == b'-' && today.as_bytes()[7] == b'-',
+            "{today}"
+        );
     }
 
     #[test]
