@@ -4,34 +4,16 @@
 //! model trained with the defaults as a model that learned the rule.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use bitrnn::checkpoint::{self, Checkpoint};
 use bitrnn::config::{Engine, TrainConfig, TrainSettings};
 use bitrnn::model;
 use bitrnn::train::{Progress, Trainer};
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TestDir(PathBuf);
-
-impl TestDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("bitrnn-ckpt-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TestDir(dir)
-    }
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::{TestDir, bitrnn};
 
 fn small(hidden: usize, engine: Engine, epochs: usize) -> TrainConfig {
     TrainConfig::new(TrainSettings {
@@ -156,13 +138,6 @@ fn resuming_the_seed_shape_is_bit_for_bit() {
 }
 
 // ---- through the binary ----
-
-fn bitrnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bitrnn"))
-        .args(args)
-        .output()
-        .expect("bitrnn runs")
-}
 
 fn stdout_json(out: &Output) -> serde_json::Value {
     assert!(
