@@ -131,7 +131,7 @@ impl TrainSettings {
     /// - `losses`: one `f32` per training step, `4 * epochs * windows_per_epoch`;
     /// - `weights`: params, Adagrad accumulator, summed gradient (`3 (H^2 + 5H + 2)` f32),
     ///   the kernels' `w_hh` and its transpose (`2 H^2`), and one gradient per shard of the
-    ///   SIMD engine ([`crate::shards::shard_ranges`], at most 16);
+    ///   SIMD engine ([`crate::shards::shard_ranges`], at most [`crate::shards::MAX_SHARDS`]);
     /// - `activations`: the SIMD workspace, one `f32x8` (32 bytes) per lane group of 8 streams
     ///   for each of `(T + 1)(H + 2)` states and inputs, `T H` values of `dz` and `2T + 2`
     ///   more; the scalar engine instead keeps two states (`2 S H` f32) and the window's bits.

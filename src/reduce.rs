@@ -102,7 +102,7 @@ fn reduce_range(grads: &[&[f32]], first: usize, out: &mut [f32]) {
 /// The fixed pairwise tree over `v`'s index: level 1 adds `v[2i+1]` into `v[2i]`, level 2
 /// adds `v[4i+2]` into `v[4i]`, and so on; the sum ends in `v[0]`. Lane-wise for `f32x8`, so
 /// a vector lane sums exactly as a scalar would.
-fn tree_sum<T: Copy + Add<Output = T>>(v: &mut [T]) -> T {
+pub fn tree_sum<T: Copy + Add<Output = T>>(v: &mut [T]) -> T {
     let n = v.len();
     let mut stride = 1;
     while stride < n {

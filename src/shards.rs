@@ -3,7 +3,7 @@
 //! `--threads`, which is what makes the weights identical for any thread count.
 //!
 //! Use [`shard_ranges`] to cut a run's lane groups (the trainer, and the memory estimate of
-//! [`crate::config::TrainConfig::memory_bytes`], which counts one gradient per shard).
+//! [`crate::config::TrainSettings::memory_bytes`], which counts one gradient per shard).
 
 use bitrnn_kernels::simd;
 

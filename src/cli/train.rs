@@ -125,7 +125,7 @@ impl ModelArgs {
     /// The validated training configuration for these flags and `epochs`.
     ///
     /// # Errors
-    /// [`Error::Usage`] naming the first flag out of range ([`TrainConfig::new`]).
+    /// [`crate::Error::Usage`] naming the first flag out of range ([`TrainConfig::new`]).
     pub fn to_config(&self, epochs: usize) -> Result<TrainConfig> {
         TrainConfig::new(self.settings(epochs))
     }
