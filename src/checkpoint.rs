@@ -56,7 +56,7 @@
 //! state within tanh's range [-1, 1]; `rnn.bias_hh_l0` zero) and both checksums. Any
 //! failure is an [`Error::BadFile`] naming the file and what is wrong.
 
-use crate::config::{ADAGRAD_INITIAL_ACCUMULATOR, Engine, Optimizer, TrainConfig};
+use crate::config::{ADAGRAD_INITIAL_ACCUMULATOR, TrainConfig, TrainSettings};
 use crate::error::{Error, Result};
 use crate::train::{Progress, Trainer};
 use crate::{model, output};
@@ -64,7 +64,7 @@ use bitrnn_kernels::Params;
 use bitrnn_kernels::params::{CLASSES, Layout};
 use safetensors::tensor::{SafeTensors, TensorInfo};
 use safetensors::{Dtype, SafeTensorError};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -294,54 +294,6 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
     output::write_atomic_bytes(path, &to_bytes(ckpt))
 }
 
-/// The config as serialized by [`TrainConfig`]'s `Serialize`, read back strictly (an unknown
-/// or missing field is an error; the round-trip test keeps the two in step).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigJson {
-    data_size: usize,
-    batch_size: usize,
-    time_step: usize,
-    hidden: usize,
-    lags: (usize, usize),
-    lr: f32,
-    optimizer: String,
-    seed: u64,
-    epochs: usize,
-    threads: usize,
-    engine: String,
-}
-
-impl ConfigJson {
-    fn into_config(self) -> std::result::Result<TrainConfig, String> {
-        let optimizer = match self.optimizer.as_str() {
-            "adagrad" => Optimizer::Adagrad,
-            "sgd" => Optimizer::Sgd,
-            o => return Err(format!("optimizer {o:?} (want \"adagrad\" or \"sgd\")")),
-        };
-        let engine = match self.engine.as_str() {
-            "simd" => Engine::Simd,
-            "scalar" => Engine::Scalar,
-            e => return Err(format!("engine {e:?} (want \"simd\" or \"scalar\")")),
-        };
-        TrainConfig {
-            data_size: self.data_size,
-            batch_size: self.batch_size,
-            time_step: self.time_step,
-            hidden: self.hidden,
-            lags: self.lags,
-            lr: self.lr,
-            optimizer,
-            seed: self.seed,
-            epochs: self.epochs,
-            threads: self.threads,
-            engine,
-        }
-        .validate()
-        .map_err(|e| e.to_string())
-    }
-}
-
 /// What the header says, checked against itself: config, progress and checksum from the
 /// metadata, and each tensor's entry.
 struct Header {
@@ -386,11 +338,11 @@ fn check_header(text: &[u8]) -> std::result::Result<Header, String> {
             ));
         }
     }
-    let config: ConfigJson = serde_json::from_str(get("config")?)
+    // Read strictly (an unknown or missing key is an error), then validated.
+    let settings: TrainSettings = serde_json::from_str(get("config")?)
         .map_err(|e| format!("metadata config is not a bitrnn TrainConfig: {e}"))?;
-    let config = config
-        .into_config()
-        .map_err(|e| format!("metadata config is invalid: {e}"))?;
+    let config =
+        TrainConfig::new(settings).map_err(|e| format!("metadata config is invalid: {e}"))?;
     let count = |key: &str| -> std::result::Result<usize, String> {
         let v = get(key)?;
         v.parse()
@@ -610,6 +562,7 @@ fn decode(bytes: &[u8], header: Header) -> std::result::Result<Checkpoint, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Engine, Optimizer};
     use safetensors::tensor::TensorView;
     use std::path::PathBuf;
 
@@ -638,15 +591,16 @@ mod tests {
     }
 
     fn small_config() -> TrainConfig {
-        TrainConfig {
+        TrainConfig::new(TrainSettings {
             data_size: 4_000,
             batch_size: 200,
             time_step: 5,
             hidden: 3,
             epochs: 2,
             threads: 1,
-            ..TrainConfig::seed_defaults()
-        }
+            ..TrainSettings::SEED
+        })
+        .unwrap()
     }
 
     /// A checkpoint with distinct, recognisable values in every tensor (integers, so every
@@ -821,21 +775,23 @@ mod tests {
     #[test]
     fn every_config_setting_round_trips() {
         let dir = TestDir::new("configs");
-        for config in [
-            TrainConfig {
+        let small = *small_config().settings();
+        for settings in [
+            TrainSettings {
                 optimizer: Optimizer::Sgd,
                 engine: Engine::Scalar,
                 lr: 0.037,
                 seed: u64::MAX,
                 lags: (5, 6),
-                ..small_config()
+                ..small
             },
-            TrainConfig {
+            TrainSettings {
                 hidden: 9,
                 time_step: 7,
-                ..small_config()
+                ..small
             },
         ] {
+            let config = TrainConfig::new(settings).unwrap();
             let h = config.hidden;
             let ck = Checkpoint {
                 params: Params::filled(h, 0.5),
@@ -946,8 +902,14 @@ mod tests {
         assert_refused(&dir, &p.encode(), "dtype F64, want F32");
 
         // Tensors of another hidden size than the config's.
-        let mut other = sample();
-        other.config.hidden = 4;
+        let other = Checkpoint {
+            config: TrainConfig::new(TrainSettings {
+                hidden: 4,
+                ..*sample().config.settings()
+            })
+            .unwrap(),
+            ..sample()
+        };
         let mut p = Parts::of(&good);
         let q = Parts::of(&to_bytes(&Checkpoint {
             params: Params::zeros(4),
@@ -1081,7 +1043,7 @@ mod tests {
             (cfg.replace("\"hidden\":3", "\"hidden\":0"), "--hidden 0"),
             (
                 cfg.replace("\"engine\":\"simd\"", "\"engine\":\"gpu\""),
-                "engine \"gpu\"",
+                "unknown variant `gpu`, expected `simd` or `scalar`",
             ),
             (
                 cfg.replace('}', ",\"dropout\":0.5}"),

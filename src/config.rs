@@ -2,7 +2,7 @@
 //! Every error names the flag, the value and what is allowed.
 
 use crate::error::{Error, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Largest accepted `--hidden`: `w_hh` alone is then 64 MiB.
 pub const MAX_HIDDEN: usize = 4096;
@@ -13,12 +13,12 @@ pub const MAX_THREADS: usize = 1024;
 /// Largest accepted `--epochs`: a million epochs of the seed's shape are 4e8 training steps,
 /// 1.6 GB of losses kept for loss.csv; the memory estimate below bounds the rest.
 pub const MAX_EPOCHS: usize = 1_000_000;
-/// Largest memory estimate ([`TrainConfig::memory_bytes`]) accepted on any machine: 64 GiB.
+/// Largest memory estimate ([`TrainSettings::memory_bytes`]) accepted on any machine: 64 GiB.
 /// A smaller machine lowers the limit to its own memory ([`memory_limit`]).
 pub const MAX_MEMORY_BYTES: u64 = 64 << 30;
 
 /// Which engine runs the windows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     /// The fused SIMD kernels, sharded over threads.
@@ -28,7 +28,7 @@ pub enum Engine {
 }
 
 /// The optimizer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Optimizer {
     /// Adagrad with TensorFlow's semantics (accumulator starts at 0.1, no epsilon).
@@ -40,9 +40,13 @@ pub enum Optimizer {
 /// Adagrad's initial accumulator value (TensorFlow's default).
 pub const ADAGRAD_INITIAL_ACCUMULATOR: f32 = 0.1;
 
-/// A validated training configuration (the seed's defaults in [`TrainConfig::seed_defaults`]).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TrainConfig {
+/// The training settings as written: by the flags ([`crate::cli::ModelArgs`]), in a
+/// checkpoint's `config` and in summary.json's `config` (this type's serde form, the same
+/// keys and enum spellings in both). Not checked: only [`TrainConfig::new`] turns settings
+/// into something a [`crate::train::Trainer`] accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSettings {
     /// Samples in the generated sequence.
     pub data_size: usize,
     /// The tutorial's `batch_size`: the length of each stream (the sequence is reshaped into
@@ -66,23 +70,41 @@ pub struct TrainConfig {
     pub engine: Engine,
 }
 
-impl TrainConfig {
-    /// The seed experiment's settings (SEED.md).
+/// The length of each stream in the seed experiment (the tutorial's `batch_size`), also the
+/// stream length of `bench` and `verify`, so that they measure and check `train`'s layout.
+pub const BATCH_SIZE: usize = 2_000;
+
+impl TrainSettings {
+    /// The seed experiment's settings (SEED.md): the defaults of the flags, on one thread.
+    pub const SEED: Self = Self {
+        data_size: 500_000,
+        batch_size: BATCH_SIZE,
+        time_step: 5,
+        hidden: 6,
+        lags: (1, 2),
+        lr: 0.1,
+        optimizer: Optimizer::Adagrad,
+        seed: 0,
+        epochs: 10,
+        threads: 1,
+        engine: Engine::Simd,
+    };
+
+    /// The flags a resumed run takes from its checkpoint (all but `--epochs` and
+    /// `--threads`), each with its value as messages show it.
     #[must_use]
-    pub fn seed_defaults() -> Self {
-        Self {
-            data_size: 500_000,
-            batch_size: 2_000,
-            time_step: 5,
-            hidden: 6,
-            lags: (1, 2),
-            lr: 0.1,
-            optimizer: Optimizer::Adagrad,
-            seed: 0,
-            epochs: 10,
-            threads: 1,
-            engine: Engine::Simd,
-        }
+    pub fn model_flags(&self) -> [(&'static str, String); 9] {
+        [
+            ("--data-size", format!("{:?}", self.data_size)),
+            ("--batch-size", format!("{:?}", self.batch_size)),
+            ("--time-step", format!("{:?}", self.time_step)),
+            ("--hidden", format!("{:?}", self.hidden)),
+            ("--lags", format!("{:?}", self.lags)),
+            ("--lr", format!("{:?}", self.lr)),
+            ("--optimizer", format!("{:?}", self.optimizer)),
+            ("--seed", format!("{:?}", self.seed)),
+            ("--engine", format!("{:?}", self.engine)),
+        ]
     }
 
     /// Parallel streams: `data_size / batch_size`.
@@ -101,58 +123,6 @@ impl TrainConfig {
         self.streams() * self.time_step
     }
 
-    /// Checks every setting; the error names the flag, the value and what is allowed.
-    pub fn validate(self) -> Result<Self> {
-        let usage = |m: String| Err(Error::Usage(m));
-        if self.hidden == 0 || self.hidden > MAX_HIDDEN {
-            return usage(format!(
-                "--hidden {}: must be between 1 and {MAX_HIDDEN}",
-                self.hidden
-            ));
-        }
-        if self.batch_size == 0 {
-            return usage(
-                "--batch-size 0: must be at least 1 (it is the length of each stream)".into(),
-            );
-        }
-        if self.time_step == 0 || self.time_step > self.batch_size {
-            return usage(format!(
-                "--time-step {}: must be between 1 and --batch-size ({})",
-                self.time_step, self.batch_size
-            ));
-        }
-        if self.data_size < self.batch_size || self.data_size > MAX_DATA_SIZE {
-            return usage(format!(
-                "--data-size {}: must be between --batch-size ({}, one stream) and {MAX_DATA_SIZE}",
-                self.data_size, self.batch_size
-            ));
-        }
-        let (a, b) = self.lags;
-        if a == 0 || b == 0 || a == b || a.max(b) >= self.data_size {
-            return usage(format!(
-                "--lags {a},{b}: must be two distinct positive integers below --data-size ({})",
-                self.data_size
-            ));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return usage(format!("--lr {}: must be a finite number above 0", self.lr));
-        }
-        if self.epochs == 0 || self.epochs > MAX_EPOCHS {
-            return usage(format!(
-                "--epochs {}: must be between 1 and {MAX_EPOCHS}",
-                self.epochs
-            ));
-        }
-        if self.threads == 0 || self.threads > MAX_THREADS {
-            return usage(format!(
-                "--threads {}: must be between 1 and {MAX_THREADS}",
-                self.threads
-            ));
-        }
-        self.check_memory(memory_limit())?;
-        Ok(self)
-    }
-
     /// The bytes a run of this config allocates, from the sizes of its buffers (allocator
     /// overhead, the thread pool's stacks, the plot and the planes of one chunk of windows
     /// are not counted):
@@ -161,7 +131,7 @@ impl TrainConfig {
     /// - `losses`: one `f32` per training step, `4 * epochs * windows_per_epoch`;
     /// - `weights`: params, Adagrad accumulator, summed gradient (`3 (H^2 + 5H + 2)` f32),
     ///   the kernels' `w_hh` and its transpose (`2 H^2`), and one gradient per shard of the
-    ///   SIMD engine ([`crate::train::shard_ranges`], at most 16);
+    ///   SIMD engine ([`crate::shards::shard_ranges`], at most [`crate::shards::MAX_SHARDS`]);
     /// - `activations`: the SIMD workspace, one vector (`4 LANES` bytes) per lane group
     ///   for each of `(T + 1)(H + 2)` states and inputs, `T H` values of `dz` and `2T + 2`
     ///   more; the scalar engine instead keeps two states (`2 S H` f32) and the window's bits.
@@ -175,7 +145,7 @@ impl TrainConfig {
         let (activations, shards) = match self.engine {
             Engine::Simd => (
                 4 * lanes * groups * ((t + 1) * (h + 2) + t * h + 2 * t + 2),
-                crate::train::shard_ranges(
+                crate::shards::shard_ranges(
                     bitrnn_kernels::simd::groups_for(self.streams()),
                     self.hidden,
                     self.time_step,
@@ -186,7 +156,7 @@ impl TrainConfig {
         };
         let sat = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
         MemoryEstimate {
-            data: sat(16 * n(self.data_size).div_ceil(64)),
+            data: data_bytes(self.data_size),
             losses: sat(4 * n(self.epochs) * n(self.windows_per_epoch())),
             weights: sat(4 * ((3 + n(shards)) * params + 2 * h * h)),
             activations: sat(activations),
@@ -261,7 +231,126 @@ impl TrainConfig {
     }
 }
 
-/// The parts of [`TrainConfig::memory_bytes`], in bytes (saturated at `u64::MAX`).
+/// A validated training configuration: the only way to one is [`TrainConfig::new`] (or
+/// deserializing, which calls it), so a `TrainConfig` is proof that its settings were
+/// checked, and the trainer does not check them again. Its settings are read through
+/// `Deref` (`cfg.hidden`, `cfg.streams()`) and cannot be changed: to vary one, build new
+/// [`TrainSettings`] from [`TrainConfig::settings`] and validate those.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "TrainSettings", try_from = "TrainSettings")]
+pub struct TrainConfig {
+    settings: TrainSettings,
+}
+
+impl TrainConfig {
+    /// Checks every setting; the error names the flag, the value and what is allowed.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for the first setting out of its range, or a run that would not fit
+    /// in [`memory_limit`].
+    pub fn new(settings: TrainSettings) -> Result<Self> {
+        let s = &settings;
+        let usage = |m: String| Err(Error::Usage(m));
+        if s.hidden == 0 || s.hidden > MAX_HIDDEN {
+            return usage(format!(
+                "--hidden {}: must be between 1 and {MAX_HIDDEN}",
+                s.hidden
+            ));
+        }
+        if s.batch_size == 0 {
+            return usage(
+                "--batch-size 0: must be at least 1 (it is the length of each stream)".into(),
+            );
+        }
+        if s.time_step == 0 || s.time_step > s.batch_size {
+            return usage(format!(
+                "--time-step {}: must be between 1 and --batch-size ({})",
+                s.time_step, s.batch_size
+            ));
+        }
+        if s.data_size < s.batch_size || s.data_size > MAX_DATA_SIZE {
+            return usage(format!(
+                "--data-size {}: must be between --batch-size ({}, one stream) and {MAX_DATA_SIZE}",
+                s.data_size, s.batch_size
+            ));
+        }
+        check_lags(s.lags, s.data_size)?;
+        if !(s.lr.is_finite() && s.lr > 0.0) {
+            return usage(format!("--lr {}: must be a finite number above 0", s.lr));
+        }
+        if s.epochs == 0 || s.epochs > MAX_EPOCHS {
+            return usage(format!(
+                "--epochs {}: must be between 1 and {MAX_EPOCHS}",
+                s.epochs
+            ));
+        }
+        if s.threads == 0 || s.threads > MAX_THREADS {
+            return usage(format!(
+                "--threads {}: must be between 1 and {MAX_THREADS}",
+                s.threads
+            ));
+        }
+        s.check_memory(memory_limit())?;
+        Ok(Self { settings })
+    }
+
+    /// The seed experiment's settings ([`TrainSettings::SEED`]), validated.
+    ///
+    /// # Panics
+    /// Never on a machine with the megabyte the seed run needs.
+    #[must_use]
+    pub fn seed_defaults() -> Self {
+        Self::new(TrainSettings::SEED).expect("the seed's settings are valid")
+    }
+
+    /// The settings, to build a variant from (`TrainSettings { threads: 1, ..*cfg.settings() }`).
+    #[must_use]
+    pub fn settings(&self) -> &TrainSettings {
+        &self.settings
+    }
+}
+
+impl std::ops::Deref for TrainConfig {
+    type Target = TrainSettings;
+    fn deref(&self) -> &TrainSettings {
+        &self.settings
+    }
+}
+
+impl TryFrom<TrainSettings> for TrainConfig {
+    type Error = Error;
+    fn try_from(settings: TrainSettings) -> Result<Self> {
+        Self::new(settings)
+    }
+}
+
+impl From<TrainConfig> for TrainSettings {
+    fn from(cfg: TrainConfig) -> Self {
+        cfg.settings
+    }
+}
+
+/// Checks the rule's lags against the data size (for `train` and `generate`).
+///
+/// # Errors
+/// [`Error::Usage`] naming `--lags` unless they are two distinct positive integers below
+/// `data_size`.
+pub fn check_lags((a, b): (usize, usize), data_size: usize) -> Result<()> {
+    if a == 0 || b == 0 || a == b || a.max(b) >= data_size {
+        return Err(Error::Usage(format!(
+            "--lags {a},{b}: must be two distinct positive integers below --data-size ({data_size})"
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes of the x and y bit planes of `data_size` samples: `2 * 8 * ceil(data_size / 64)`.
+#[must_use]
+pub fn data_bytes(data_size: usize) -> u64 {
+    16 * (data_size as u64).div_ceil(64)
+}
+
+/// The parts of [`TrainSettings::memory_bytes`], in bytes (saturated at `u64::MAX`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryEstimate {
     pub data: u64,
@@ -278,6 +367,12 @@ impl MemoryEstimate {
             .into_iter()
             .fold(0u64, u64::saturating_add)
     }
+}
+
+/// All cores, as the default of `--threads`.
+#[must_use]
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// `bytes` as `12.3 GiB` (binary prefixes, up to EiB).
@@ -332,8 +427,8 @@ fn cgroup_memory_limit() -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn usage(cfg: TrainConfig) -> String {
-        match cfg.validate() {
+    fn usage(settings: TrainSettings) -> String {
+        match TrainConfig::new(settings) {
             Err(Error::Usage(m)) => m,
             other => panic!("{other:?}"),
         }
@@ -341,7 +436,7 @@ mod tests {
 
     #[test]
     fn seed_defaults_are_valid_and_small() {
-        let cfg = TrainConfig::seed_defaults().validate().unwrap();
+        let cfg = TrainConfig::new(TrainSettings::SEED).unwrap();
         let m = cfg.memory_bytes();
         // 500000 samples: 2 x 7813 words; 250 streams in 32 lane groups of 6 x 48 + 30 + 12.
         assert_eq!(m.data, 16 * 7813);
@@ -352,25 +447,25 @@ mod tests {
 
     #[test]
     fn every_setting_is_bounded() {
-        let base = TrainConfig::seed_defaults;
+        let base = || TrainSettings::SEED;
         for (cfg, flag) in [
             (
-                TrainConfig {
+                TrainSettings {
                     epochs: 0,
                     ..base()
                 },
                 "--epochs 0",
             ),
             (
-                TrainConfig {
+                TrainSettings {
                     epochs: MAX_EPOCHS + 1,
                     ..base()
                 },
                 "--epochs 1000001",
             ),
-            (TrainConfig { lr: -0.0, ..base() }, "--lr -0"),
+            (TrainSettings { lr: -0.0, ..base() }, "--lr -0"),
             (
-                TrainConfig {
+                TrainSettings {
                     lr: f32::MIN_POSITIVE / 2.0,
                     threads: 0,
                     ..base()
@@ -378,14 +473,14 @@ mod tests {
                 "--threads 0",
             ),
             (
-                TrainConfig {
+                TrainSettings {
                     lags: (1, 500_000),
                     ..base()
                 },
                 "--lags 1,500000",
             ),
             (
-                TrainConfig {
+                TrainSettings {
                     data_size: usize::MAX,
                     ..base()
                 },
@@ -401,12 +496,12 @@ mod tests {
     /// largest part, never an allocation.
     #[test]
     fn memory_beyond_the_limit_is_a_usage_error() {
-        let huge = TrainConfig {
+        let huge = TrainSettings {
             hidden: MAX_HIDDEN,
             data_size: MAX_DATA_SIZE,
-            ..TrainConfig::seed_defaults()
+            ..TrainSettings::SEED
         };
-        let m = usage(huge.clone());
+        let m = usage(huge);
         assert!(
             m.starts_with("--data-size 68719476736, --batch-size 2000"),
             "{m}"
@@ -416,15 +511,15 @@ mod tests {
             "{m}"
         );
         assert!(!m.contains('\n'));
-        let steps = TrainConfig {
+        let steps = TrainSettings {
             data_size: MAX_DATA_SIZE,
             batch_size: MAX_DATA_SIZE,
             time_step: 1,
-            ..TrainConfig::seed_defaults()
+            ..TrainSettings::SEED
         };
         assert!(usage(steps).contains("largest part: the loss of every step"));
         // The limit is the caller's: the seed's run does not fit in 1 KiB.
-        let seed = TrainConfig::seed_defaults();
+        let seed = TrainSettings::SEED;
         let m = seed.check_memory(1024).unwrap_err().to_string();
         assert!(m.contains("more than the 1.0 KiB allowed"), "{m}");
         assert!(seed.check_memory(seed.memory_bytes().total()).is_ok());
@@ -438,5 +533,39 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(64 << 30), "64.0 GiB");
         assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
+    }
+
+    /// The serde form is what checkpoints and summary.json hold: the same keys in the same
+    /// order and the enums in lower case, and reading it validates.
+    #[test]
+    fn the_json_form_is_the_settings_and_reading_it_validates() {
+        let json = serde_json::to_string(&TrainConfig::seed_defaults()).unwrap();
+        assert_eq!(
+            json,
+            "{\"data_size\":500000,\"batch_size\":2000,\"time_step\":5,\"hidden\":6,\
+             \"lags\":[1,2],\"lr\":0.1,\"optimizer\":\"adagrad\",\"seed\":0,\"epochs\":10,\
+             \"threads\":1,\"engine\":\"simd\"}"
+        );
+        assert_eq!(
+            serde_json::from_str::<TrainConfig>(&json).unwrap(),
+            TrainConfig::seed_defaults()
+        );
+        let sgd = json.replace("adagrad", "sgd").replace("simd", "scalar");
+        let cfg: TrainConfig = serde_json::from_str(&sgd).unwrap();
+        assert_eq!(
+            (cfg.optimizer, cfg.engine),
+            (Optimizer::Sgd, Engine::Scalar)
+        );
+        let e = serde_json::from_str::<TrainConfig>(&json.replace("\"hidden\":6", "\"hidden\":0"));
+        assert!(e.unwrap_err().to_string().contains("--hidden 0"));
+        for bad in [
+            json.replace("simd", "Simd"),
+            json.replace(",\"seed\":0", ""),
+        ] {
+            assert!(
+                serde_json::from_str::<TrainSettings>(&bad).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -3,12 +3,17 @@
 //! Where things live:
 //! - `bitrnn_kernels` (the `kernels/` crate): arithmetic only, the scalar reference and the
 //!   SIMD kernels.
-//! - [`data`]: the bit-packed dataset generator and its time-major bit planes.
+//! - [`data`]: the bit-packed dataset generator and its time-major bit planes; [`planes`]:
+//!   the planes of a run's windows, chunk by chunk.
 //! - [`model`]: initial weights and the weights' checksum.
-//! - [`train`]: the driver: epochs, windows, shards, reduction, optimizer; [`team`]: the
-//!   per-window fork-join of its threads.
-//! - [`config`], [`cli`]: flags validated once into configs; [`cmd`]: one module per command.
-//! - [`output`], [`plot`], [`npy`]: files, written whole or not at all.
+//! - [`train`]: the driver: epochs, windows, optimizer; [`engine`]: the SIMD and scalar
+//!   engines that run a window; [`shards`]: the shard partition;
+//!   [`reduce`]: the fixed-order gradient reduction; [`team`], [`handout`]: the per-window
+//!   fork-join of its threads and how it hands out work.
+//! - [`config`]: the training settings, validated once into a [`config::TrainConfig`];
+//!   [`cli`]: every clap struct and its validation; [`cmd`]: one module per command.
+//! - [`output`], [`plot`], [`npy`]: files, written whole or not at all; [`output`] also
+//!   checks the paths the flags name.
 //! - [`checkpoint`]: safetensors checkpoints with PyTorch's names, for `--save`/`--resume`/`eval`.
 //! - [`verify`]: the model behind `bitrnn verify`: the SIMD trainer against the f64 reference
 //!   window by window, with tolerances from the kernels' rounding model.
@@ -25,14 +30,19 @@ pub mod cmd;
 pub mod config;
 pub mod cpu;
 pub mod data;
+pub mod engine;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod handout;
 pub mod model;
 pub mod npy;
 pub mod output;
 pub mod peak;
+pub mod planes;
 pub mod plot;
+pub mod reduce;
+pub mod shards;
 pub mod signal;
 pub mod team;
 pub mod train;

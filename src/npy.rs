@@ -6,15 +6,14 @@
 //! `\n` so that the data starts at a multiple of 64 bytes, then the `len` data bytes.
 //!
 //! [`write_bits_u8`] streams the bytes (memory does not grow with `len`) and writes
-//! atomically: a temporary file in the target's directory, renamed over the target only once
-//! complete, so a failed write never leaves a half-written `.npy` behind.
+//! atomically with [`output::write_atomic`], so a failed write never leaves a half-written
+//! `.npy` behind.
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fs;
+use std::io::Write;
+use std::path::Path;
 
-use crate::{Error, Result};
+use crate::{Error, Result, output};
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// The data offset is a multiple of this (numpy's `ARRAY_ALIGN`).
@@ -38,21 +37,12 @@ fn header(len: usize) -> Vec<u8> {
     out
 }
 
-/// A temporary path next to `path`, unique within this process and among processes.
-fn temp_path(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
-}
-
 /// Writes bits `0..len` of `words` (bit `i` at word `i / 64`, bit `i % 64`) to `path` as a
 /// 1-D `|u1` `.npy` array of 0s and 1s.
 ///
-/// Streamed through a `BufWriter` one word (64 bytes) at a time, and atomic: written to a
-/// temporary file in the same directory and renamed over `path` once flushed and synced.
+/// Streamed through a `BufWriter` one word (64 bytes) at a time, and atomic
+/// ([`output::write_atomic`]): written to a temporary file in the same directory and renamed
+/// over `path` once flushed and synced.
 ///
 /// # Errors
 /// [`Error::Usage`] if `len > 64 * words.len()`; [`Error::Io`] if the file cannot be
@@ -65,30 +55,18 @@ pub fn write_bits_u8(path: &Path, words: &[u64], len: usize) -> Result<()> {
             64 * words.len()
         )));
     }
-    let tmp = temp_path(path);
-    let written = write_to(&tmp, words, len).and_then(|()| fs::rename(&tmp, path));
-    written.map_err(|e| {
-        // Best effort: the temporary file may not exist (creation failed).
-        let _ = fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
-fn write_to(tmp: &Path, words: &[u64], len: usize) -> std::io::Result<()> {
-    let mut out = BufWriter::with_capacity(1 << 16, File::create(tmp)?);
-    out.write_all(&header(len))?;
-    let mut bytes = [0u8; 64];
-    for (w, &word) in words.iter().enumerate().take(len.div_ceil(64)) {
-        for (bit, byte) in bytes.iter_mut().enumerate() {
-            *byte = (word >> bit & 1) as u8;
+    output::write_atomic(path, |out| {
+        out.write_all(&header(len))?;
+        let mut bytes = [0u8; 64];
+        for (w, &word) in words.iter().enumerate().take(len.div_ceil(64)) {
+            for (bit, byte) in bytes.iter_mut().enumerate() {
+                *byte = (word >> bit & 1) as u8;
+            }
+            let n = (len - 64 * w).min(64);
+            out.write_all(&bytes[..n])?;
         }
-        let n = (len - 64 * w).min(64);
-        out.write_all(&bytes[..n])?;
-    }
-    let file = out
-        .into_inner()
-        .map_err(std::io::IntoInnerError::into_error)?;
-    file.sync_all()
+        Ok(())
+    })
 }
 
 /// The value text of `'key':` in a numpy header dict: a quoted string (without quotes), a
@@ -169,6 +147,7 @@ pub fn read_u8_1d(path: &Path) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// A fresh empty directory for one test.
     fn test_dir(name: &str) -> PathBuf {

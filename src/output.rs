@@ -10,6 +10,10 @@
 //! Use [`write_atomic`] for anything written through `std::io::Write`, [`write_atomic_bytes`]
 //! for a ready buffer, and [`ensure_dir`] once on the output directory before the run starts,
 //! so that a bad `--out` fails before any training time is spent.
+//!
+//! The checks of the paths the flags name ([`check_out_dir`], [`check_output_file`],
+//! [`check_input_file`]) live here too, next to the code that writes them: every command
+//! runs them before any work, and [`shown`] writes a path into a one-line message.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -152,4 +156,125 @@ pub fn ensure_dir(path: &Path) -> Result<()> {
         ))),
         Err(_) => fs::create_dir_all(path).map_err(|e| Error::io(path, e)),
     }
+}
+
+/// Checks that the input file `path`, given as `flag`, exists and is a file: a missing or
+/// mistyped path is a usage error (exit code 2), like a bad value. What is inside is the
+/// reader's to check.
+///
+/// # Errors
+/// [`Error::Usage`] naming `flag` and the path.
+pub fn check_input_file(flag: &str, path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(Error::Usage(format!(
+            "{flag} {}: is not a file (a directory?); give a checkpoint file",
+            shown(path)
+        ))),
+        Err(e) => Err(Error::Usage(format!(
+            "{flag} {}: cannot be read: {e}",
+            shown(path)
+        ))),
+    }
+}
+
+/// Checks that the output file `path`, given as `flag`, can be written: a file name (ending in
+/// `.extension` when one is required), in an existing directory or in `created_dir` (the
+/// `--out` directory, created before anything is written), not itself a directory. Checked
+/// before any work, so that a mistyped path fails before the training time is spent.
+///
+/// # Errors
+/// [`Error::Usage`] naming `flag` and the path.
+pub fn check_output_file(
+    flag: &str,
+    path: &Path,
+    extension: Option<&str>,
+    created_dir: Option<&Path>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let named = extension.is_none_or(|extension| {
+        path.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case(extension))
+    });
+    if path.file_name().is_none() || !named {
+        return Err(Error::Usage(format!(
+            "{flag} {}: must be a file name{}",
+            shown(path),
+            extension.map_or(String::new(), |e| format!(" ending in .{e}"))
+        )));
+    }
+    if !(dir.is_dir() || created_dir == Some(dir)) {
+        return Err(Error::Usage(format!(
+            "{flag} {}: the directory {} does not exist",
+            shown(path),
+            shown(dir)
+        )));
+    }
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "{flag} {}: is a directory",
+            shown(path)
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `path`, given as `flag`, is a directory or can become one: it is not empty,
+/// and it, or else its nearest existing ancestor, is a directory. Checked before any work so
+/// that a mistyped `--out` fails at once, with exit code 2, rather than after training. Whether
+/// the directory is writable is left to the first write.
+///
+/// # Errors
+/// [`Error::Usage`] naming `flag` and the path.
+pub fn check_out_dir(flag: &str, path: &Path) -> Result<()> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::Usage(format!(
+            "{flag} '': must name a directory (`.` for the current one)"
+        )));
+    }
+    for p in path.ancestors() {
+        if p.as_os_str().is_empty() {
+            // The relative path's base: the current directory.
+            break;
+        }
+        // Not found (or a component is a file): look further up.
+        let Ok(meta) = std::fs::metadata(p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            return Ok(());
+        }
+        return Err(Error::Usage(if p == path {
+            format!(
+                "{flag} {}: exists and is not a directory; give a directory (created if missing)",
+                shown(path)
+            )
+        } else {
+            format!(
+                "{flag} {}: cannot be created as a directory: {} is a file",
+                shown(path),
+                shown(p)
+            )
+        }));
+    }
+    Ok(())
+}
+
+/// `path` for a one-line message: as [`Path::display`], with control characters (a newline
+/// in a file name, a terminal escape) written as Rust escapes (`\n`, `\u{1b}`), so that the
+/// message stays one line and harmless on a terminal.
+#[must_use]
+pub fn shown(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.display().to_string().chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

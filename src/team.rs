@@ -80,7 +80,7 @@ pub const SOLO_MAX: u32 = 1 << 16;
 const MOVE_EVERY: u64 = 64;
 
 /// Members whose CPUs [`Team::spread`] keeps clear of (the trainer's teams have at most
-/// `train::MAX_SHARDS` = 64 members, one per shard at most).
+/// `shards::MAX_SHARDS` = 64 members, one per shard at most).
 const MAX_MEMBERS: usize = 64;
 
 /// Units per round, at most (they are counted in 16 bits of the claim word).

@@ -91,12 +91,12 @@
 //! Tolerance, with a factor 2 for the `O(eps^4)` terms:
 //! `tol = 2 (|D2 - D1| / 3 + 1.5 rho / eps) + 2^-29 t_g`.
 
-use crate::cli::default_threads;
-use crate::config::TrainConfig;
+use crate::config::{BATCH_SIZE, TrainConfig, TrainSettings, default_threads};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model;
-use crate::train::{Trainer, shard_ranges};
+use crate::shards::shard_ranges;
+use crate::train::Trainer;
 use bitrnn_kernels::approx;
 use bitrnn_kernels::rounding::{
     LOSS_REL, P1_REL, TANH_REL, U, gamma, lane_sum_roundings, sigmoid, softplus,
@@ -109,8 +109,6 @@ use serde::Serialize;
 
 /// `2^-29 = 2^-53 / 2^-24`: the f64 reference's error bounds relative to the f32 ones.
 pub const F64_OVER_F32: f64 = 1.0 / 536_870_912.0;
-/// The stream length (the seed's), so that verify checks the first windows of `train`.
-pub const BATCH_SIZE: usize = 2_000;
 /// Replicas of the error propagation, and the multiple of their standard deviation that is
 /// the tolerance: see the module docs.
 pub const REPLICAS: usize = 16;
@@ -121,30 +119,7 @@ pub const FD_ALL_ENTRIES: usize = 256;
 pub const FD_RANDOM: usize = 4;
 /// Finite-difference step, relative: `2^-13`.
 pub const FD_EPS: f64 = 1.0 / 8192.0;
-/// Limits of the flags: the f64 reference and the error replicas are plain loops, and the
-/// replicas keep `16 (H^2 + 5H + 2)` numbers for the gradient and `16 (T + 1) H` per stream.
-pub const MAX_HIDDEN: usize = 512;
-pub const MAX_STREAMS: usize = 100_000;
-pub const MAX_TIME_STEP: usize = 1_000;
-pub const MAX_STEPS: usize = 100_000;
-
-/// The shapes checked when no shape flag is given: the seed (the small kernels, several
-/// shards, 6 padding lanes) and a blocked-kernel size (27 lane groups, enough for two shards
-/// at the blocked kernels' minimum shard size; 6 padding lanes).
-pub const DEFAULT_SHAPES: [Shape; 2] = [
-    Shape {
-        hidden: 6,
-        streams: 250,
-        time_step: 5,
-    },
-    Shape {
-        hidden: 64,
-        streams: 210,
-        time_step: 5,
-    },
-];
-
-/// One shape to check.
+/// One shape to check (the flags' limits and the default shapes are in `crate::cli`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Shape {
     pub hidden: usize,
@@ -659,16 +634,15 @@ fn finite_differences(
 /// Runs one shape for `steps` windows; see the module docs.
 pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport> {
     let batch_size = BATCH_SIZE.max(shape.time_step);
-    let cfg = TrainConfig {
+    let cfg = TrainConfig::new(TrainSettings {
         data_size: shape.streams * batch_size,
         batch_size,
         time_step: shape.time_step,
         hidden: shape.hidden,
         seed,
         threads: default_threads(),
-        ..TrainConfig::seed_defaults()
-    }
-    .validate()?;
+        ..TrainSettings::SEED
+    })?;
     let (s_n, t_n, h) = (cfg.streams(), cfg.time_step, cfg.hidden);
     let lr = f64::from(cfg.lr);
     let sums = SumLayout::new(h, s_n, t_n);

@@ -4,37 +4,19 @@
 //! model trained with the defaults as a model that learned the rule.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use bitrnn::checkpoint::{self, Checkpoint};
-use bitrnn::config::{Engine, TrainConfig};
+use bitrnn::config::{Engine, TrainConfig, TrainSettings};
 use bitrnn::model;
 use bitrnn::train::{Progress, Trainer};
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TestDir(PathBuf);
-
-impl TestDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("bitrnn-ckpt-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TestDir(dir)
-    }
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::{TestDir, bitrnn};
 
 fn small(hidden: usize, engine: Engine, epochs: usize) -> TrainConfig {
-    TrainConfig {
+    TrainConfig::new(TrainSettings {
         data_size: 20_000,
         batch_size: 500,
         time_step: 5,
@@ -42,8 +24,9 @@ fn small(hidden: usize, engine: Engine, epochs: usize) -> TrainConfig {
         epochs,
         threads: 2,
         engine,
-        ..TrainConfig::seed_defaults()
-    }
+        ..TrainSettings::SEED
+    })
+    .unwrap()
 }
 
 /// Runs `steps` windows, returning their losses.
@@ -69,10 +52,13 @@ fn assert_resume_is_exact(cfg: &TrainConfig, first: usize, total: usize, dir: &T
     drop(a);
 
     let ck = checkpoint::load(&path).unwrap();
-    let mut b = Trainer::new(TrainConfig {
-        threads: 1,
-        ..ck.config.clone()
-    })
+    let mut b = Trainer::new(
+        TrainConfig::new(TrainSettings {
+            threads: 1,
+            ..*ck.config.settings()
+        })
+        .unwrap(),
+    )
     .unwrap();
     let mut losses = ck.losses;
     b.restore(ck.params, ck.accumulator, ck.progress, &ck.hidden_state);
@@ -141,23 +127,17 @@ fn resuming_is_bit_for_bit_at_epoch_ends_and_mid_epoch() {
 #[test]
 fn resuming_the_seed_shape_is_bit_for_bit() {
     let dir = TestDir::new("resume-seed");
-    let cfg = TrainConfig {
+    let cfg = TrainConfig::new(TrainSettings {
         epochs: 2,
         threads: 2,
-        ..TrainConfig::seed_defaults()
-    };
+        ..TrainSettings::SEED
+    })
+    .unwrap();
     assert_resume_is_exact(&cfg, 400, 800, &dir);
     assert_resume_is_exact(&cfg, 555, 800, &dir);
 }
 
 // ---- through the binary ----
-
-fn bitrnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bitrnn"))
-        .args(args)
-        .output()
-        .expect("bitrnn runs")
-}
 
 fn stdout_json(out: &Output) -> serde_json::Value {
     assert!(

@@ -9,35 +9,8 @@ use bitrnn::Error;
 use bitrnn::output::{ensure_dir, write_atomic, write_atomic_bytes, write_loss_csv};
 use bitrnn::plot::{ScalingSeries, loss_plot, moving_average, scaling_plot, smoothing_window};
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TestDir(PathBuf);
-
-impl TestDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("bitrnn-test-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TestDir(dir)
-    }
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-    /// The names in the directory, sorted, hidden temporary files included.
-    fn entries(&self) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TestDir;
 
 #[test]
 fn write_atomic_leaves_only_the_file() {

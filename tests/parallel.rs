@@ -2,10 +2,10 @@
 //! shapes with few streams, stream counts that are not a multiple of 8 and more shards than
 //! threads.
 
-use bitrnn::config::{Engine, TrainConfig};
+use bitrnn::config::{Engine, TrainConfig, TrainSettings};
 use bitrnn::train::Trainer;
 mod common;
-use common::config;
+use common::{config, settings, valid};
 
 /// Trains `epochs` epochs and returns the bits of the final weights. Teams as large as
 /// `--threads` form even where the machine has fewer cores.
@@ -50,7 +50,9 @@ fn weights_are_identical_for_any_thread_count() {
 
 #[test]
 fn scalar_engine_is_deterministic_too() {
-    let mut cfg = config(4_000, 100, 4, 1);
-    cfg.engine = Engine::Scalar;
+    let cfg = valid(TrainSettings {
+        engine: Engine::Scalar,
+        ..settings(4_000, 100, 4, 1)
+    });
     assert_eq!(train_bits(cfg.clone()), train_bits(cfg));
 }

@@ -2,14 +2,8 @@
 //! `profile`, `verify` (default shapes and another one), and bad flags (exit 2, a message
 //! naming the flag). Nothing here asserts a speed.
 
-use std::process::{Command, Output};
-
-fn bitrnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bitrnn"))
-        .args(args)
-        .output()
-        .expect("the bitrnn binary runs")
-}
+mod common;
+use common::bitrnn;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

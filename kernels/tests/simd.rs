@@ -1,5 +1,5 @@
 //! The fused SIMD kernels ([`simd`]) proven against the scalar reference ([`reference`]): the
-//! acceptance tests of the f32x8 engine.
+//! acceptance tests of the SIMD engine.
 //!
 //! The SIMD engine computes the reference's math in another order (streams in lanes, FMA where
 //! the build has it, blocked GEMMs, lane sums at the end), with the fast [`approx`] `tanh`,

@@ -7,170 +7,16 @@
 //! `--repeats` timed repeats of whole windows, then one more pass of the same length with
 //! phase timing on, whose clock reads therefore never touch the throughput figures.
 
-use crate::cli::{check_output_file, default_threads};
-use crate::config::{Engine, MAX_DATA_SIZE, MAX_HIDDEN, MAX_THREADS, Optimizer, TrainConfig};
-use crate::error::{Error, Result};
+use crate::cli::{BenchArgs, BenchPlan};
+use crate::config::{BATCH_SIZE, Engine, Optimizer, TrainConfig, TrainSettings, default_threads};
+use crate::error::Result;
 use crate::train::{PhaseTimes, Trainer};
 use crate::{peak, plot};
-use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
-
-/// The length of each stream (the tutorial's `batch_size`): the seed's 2000, i.e. 400
-/// windows of 5 steps per epoch, so a repeat seldom crosses an epoch boundary.
-pub const BATCH_SIZE: usize = 2_000;
-/// Fewest repeats: a median and a range need a few.
-pub const MIN_REPEATS: usize = 5;
-/// Most repeats and longest `--seconds` accepted.
-pub const MAX_REPEATS: usize = 10_000;
-pub const MAX_SECONDS: f64 = 86_400.0;
-
-const AFTER_HELP: &str = "\
-FLOP model (SEED.md): one sample-step (one stream advancing one time step, forward + backward
-+ update) costs 6H^2 + 6HC FLOPs for hidden H and C = 2 classes, i.e. 6H^2 + 12H: the forward
-W_hh h (2H^2) and W_hy h (2HC), the backward dW_hh (2H^2), W_hh^T dz (2H^2), dW_hy (2HC) and
-W_hy^T dl (2HC), a multiply-add counting 2. The one-hot input is a gather and costs nothing.
-gflops = median sample-steps/s x (6H^2 + 12H) / 1e9; pct_of_peak = 100 gflops / peak_gflops,
-where peak_gflops is the machine's f32 FMA peak on as many threads with the widest FMA the CPU
-has (AVX-512 where present, detected at run time, whatever this binary was built for),
-measured at start (median of 5 runs of 0.2 s of independent multiply-add chains per thread);
-binary_peak_gflops and pct_of_binary_peak are the same for this build's own vector width
-(an AVX2 build on an AVX-512 CPU reaches at most about half of peak_gflops). Other processes
-can only lower a peak run: on a busy machine a row can exceed 100% of a peak measured while
-they ran (peak_gflops_min/max show the spread). first_second_sample_steps_per_s is the
-throughput of the first second of a fresh run (what a short `train` sees: page faults, the
-thread team's start); the repeats follow it.
-
-The shares split one extra timed pass: forward and backward divide the parallel region's wall
-time in proportion to their thread-seconds; reduction (summing the shards' gradients) and
-update (Adagrad) are wall time; other is the rest (bit planes, loss, bookkeeping).
-
-Examples:
-  bitrnn bench                                 hidden 6,64,256 x threads 1,all
-  bitrnn bench --hidden 6 --threads 2 --json   one JSON object per row
-  bitrnn bench --hidden 256 --streams 4096 --threads 1,2,4,8,16 --plot scaling.png
-                                               a thread-scaling curve";
-
-#[derive(Debug, Args)]
-#[command(after_help = AFTER_HELP)]
-pub struct BenchArgs {
-    /// Hidden sizes to measure, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "6,64,256")]
-    pub hidden: Vec<usize>,
-    /// Thread counts to measure, comma-separated [default: 1 and all cores].
-    #[arg(long, value_delimiter = ',')]
-    pub threads: Option<Vec<usize>>,
-    /// Parallel streams (the seed: 250); each is 2000 steps long.
-    #[arg(long, default_value_t = 250)]
-    pub streams: usize,
-    /// Steps per training window (the seed: 5).
-    #[arg(long, default_value_t = 5)]
-    pub time_step: usize,
-    /// Timed seconds per row, split over the repeats (plus a warm-up and a phase pass).
-    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
-    pub seconds: f64,
-    /// Timed repeats per row (at least 5): the median, min and max are reported.
-    #[arg(long, default_value_t = MIN_REPEATS)]
-    pub repeats: usize,
-    /// One JSON object per row on stdout instead of the table.
-    #[arg(long)]
-    pub json: bool,
-    /// Also draw the thread scaling (speed-up over the fewest threads, one line per hidden
-    /// size, min..max bars) to this PNG file.
-    #[arg(long, value_name = "FILE.png")]
-    pub plot: Option<PathBuf>,
-}
-
-/// The flags, validated.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BenchPlan {
-    pub hidden: Vec<usize>,
-    pub threads: Vec<usize>,
-    pub streams: usize,
-    pub time_step: usize,
-    pub seconds: f64,
-    pub repeats: usize,
-    pub plot: Option<PathBuf>,
-}
-
-impl BenchArgs {
-    /// Checks every flag; the error names the flag, the value and what is allowed.
-    pub fn plan(&self) -> Result<BenchPlan> {
-        let usage = |m: String| Err(Error::Usage(m));
-        let threads = self
-            .threads
-            .clone()
-            .unwrap_or_else(|| dedup(vec![1, default_threads()]));
-        check_list("--hidden", &self.hidden, MAX_HIDDEN)?;
-        check_list("--threads", &threads, MAX_THREADS)?;
-        let max_streams = MAX_DATA_SIZE / BATCH_SIZE;
-        if self.streams == 0 || self.streams > max_streams {
-            return usage(format!(
-                "--streams {}: must be between 1 and {max_streams}",
-                self.streams
-            ));
-        }
-        if self.time_step == 0 || self.time_step > BATCH_SIZE {
-            return usage(format!(
-                "--time-step {}: must be between 1 and {BATCH_SIZE} (the stream length)",
-                self.time_step
-            ));
-        }
-        if !(self.seconds.is_finite() && self.seconds > 0.0 && self.seconds <= MAX_SECONDS) {
-            return usage(format!(
-                "--seconds {}: must be a number above 0 and at most {MAX_SECONDS}",
-                self.seconds
-            ));
-        }
-        if !(MIN_REPEATS..=MAX_REPEATS).contains(&self.repeats) {
-            return usage(format!(
-                "--repeats {}: must be between {MIN_REPEATS} and {MAX_REPEATS}",
-                self.repeats
-            ));
-        }
-        if let Some(path) = &self.plot {
-            check_output_file("--plot", path, "png")?;
-        }
-        Ok(BenchPlan {
-            plot: self.plot.clone(),
-            hidden: self.hidden.clone(),
-            threads,
-            streams: self.streams,
-            time_step: self.time_step,
-            seconds: self.seconds,
-            repeats: self.repeats,
-        })
-    }
-}
-
-/// `v` without repeated values, first occurrences kept in order.
-fn dedup(v: Vec<usize>) -> Vec<usize> {
-    let mut out = Vec::with_capacity(v.len());
-    for x in v {
-        if !out.contains(&x) {
-            out.push(x);
-        }
-    }
-    out
-}
-
-fn check_list(flag: &str, v: &[usize], max: usize) -> Result<()> {
-    if v.is_empty() {
-        return Err(Error::Usage(format!(
-            "{flag}: empty list; give one or more values between 1 and {max}, comma-separated"
-        )));
-    }
-    if let Some(bad) = v.iter().find(|&&x| x == 0 || x > max) {
-        return Err(Error::Usage(format!(
-            "{flag} {bad}: each value must be between 1 and {max}"
-        )));
-    }
-    Ok(())
-}
+use std::time::Instant;
 
 /// FLOPs of one sample-step for hidden size `hidden`: `6H^2 + 6HC` with `C = 2` classes.
 #[must_use]
@@ -244,29 +90,18 @@ pub fn shares(pt: &PhaseTimes, wall_s: f64) -> [f64; 5] {
     [parts[0], parts[1], parts[2], parts[3], other]
 }
 
-/// Today's date (UTC), `YYYY-MM-DD`, from the system clock (days to civil date: Howard
-/// Hinnant's algorithm, proleptic Gregorian).
+/// Today's date (UTC), `YYYY-MM-DD`, from the system clock.
 #[must_use]
 pub fn utc_date() -> String {
-    let secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    format!("{y:04}-{m:02}-{d:02}")
+    date_of(jiff::Timestamp::now())
 }
 
-/// `(year, month, day)` of the day `days` after 1970-01-01.
-#[must_use]
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+/// The UTC date of `instant`, `YYYY-MM-DD`.
+fn date_of(instant: jiff::Timestamp) -> String {
+    jiff::tz::Offset::UTC
+        .to_datetime(instant)
+        .date()
+        .to_string()
 }
 
 /// Seconds of the first, separately reported, stretch of each row's run.
@@ -288,7 +123,7 @@ fn bench_row(
     date: &str,
     bar: &ProgressBar,
 ) -> Result<BenchRow> {
-    let cfg = TrainConfig {
+    let cfg = TrainConfig::new(TrainSettings {
         data_size: plan.streams * BATCH_SIZE,
         batch_size: BATCH_SIZE,
         time_step: plan.time_step,
@@ -296,8 +131,8 @@ fn bench_row(
         threads,
         engine: Engine::Simd,
         optimizer: Optimizer::Adagrad,
-        ..TrainConfig::seed_defaults()
-    };
+        ..TrainSettings::SEED
+    })?;
     let per_window = cfg.sample_steps_per_window() as f64;
     let label = format!("hidden {hidden}, threads {threads}");
     bar.set_message(format!("{label}: data and warm-up"));
@@ -556,7 +391,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             default_threads()
         );
         plot::scaling_plot(path, &scaling_series(&measured), &title)?;
-        eprintln!("wrote {}", crate::cli::shown(path));
+        eprintln!("wrote {}", crate::output::shown(path));
     }
     if over_peak && !args.json {
         println!(
@@ -571,19 +406,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn args() -> BenchArgs {
-        BenchArgs {
-            hidden: vec![6],
-            threads: Some(vec![1]),
-            streams: 250,
-            time_step: 5,
-            seconds: 1.0,
-            repeats: 5,
-            json: false,
-            plot: None,
-        }
-    }
-
     #[test]
     fn flop_model_matches_seed_md() {
         // SEED.md: 288 FLOPs per sample-step at H = 6.
@@ -593,10 +415,16 @@ mod tests {
 
     #[test]
     fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        let day = |days: i64| date_of(jiff::Timestamp::from_second(days * 86_400).unwrap());
+        assert_eq!(day(0), "1970-01-01");
+        assert_eq!(day(11_016), "2000-02-29");
+        assert_eq!(day(19_723), "2024-01-01");
+        assert_eq!(day(-1), "1969-12-31");
+        let today = utc_date();
+        assert!(
+            today.len() == 10 && today.as_bytes()[4] == b'-' && today.as_bytes()[7] == b'-',
+            "{today}"
+        );
     }
 
     #[test]
@@ -611,129 +439,6 @@ mod tests {
         let s = shares(&pt, 4.0);
         assert_eq!(s, [0.375, 0.125, 0.125, 0.0625, 0.3125]);
         assert!((s.iter().sum::<f64>() - 1.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn plan_rejects_bad_flags_naming_them() {
-        let cases: Vec<(BenchArgs, &str)> = vec![
-            (
-                BenchArgs {
-                    hidden: vec![],
-                    ..args()
-                },
-                "--hidden",
-            ),
-            (
-                BenchArgs {
-                    hidden: vec![6, 0],
-                    ..args()
-                },
-                "--hidden 0",
-            ),
-            (
-                BenchArgs {
-                    hidden: vec![4097],
-                    ..args()
-                },
-                "--hidden 4097",
-            ),
-            (
-                BenchArgs {
-                    threads: Some(vec![]),
-                    ..args()
-                },
-                "--threads",
-            ),
-            (
-                BenchArgs {
-                    threads: Some(vec![1025]),
-                    ..args()
-                },
-                "--threads 1025",
-            ),
-            (
-                BenchArgs {
-                    streams: 0,
-                    ..args()
-                },
-                "--streams 0",
-            ),
-            (
-                BenchArgs {
-                    time_step: 0,
-                    ..args()
-                },
-                "--time-step 0",
-            ),
-            (
-                BenchArgs {
-                    time_step: 2001,
-                    ..args()
-                },
-                "--time-step 2001",
-            ),
-            (
-                BenchArgs {
-                    seconds: 0.0,
-                    ..args()
-                },
-                "--seconds 0",
-            ),
-            (
-                BenchArgs {
-                    seconds: f64::NAN,
-                    ..args()
-                },
-                "--seconds NaN",
-            ),
-            (
-                BenchArgs {
-                    seconds: f64::INFINITY,
-                    ..args()
-                },
-                "--seconds inf",
-            ),
-            (
-                BenchArgs {
-                    repeats: 4,
-                    ..args()
-                },
-                "--repeats 4",
-            ),
-            (
-                BenchArgs {
-                    plot: Some("scaling.svg".into()),
-                    ..args()
-                },
-                "--plot scaling.svg",
-            ),
-            (
-                BenchArgs {
-                    plot: Some("/no/such/dir/scaling.png".into()),
-                    ..args()
-                },
-                "--plot /no/such/dir/scaling.png",
-            ),
-        ];
-        for (a, flag) in cases {
-            match a.plan() {
-                Err(Error::Usage(m)) => assert!(m.starts_with(flag), "{m} (expected {flag})"),
-                other => panic!("{flag}: expected a usage error, got {other:?}"),
-            }
-        }
-        assert!(args().plan().is_ok());
-    }
-
-    #[test]
-    fn default_threads_are_one_and_all_cores() {
-        let p = BenchArgs {
-            threads: None,
-            ..args()
-        }
-        .plan()
-        .unwrap();
-        assert_eq!(p.threads[0], 1);
-        assert_eq!(*p.threads.last().unwrap(), default_threads());
     }
 
     #[test]

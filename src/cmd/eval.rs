@@ -23,53 +23,15 @@
 //! sequence than the one the model was trained on.
 
 use crate::checkpoint;
-use crate::config::TrainConfig;
+use crate::cli::EvalArgs;
+use crate::config::{TrainConfig, TrainSettings};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::planes::PlaneChunks;
 use bitrnn_kernels::Params;
-use bitrnn_kernels::simd::{self, Planes, Prepared, Workspace};
-use clap::Args;
+use bitrnn_kernels::simd::{self, Prepared, Workspace};
 use serde::Serialize;
 use std::path::PathBuf;
-
-const AFTER_HELP: &str = "Protocol: the data (--data-size, --lags, --seed) is cut like \
-training data with the checkpoint's batch_size and time_step: data_size / batch_size streams, \
-each walked in batch_size / time_step windows of time_step steps, the hidden state zero at the \
-start and carried from window to window (one training epoch without updates). loss is the \
-mean cross-entropy (natural log) and accuracy the fraction of argmax predictions equal to the \
-target, over all those samples. A model that learned the rule scores about 0.3466 and 0.75; \
-one that learned nothing 0.6931 and 0.5.";
-
-#[derive(Debug, Args)]
-#[command(after_help = AFTER_HELP)]
-pub struct EvalArgs {
-    /// The checkpoint to evaluate (written by `bitrnn train --save`).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Samples of fresh data to evaluate on.
-    #[arg(long, default_value_t = 500_000)]
-    pub data_size: usize,
-    /// The rule's lags A,B [default: the checkpoint's].
-    #[arg(long, value_parser = parse_lags)]
-    pub lags: Option<(usize, usize)>,
-    /// Seed of the evaluation data [default: the training seed + 1, i.e. data the model has
-    /// not seen].
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Print one JSON object on stdout instead of a line of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Parses `A,B` (the range is checked with the rest of the config).
-fn parse_lags(s: &str) -> std::result::Result<(usize, usize), String> {
-    let err = || format!("'{s}': expected two positive integers A,B such as 1,2");
-    let (a, b) = s.split_once(',').ok_or_else(err)?;
-    Ok((
-        a.trim().parse().map_err(|_| err())?,
-        b.trim().parse().map_err(|_| err())?,
-    ))
-}
 
 /// What `bitrnn eval --json` prints.
 #[derive(Debug, Serialize)]
@@ -122,29 +84,10 @@ pub fn evaluate(
     let mut prepared = Prepared::new(params.hidden);
     prepared.load(params);
     let mut ws = Workspace::new(params.hidden, streams, time_step);
-    let wpp = streams.div_ceil(64);
-    let (mut x, mut y) = (vec![0u64; time_step * wpp], vec![0u64; time_step * wpp]);
+    let mut chunks = PlaneChunks::new(streams, batch_size, time_step);
     let (mut loss_sum, mut correct) = (0.0, 0.0);
     for w in 0..windows {
-        let mut done = 0;
-        while done < time_step {
-            let n = (time_step - done).min(64);
-            data.fill_planes(
-                streams,
-                batch_size,
-                w * time_step + done,
-                n,
-                wpp,
-                &mut x[done * wpp..(done + n) * wpp],
-                &mut y[done * wpp..(done + n) * wpp],
-            );
-            done += n;
-        }
-        let planes = Planes {
-            x: bytemuck::cast_slice(&x),
-            y: bytemuck::cast_slice(&y),
-            stride: wpp * 8,
-        };
+        let planes = chunks.window(data, w * time_step);
         let stats = simd::forward(&prepared, &mut ws, &planes);
         loss_sum += stats.loss_sum;
         correct += stats.correct;
@@ -157,22 +100,21 @@ pub fn evaluate(
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
-    crate::cli::check_input_file("--model", &args.model)?;
+    crate::output::check_input_file("--model", &args.model)?;
     let ck = checkpoint::load(&args.model)?;
     let trained = &ck.config;
     let lags = args.lags.unwrap_or(trained.lags);
     let seed = args.seed.unwrap_or(trained.seed.wrapping_add(1));
     // The training config's rules check the evaluation shape (data_size against the
     // checkpoint's batch_size, the lags against data_size).
-    let cfg = TrainConfig {
+    let cfg = TrainConfig::new(TrainSettings {
         data_size: args.data_size,
         lags,
         seed,
         threads: 1,
         epochs: 1,
-        ..trained.clone()
-    }
-    .validate()
+        ..*trained.settings()
+    })
     .map_err(|e| match e {
         Error::Usage(m) if m.starts_with("--data-size") => Error::Usage(format!(
             "{m} (--batch-size comes from the checkpoint {})",

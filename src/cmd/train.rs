@@ -25,12 +25,11 @@
 //! `epoch_loss` covers the complete epochs, and the command exits with code 130.
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::cli::{ModelArgs, TrainArgs, default_threads};
-use crate::config::TrainConfig;
+use crate::cli::{ModelArgs, TrainArgs};
+use crate::config::{TrainConfig, TrainSettings, default_threads};
 use crate::error::{Error, Result};
 use crate::train::Trainer;
 use crate::{model, output, plot};
-use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -92,37 +91,23 @@ pub fn tail_mean(v: &[f32], n: usize) -> f32 {
     }
 }
 
-/// The model flags' defaults, to tell which ones the user changed.
-#[derive(Parser)]
-struct DefaultModelArgs {
-    #[command(flatten)]
-    model: ModelArgs,
-}
-
 /// The config of a resumed run: the checkpoint's, with `--epochs` and `--threads` from the
 /// command line. A model flag away from its default that disagrees with the checkpoint is an
 /// error (the user asked for something the checkpoint cannot give).
 fn resume_config(args: &TrainArgs, path: &Path, ck: &Checkpoint) -> Result<TrainConfig> {
-    let defaults = DefaultModelArgs::try_parse_from(["bitrnn"])
-        .expect("the model flags all have defaults")
-        .model;
-    let (given, saved) = (&args.model, &ck.config);
-    let mut conflicts = Vec::new();
-    macro_rules! check {
-        ($($field:ident: $flag:literal),*) => {$(
-            if given.$field != defaults.$field && given.$field != saved.$field {
-                conflicts.push(format!(
-                    "{} {:?} (the checkpoint has {:?})",
-                    $flag, given.$field, saved.$field
-                ));
-            }
-        )*};
-    }
-    check!(
-        data_size: "--data-size", batch_size: "--batch-size", time_step: "--time-step",
-        hidden: "--hidden", lags: "--lags", lr: "--lr", optimizer: "--optimizer",
-        seed: "--seed", engine: "--engine"
-    );
+    let defaults = ModelArgs::defaults();
+    let given = args.model.settings(args.epochs).model_flags();
+    let defaults = defaults.settings(args.epochs).model_flags();
+    let saved = ck.config.model_flags();
+    let conflicts: Vec<String> = given
+        .into_iter()
+        .zip(defaults)
+        .zip(saved)
+        .filter(|(((_, given), (_, default)), (_, saved))| given != default && given != saved)
+        .map(|(((flag, given), _), (_, saved))| {
+            format!("{flag} {given} (the checkpoint has {saved})")
+        })
+        .collect();
     if !conflicts.is_empty() {
         return Err(Error::Usage(format!(
             "--resume {}: {} disagree(s) with the checkpoint; a resumed run keeps the \
@@ -141,35 +126,11 @@ fn resume_config(args: &TrainArgs, path: &Path, ck: &Checkpoint) -> Result<Train
             done
         )));
     }
-    TrainConfig {
+    TrainConfig::new(TrainSettings {
         epochs: args.epochs,
         threads: args.model.threads.unwrap_or_else(default_threads),
-        ..saved.clone()
-    }
-    .validate()
-}
-
-/// Refuses a `--save` path whose directory does not exist, before any training time is
-/// spent.
-fn check_save_path(path: &Path, out: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    // A file inside `--out` is fine: that directory is created before anything is written.
-    if path.file_name().is_none() || !(dir.is_dir() || dir == out) {
-        return Err(Error::Usage(format!(
-            "--save {}: not a file name in an existing directory",
-            path.display()
-        )));
-    }
-    if path.is_dir() {
-        return Err(Error::Usage(format!(
-            "--save {}: is a directory",
-            path.display()
-        )));
-    }
-    Ok(())
+        ..*ck.config.settings()
+    })
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
@@ -184,7 +145,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         _ => args.model.to_config(args.epochs)?,
     };
     if let Some(path) = &args.save {
-        check_save_path(path, &args.out)?;
+        // A file inside `--out` is fine: that directory is created before anything is written.
+        output::check_output_file("--save", path, None, Some(&args.out))?;
     }
     output::ensure_dir(&args.out)?;
     let show = !args.quiet && std::io::stderr().is_terminal();

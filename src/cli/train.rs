@@ -1,0 +1,145 @@
+//! The flags of `bitrnn train` ([`TrainArgs`]) and the data and model flags it shares with
+//! `profile` ([`ModelArgs`]), which [`ModelArgs::to_config`] validates into a
+//! [`TrainConfig`].
+
+use super::{default_threads, parse_lags, parse_lr};
+use crate::config::{Engine, Optimizer, TrainConfig, TrainSettings};
+use crate::error::Result;
+use crate::output::{check_input_file, check_out_dir};
+use clap::Args;
+use std::path::PathBuf;
+
+/// The data and model flags shared by every command that trains.
+#[derive(Debug, Args, Clone)]
+pub struct ModelArgs {
+    /// Samples in the generated bit sequence.
+    #[arg(long, default_value_t = TrainSettings::SEED.data_size)]
+    pub data_size: usize,
+    /// The tutorial's batch_size: the LENGTH of each stream. The sequence is reshaped into
+    /// data_size / batch_size parallel streams (seed: 500000 / 2000 = 250 streams of 2000
+    /// steps).
+    #[arg(long, default_value_t = TrainSettings::SEED.batch_size)]
+    pub batch_size: usize,
+    /// Steps per training window (truncated BPTT); an epoch is batch_size / time_step windows
+    /// (seed: 400).
+    #[arg(long, default_value_t = TrainSettings::SEED.time_step)]
+    pub time_step: usize,
+    /// Hidden units of the tanh cell.
+    #[arg(long, default_value_t = TrainSettings::SEED.hidden)]
+    pub hidden: usize,
+    /// The rule's lags A,B: where x[i-A] == x[i-B] the target is !x[i-A], else a coin.
+    /// 1,2 is learnable with time_step 5; 5,6 is not.
+    #[arg(long, default_value = "1,2", value_parser = parse_lags)]
+    pub lags: (usize, usize),
+    /// Learning rate.
+    #[arg(long, default_value_t = TrainSettings::SEED.lr, value_parser = parse_lr)]
+    pub lr: f32,
+    /// Optimizer: adagrad (TensorFlow semantics, accumulator starts at 0.1) or sgd.
+    #[arg(long, value_enum, default_value_t = TrainSettings::SEED.optimizer)]
+    pub optimizer: Optimizer,
+    /// Seed of the data and the initial weights.
+    #[arg(long, default_value_t = TrainSettings::SEED.seed)]
+    pub seed: u64,
+    /// Worker threads (default: all cores). Results are identical for any value.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// simd (fused SIMD kernels) or scalar (the reference, single-threaded).
+    #[arg(long, value_enum, default_value_t = TrainSettings::SEED.engine)]
+    pub engine: Engine,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The defaults are the seed experiment: 250 streams x 2000 steps, \
+    windows of 5 steps (400 per epoch), hidden 6, Adagrad 0.1. Expect final_loss near 0.3466; \
+    with --lags 5,6 it stays near 0.6931."
+)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Epochs to train.
+    #[arg(long, default_value_t = DEFAULT_EPOCHS)]
+    pub epochs: usize,
+    /// Output directory for loss.csv, loss.png and summary.json.
+    #[arg(long, default_value = "runs/latest")]
+    pub out: PathBuf,
+    /// No progress bar and no report on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Also print summary.json as one line on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Save a checkpoint (safetensors, PyTorch names) here at the end: the model and the
+    /// trainer state needed by --resume.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Continue the run saved in this checkpoint, up to --epochs in all. The checkpoint's
+    /// settings define the run: only --epochs, --threads, --out, --save, --quiet and --json
+    /// are taken from the command line (a model flag that disagrees with the checkpoint is an
+    /// error). The result is bit-for-bit the uninterrupted run; loss.csv and summary.json
+    /// cover the whole run.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+}
+
+/// Epochs by default: the seed configuration's loss settles within about 5 epochs (see
+/// README), so 10 leave a margin.
+pub const DEFAULT_EPOCHS: usize = 10;
+
+impl ModelArgs {
+    /// The settings these flags give, with `epochs` (not yet validated).
+    #[must_use]
+    pub fn settings(&self, epochs: usize) -> TrainSettings {
+        TrainSettings {
+            data_size: self.data_size,
+            batch_size: self.batch_size,
+            time_step: self.time_step,
+            hidden: self.hidden,
+            lags: self.lags,
+            lr: self.lr,
+            optimizer: self.optimizer,
+            seed: self.seed,
+            epochs,
+            threads: self.threads.unwrap_or_else(default_threads),
+            engine: self.engine,
+        }
+    }
+
+    /// The flags' defaults (to tell which ones the user changed).
+    ///
+    /// # Panics
+    /// Never: every model flag has a default.
+    #[must_use]
+    pub fn defaults() -> Self {
+        /// A command line of the model flags alone.
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            model: ModelArgs,
+        }
+        <Only as clap::Parser>::try_parse_from(["bitrnn"])
+            .expect("the model flags all have defaults")
+            .model
+    }
+
+    /// The validated training configuration for these flags and `epochs`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Usage`] naming the first flag out of range ([`TrainConfig::new`]).
+    pub fn to_config(&self, epochs: usize) -> Result<TrainConfig> {
+        TrainConfig::new(self.settings(epochs))
+    }
+}
+
+impl TrainArgs {
+    /// Checks the paths before any work: `--out` is (or can become) a directory and
+    /// `--resume`, when given, is an existing file ([`check_input_file`]). (`--save` is
+    /// checked by the train command.)
+    pub fn check_paths(&self) -> Result<()> {
+        check_out_dir("--out", &self.out)?;
+        if let Some(path) = &self.resume {
+            check_input_file("--resume", path)?;
+        }
+        Ok(())
+    }
+}

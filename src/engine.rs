@@ -1,0 +1,347 @@
+//! The engines that run a window's arithmetic for the [`crate::train::Trainer`]: the fused
+//! SIMD kernels, sharded over a [`Team`] ([`SimdEngine`]), and the scalar reference, on one
+//! thread ([`ScalarEngine`]). The trainer owns the weights, the optimizer state, the data and
+//! the position in the run; an engine owns the carried hidden state and what it needs to run
+//! a window (activations, the shards' gradients). [`new_engine`] picks one for `--engine`.
+
+use crate::config::{Engine, Optimizer, TrainConfig};
+use crate::handout::{split_for_members, take_block};
+use crate::reduce::{ShardGradient, reduce_shards, shared_reduction, sum_subtree};
+use crate::shards::shard_ranges;
+use crate::team::Team;
+use bitrnn_kernels::lanes::{LANE_BYTES, LANES};
+use bitrnn_kernels::simd::{self, Planes, Prepared, WindowStats, Workspace};
+use bitrnn_kernels::{Params, reference};
+use std::time::Instant;
+
+/// Where the time of the windows went, accumulated while
+/// [`crate::train::Trainer::set_timing`] is on. `forward_s` and `backward_s` are
+/// thread-seconds summed over shards; `parallel_s`, `reduction_s` and `update_s` are wall
+/// seconds of the parallel region, the gradient reduction and the optimizer update.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PhaseTimes {
+    pub forward_s: f64,
+    pub backward_s: f64,
+    pub parallel_s: f64,
+    pub reduction_s: f64,
+    pub update_s: f64,
+}
+
+/// What the trainer asks of an engine. Every method works on all streams at once; the state
+/// layout at the interface is `[streams][hidden]`.
+pub trait WindowEngine: Send {
+    /// Forward and BPTT of one window over `planes` from the carried state, which then moves
+    /// on to the window's last step; writes the gradient (summed over the streams, scaled by
+    /// `1 / (streams * time_step)`) into `grad` and returns the loss summed over the window's
+    /// sample-steps. `team`, when given, shares the work; `timing`, when given, accumulates
+    /// the phase times.
+    fn window(
+        &mut self,
+        params: &Params<f32>,
+        planes: &Planes<'_>,
+        grad: &mut [f32],
+        team: Option<&Team>,
+        timing: Option<&mut PhaseTimes>,
+    ) -> f64;
+
+    /// One optimizer step of `params` (and Adagrad's `accum`) with `grad`, in this engine's
+    /// arithmetic; the engine takes the new weights.
+    fn update(
+        &mut self,
+        optimizer: Optimizer,
+        lr: f32,
+        params: &mut Params<f32>,
+        accum: &mut Params<f32>,
+        grad: &[f32],
+    );
+
+    /// Zeroes the carried hidden state (start of an epoch).
+    fn reset_state(&mut self);
+
+    /// Writes the carried hidden state into `out`, `[streams][hidden]`.
+    fn store_state(&self, out: &mut [f32]);
+
+    /// Takes new weights and a carried hidden state (`[streams][hidden]`), for a resume.
+    fn restore(&mut self, params: &Params<f32>, state: &[f32]);
+
+    /// The units of work a team can share per window (1: the engine runs on one thread).
+    fn shards(&self) -> usize;
+}
+
+/// The engine `cfg.engine` names, starting from `params`.
+#[must_use]
+pub fn new_engine(cfg: &TrainConfig, params: &Params<f32>) -> Box<dyn WindowEngine> {
+    match cfg.engine {
+        Engine::Simd => Box::new(SimdEngine::new(cfg, params)),
+        Engine::Scalar => Box::new(ScalarEngine::new(cfg, params.hidden)),
+    }
+}
+
+/// One shard of the SIMD engine: its streams' state and activations, and its gradient.
+/// Aligned to 128 bytes, so that neighbouring shards (on different threads) never write to
+/// one cache line pair (`stats`, `times`).
+#[repr(align(128))]
+struct Shard {
+    first_group: usize,
+    ws: Workspace,
+    grad: Vec<f32>,
+    stats: WindowStats,
+    /// Seconds in forward and backward in the last window (when timing is on).
+    times: (f64, f64),
+}
+
+impl ShardGradient for Shard {
+    fn grad(&self) -> &[f32] {
+        &self.grad
+    }
+    fn grad_mut(&mut self) -> &mut [f32] {
+        &mut self.grad
+    }
+}
+
+/// The fused SIMD kernels over the shards of [`shard_ranges`].
+pub struct SimdEngine {
+    hidden: usize,
+    prepared: Prepared,
+    shards: Vec<Shard>,
+    /// `1 / (streams * time_step)`: the loss is a mean over the window's sample-steps.
+    scale: f32,
+}
+
+impl SimdEngine {
+    fn new(cfg: &TrainConfig, params: &Params<f32>) -> Self {
+        let (s, h, t) = (cfg.streams(), cfg.hidden, cfg.time_step);
+        let shards = shard_ranges(simd::groups_for(s), h, t)
+            .into_iter()
+            .map(|(g0, g1)| {
+                let streams = ((g1 * LANES).min(s)) - g0 * LANES;
+                Shard {
+                    first_group: g0,
+                    ws: Workspace::new(h, streams, t),
+                    grad: vec![0.0; params.data.len()],
+                    stats: WindowStats::default(),
+                    times: (0.0, 0.0),
+                }
+            })
+            .collect();
+        let mut prepared = Prepared::new(h);
+        prepared.load(params);
+        Self {
+            hidden: h,
+            prepared,
+            shards,
+            scale: 1.0 / (s * t) as f32,
+        }
+    }
+}
+
+impl WindowEngine for SimdEngine {
+    fn window(
+        &mut self,
+        _params: &Params<f32>,
+        planes: &Planes<'_>,
+        grad: &mut [f32],
+        team: Option<&Team>,
+        timing: Option<&mut PhaseTimes>,
+    ) -> f64 {
+        let (prepared, shards, scale) = (&self.prepared, &mut self.shards, self.scale);
+        let timed = timing.is_some();
+        let clock = Instant::now();
+        let run = |sh: &mut Shard| {
+            let planes = Planes {
+                x: &planes.x[sh.first_group * LANE_BYTES..],
+                y: &planes.y[sh.first_group * LANE_BYTES..],
+                stride: planes.stride,
+            };
+            if timed {
+                let t0 = Instant::now();
+                sh.stats = simd::forward_train(prepared, &mut sh.ws, &planes, scale);
+                let t1 = Instant::now();
+                simd::backward(prepared, &mut sh.ws, &mut sh.grad);
+                simd::carry_state(&mut sh.ws);
+                sh.times = ((t1 - t0).as_secs_f64(), t1.elapsed().as_secs_f64());
+            } else {
+                sh.stats =
+                    simd::forward_backward(prepared, &mut sh.ws, &planes, scale, &mut sh.grad);
+            }
+        };
+        let n = shards.len();
+        // With a team, a small gradient's reduction starts inside the round: when each
+        // member's block is a whole subtree of the reduction tree (a power of two of shards,
+        // aligned), the member sums it while its shards' gradients are still in its cache,
+        // and only the blocks' roots are left to add.
+        let mut summed_below = 1;
+        match team {
+            Some(team) => {
+                // Units of `per` contiguous shards, two per member (so that a member that
+                // falls behind holds up at most one unit), claimed by whichever member is
+                // ready; the blocks are handed out through uncontended mutexes on the stack
+                // (no allocation).
+                let per = (n / (2 * team.size())).max(1);
+                let subtrees = per > 1
+                    && per.is_power_of_two()
+                    && n % per == 0
+                    && !shared_reduction(grad.len(), n);
+                if subtrees {
+                    summed_below = per;
+                }
+                let blocks = split_for_members(shards.chunks_mut(per));
+                team.run(n.div_ceil(per), &|unit| {
+                    if let Some(block) = take_block(&blocks, unit) {
+                        block.iter_mut().for_each(run);
+                        if subtrees {
+                            sum_subtree(block);
+                        }
+                    }
+                });
+            }
+            None => shards.iter_mut().for_each(run),
+        }
+        let reduce_start = Instant::now();
+        reduce_shards(shards, summed_below, grad, team);
+        if let Some(pt) = timing {
+            pt.reduction_s += reduce_start.elapsed().as_secs_f64();
+            pt.parallel_s += (reduce_start - clock).as_secs_f64();
+            for sh in shards.iter() {
+                pt.forward_s += sh.times.0;
+                pt.backward_s += sh.times.1;
+            }
+        }
+        shards.iter().map(|sh| sh.stats.loss_sum).sum::<f64>()
+    }
+
+    fn update(
+        &mut self,
+        optimizer: Optimizer,
+        lr: f32,
+        params: &mut Params<f32>,
+        accum: &mut Params<f32>,
+        grad: &[f32],
+    ) {
+        match optimizer {
+            Optimizer::Adagrad => simd::adagrad_update(&mut params.data, &mut accum.data, grad, lr),
+            Optimizer::Sgd => simd::sgd_update(&mut params.data, grad, lr),
+        }
+        // The kernels read the weights re-arranged (w_hh and its transpose).
+        self.prepared.load(params);
+    }
+
+    fn reset_state(&mut self) {
+        self.shards.iter_mut().for_each(|sh| sh.ws.reset());
+    }
+
+    fn store_state(&self, out: &mut [f32]) {
+        let h = self.hidden;
+        for sh in &self.shards {
+            let first = sh.first_group * LANES;
+            let n = sh.ws.streams();
+            sh.ws.store_state(&mut out[first * h..(first + n) * h]);
+        }
+    }
+
+    fn restore(&mut self, params: &Params<f32>, state: &[f32]) {
+        self.prepared.load(params);
+        let h = params.hidden;
+        for sh in &mut self.shards {
+            let first = sh.first_group * LANES;
+            let n = sh.ws.streams();
+            sh.ws.load_state(&state[first * h..(first + n) * h]);
+        }
+    }
+
+    fn shards(&self) -> usize {
+        self.shards.len()
+    }
+}
+
+/// The scalar reference ([`reference::forward_backward`]) in f32, single-threaded: plain
+/// loops over the window's bits unpacked to bytes.
+pub struct ScalarEngine {
+    streams: usize,
+    time_step: usize,
+    /// The carried state and the next one, `[streams][hidden]`.
+    h: Vec<f32>,
+    h_next: Vec<f32>,
+    grad: Params<f32>,
+    /// The window's inputs and targets, one byte per sample, `[time_step][streams]`.
+    x: Vec<u8>,
+    y: Vec<u8>,
+}
+
+impl ScalarEngine {
+    fn new(cfg: &TrainConfig, hidden: usize) -> Self {
+        let (s, t) = (cfg.streams(), cfg.time_step);
+        Self {
+            streams: s,
+            time_step: t,
+            h: vec![0.0; s * hidden],
+            h_next: vec![0.0; s * hidden],
+            grad: Params::zeros(hidden),
+            x: vec![0; s * t],
+            y: vec![0; s * t],
+        }
+    }
+}
+
+impl WindowEngine for ScalarEngine {
+    fn window(
+        &mut self,
+        params: &Params<f32>,
+        planes: &Planes<'_>,
+        grad: &mut [f32],
+        _team: Option<&Team>,
+        _timing: Option<&mut PhaseTimes>,
+    ) -> f64 {
+        let (s, t, stride) = (self.streams, self.time_step, planes.stride);
+        for tt in 0..t {
+            for st in 0..s {
+                let bit = |b: &[u8]| (b[tt * stride + st / 8] >> (st % 8)) & 1;
+                self.x[tt * s + st] = bit(planes.x);
+                self.y[tt * s + st] = bit(planes.y);
+            }
+        }
+        let win = reference::Window {
+            streams: s,
+            time_step: t,
+            x: &self.x,
+            y: &self.y,
+        };
+        let loss =
+            reference::forward_backward(params, &self.h, &win, &mut self.grad, &mut self.h_next);
+        core::mem::swap(&mut self.h, &mut self.h_next);
+        grad.copy_from_slice(&self.grad.data);
+        f64::from(loss) * (s * t) as f64
+    }
+
+    fn update(
+        &mut self,
+        optimizer: Optimizer,
+        lr: f32,
+        params: &mut Params<f32>,
+        accum: &mut Params<f32>,
+        grad: &[f32],
+    ) {
+        match optimizer {
+            Optimizer::Adagrad => {
+                reference::adagrad_step(&mut params.data, &mut accum.data, grad, lr);
+            }
+            Optimizer::Sgd => reference::sgd_step(&mut params.data, grad, lr),
+        }
+    }
+
+    fn reset_state(&mut self) {
+        self.h.fill(0.0);
+    }
+
+    fn store_state(&self, out: &mut [f32]) {
+        out.copy_from_slice(&self.h);
+    }
+
+    fn restore(&mut self, _params: &Params<f32>, state: &[f32]) {
+        self.h.copy_from_slice(state);
+    }
+
+    fn shards(&self) -> usize {
+        1
+    }
+}
