@@ -1,10 +1,11 @@
-//! The shard partition of the SIMD engine: which lane groups (8 streams each) each shard
+//! The shard partition of the SIMD engine: which lane groups (`LANES` streams each) each shard
 //! owns. A function of the data shape only (streams, hidden, time_step), never of
 //! `--threads`, which is what makes the weights identical for any thread count.
 //!
 //! Use [`shard_ranges`] to cut a run's lane groups (the trainer, and the memory estimate of
 //! [`crate::config::TrainSettings::memory_bytes`], which counts one gradient per shard).
 
+use bitrnn_kernels::lanes::LANES;
 use bitrnn_kernels::simd;
 
 /// At most this many shards: enough to balance 16 threads, and small enough shards that a
@@ -14,16 +15,19 @@ pub const MAX_SHARDS: usize = 64;
 
 /// The fewest lane groups per shard (where there are enough groups) for a shape. Each shard
 /// pays per window for reducing its gradient across lanes and shards, about `H^2` operations,
-/// against `H^2 T G` multiply-adds of work for `G` groups: for the blocked kernels
-/// (`hidden > SMALL_MAX`) `T G >= 64` keeps that below a few percent. The small kernels
-/// reduce only `H^2 + 5H + 2 <= 106` numbers, so 4 groups (32 streams) suffice.
+/// against `H^2 T S` multiply-adds of work for `S` streams: for the blocked kernels
+/// (`hidden > SMALL_MAX`) `T S >= 512` keeps that below a few percent. The small kernels
+/// reduce only `H^2 + 5H + 2 <= 106` numbers, so 32 streams suffice. Counted in streams and
+/// converted to lane groups of the build's width ([`LANES`]), so that a 16-lane build cuts
+/// the same streams into as many shards as an 8-lane one.
 #[must_use]
 pub fn min_shard_groups(hidden: usize, time_step: usize) -> usize {
-    if hidden <= simd::SMALL_MAX {
-        4
+    let streams = if hidden <= simd::SMALL_MAX {
+        32
     } else {
-        64usize.div_ceil(time_step).max(1)
-    }
+        512usize.div_ceil(time_step)
+    };
+    streams.div_ceil(LANES).max(1)
 }
 
 /// How many shards a shape gets: the largest power of two at most

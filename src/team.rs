@@ -9,9 +9,11 @@
 //!
 //! # Units are claimed, not assigned
 //!
-//! A round has `units` units; every member, member 0 (the caller) included, claims the next
-//! unclaimed one from one atomic word until none is left, and the round ends when every
-//! unit is done. No member ever waits for another to *arrive*: a member that is late (still
+//! A round has `units` units, cut into one contiguous slice per member, each slice with its
+//! own atomic claim word. Every member, member 0 (the caller) included, claims the units of
+//! its own slice first (so that in the steady state a member runs the same shards every
+//! window, their buffers warm in its cache), then those left in the others' slices, until
+//! none is left; the round ends when every unit is done. No member ever waits for another to *arrive*: a member that is late (still
 //! waking up, descheduled by another process, moved to another CPU) simply finds fewer units
 //! or none, and member 0 runs them itself. Which member runs a unit never changes a result:
 //! each unit writes only its own shards' buffers, and the gradients are summed afterwards in
@@ -69,10 +71,15 @@ pub const SPIN_TIME: Duration = Duration::from_micros(60);
 /// How long member 0 spins on a held unit before it starts yielding its core.
 const HOLD_SPIN: Duration = Duration::from_micros(20);
 
-/// Rounds per adaptation decision; see the module docs.
-pub const BATCH: u32 = 64;
-/// The first, and the longest, solo stretch in rounds.
-pub const SOLO_MIN: u32 = 64;
+/// Rounds per adaptation decision; see the module docs. Long enough (about 1.5 ms at the seed
+/// size) that one stall of a few hundred microseconds, which the 2-vCPU VM's host causes now
+/// and then on either vCPU, does not outweigh a batch of the team's gains (a seed round: 6 us
+/// on a team of two against 9 us alone, measured 2026-12-01); a member that a busy process
+/// deschedules for a time slice (milliseconds) does.
+pub const BATCH: u32 = 256;
+/// The first, and the longest, solo stretch in rounds: a false alarm costs little (32 rounds
+/// at one thread's speed), a lasting one doubles the stretch batch after batch.
+pub const SOLO_MIN: u32 = 32;
 pub const SOLO_MAX: u32 = 1 << 16;
 
 /// A member moves itself at most once in this many rounds it takes part in (so that a
@@ -160,8 +167,11 @@ impl Adapt {
 /// writes (false sharing).
 pub struct Team {
     size: usize,
-    /// The claim word: round (bits 32..64), units (16..32), next unclaimed unit (0..16).
-    claim: CachePadded<AtomicU64>,
+    /// One claim word per member's slice of the units: round (bits 32..64), the slice's end
+    /// (16..32), its next unclaimed unit (0..16).
+    claims: Vec<CachePadded<AtomicU64>>,
+    /// The current round's number.
+    round: AtomicU64,
     /// Units of the current round done.
     done: CachePadded<AtomicUsize>,
     /// Bumped when a round is published (and by [`Team::dismiss`]); sleepers wait on it.
@@ -186,7 +196,10 @@ impl Team {
         assert!(size >= 1, "a team has at least one member");
         Self {
             size,
-            claim: CachePadded::new(AtomicU64::new(0)),
+            claims: (0..size)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+            round: AtomicU64::new(0),
             done: CachePadded::new(AtomicUsize::new(0)),
             generation: CachePadded::new(AtomicU32::new(0)),
             sleepers: CachePadded::new(AtomicU32::new(0)),
@@ -245,37 +258,41 @@ impl Team {
         }
     }
 
-    /// Claims and runs units of the current round until none is left; returns how many this
-    /// member ran.
-    fn work(&self) -> usize {
+    /// Claims and runs units of the current round until none is left, from `member`'s own
+    /// slice first, then from the others' in turn; returns how many this member ran.
+    fn work(&self, member: usize) -> usize {
         let mut ran = 0;
-        loop {
-            let word = self.claim.load(Ordering::SeqCst);
-            let (units, next) = ((word >> 16) & 0xFFFF, word & 0xFFFF);
-            if next >= units {
-                return ran;
+        for k in 0..self.size {
+            let claim = &self.claims[(member + k) % self.size];
+            loop {
+                let word = claim.load(Ordering::SeqCst);
+                let (end, next) = ((word >> 16) & 0xFFFF, word & 0xFFFF);
+                if next >= end {
+                    break;
+                }
+                let slot = self.job.load(Ordering::SeqCst).cast::<&Job<'_>>();
+                if claim
+                    .compare_exchange_weak(word, word + 1, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_err()
+                {
+                    continue;
+                }
+                // SAFETY: the claim succeeded on a word of the round whose job `slot` points
+                // to: member 0 stores the job before it publishes the round's claim words,
+                // and stores the next round's job only after every unit of this round is
+                // done, which cannot be before this unit (claimed, not yet done) is. So
+                // `slot` is that round's `&Job`, a local of `Team::run` that stays alive until
+                // the round is done.
+                let job: &Job<'_> = unsafe { *slot };
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job(next as usize))) {
+                    let mut first = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
+                    first.get_or_insert(payload);
+                }
+                self.done.fetch_add(1, Ordering::Release);
+                ran += 1;
             }
-            let slot = self.job.load(Ordering::SeqCst).cast::<&Job<'_>>();
-            if self
-                .claim
-                .compare_exchange_weak(word, word + 1, Ordering::SeqCst, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            // SAFETY: the claim succeeded on a word of the round whose job `slot` points to:
-            // member 0 stores the job before it publishes the round's claim word, and stores
-            // the next round's job only after every unit of this round is done, which cannot
-            // be before this unit (claimed, not yet done) is. So `slot` is that round's
-            // `&Job`, a local of `Team::run` that stays alive until the round is done.
-            let job: &Job<'_> = unsafe { *slot };
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job(next as usize))) {
-                let mut first = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
-                first.get_or_insert(payload);
-            }
-            self.done.fetch_add(1, Ordering::Release);
-            ran += 1;
         }
+        ran
     }
 
     /// Member 0: runs `job(u)` for every `u` in `0..units`, each once, on whichever members
@@ -296,13 +313,19 @@ impl Team {
         let slot: *const &Job<'_> = &job;
         self.done.store(0, Ordering::Relaxed);
         self.job.store(slot.cast_mut().cast(), Ordering::SeqCst);
-        let round = (self.claim.load(Ordering::Relaxed) >> 32) + 1;
-        self.claim
-            .store((round << 32) | ((units as u64) << 16), Ordering::SeqCst);
+        let round = self.round.load(Ordering::Relaxed) + 1;
+        self.round.store(round, Ordering::Relaxed);
+        for (k, claim) in self.claims.iter().enumerate() {
+            let (start, end) = (k * units / self.size, (k + 1) * units / self.size);
+            claim.store(
+                (round << 32) | ((end as u64) << 16) | start as u64,
+                Ordering::SeqCst,
+            );
+        }
         self.cpus[0].store(cpu::current(), Ordering::Relaxed);
         let start = Instant::now();
         self.open();
-        let own = self.work();
+        let own = self.work(0);
         let own_s = start.elapsed().as_secs_f64();
         let mut spins = 0u32;
         while self.done.load(Ordering::Acquire) < units {
@@ -342,7 +365,7 @@ impl Team {
             if self.spread(member, may_move) {
                 moved_at = Some(round);
             }
-            self.work();
+            self.work(member);
         }
     }
 

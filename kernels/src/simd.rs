@@ -104,12 +104,6 @@ pub struct Prepared {
     wy_diff: Vec<f32>,
     /// `b_y[1] - b_y[0]`.
     by_diff: f32,
-    /// For `hidden <= SMALL_MAX` only: `w_hh`, `zx0`, `zx1` and `wy_diff` splatted into
-    /// vectors, so that the small kernels' FMAs take them straight from memory.
-    w_hh_s: Vec<Vf32>,
-    zx0_s: Vec<Vf32>,
-    zx1_s: Vec<Vf32>,
-    wy_s: Vec<Vf32>,
 }
 
 impl Prepared {
@@ -124,10 +118,6 @@ impl Prepared {
             zx1: vec![0.0; hidden],
             wy_diff: vec![0.0; hidden],
             by_diff: 0.0,
-            w_hh_s: Vec::new(),
-            zx0_s: Vec::new(),
-            zx1_s: Vec::new(),
-            wy_s: Vec::new(),
         }
     }
 
@@ -148,16 +138,6 @@ impl Prepared {
             self.wy_diff[j] = w_hy[h + j] - w_hy[j];
         }
         self.by_diff = b_y[1] - b_y[0];
-        if h <= SMALL_MAX {
-            let splat = |v: &[f32], out: &mut Vec<Vf32>| {
-                out.clear();
-                out.extend(v.iter().map(|&x| Vf32::splat(x)));
-            };
-            splat(&self.w_hh, &mut self.w_hh_s);
-            splat(&self.zx0, &mut self.zx0_s);
-            splat(&self.zx1, &mut self.zx1_s);
-            splat(&self.wy_diff, &mut self.wy_s);
-        }
     }
 
     #[must_use]
@@ -201,6 +181,8 @@ pub struct Workspace {
     logit: Vec<Vf32>,
     /// `[groups]`: 1.0 in lanes of real streams, 0.0 in padding lanes.
     valid: Vec<Vf32>,
+    /// Small kernels only: the weights splatted into vectors (see `splat_small`).
+    splat: Vec<Vf32>,
     /// Small kernels only: per-lane gradient accumulators of the window,
     /// `[H][H + 2]` for `[dw_hh | dw_xh[1] | dw_xh[0]]`, then `[H]` for `dw_hy[1]`, then 1 for
     /// `db_y[1]`.
@@ -245,6 +227,11 @@ impl Workspace {
             y: padded(time_step * groups),
             logit: padded(groups),
             valid,
+            splat: if hidden <= SMALL_MAX {
+                padded(hidden * hidden + 3 * hidden)
+            } else {
+                Vec::new()
+            },
             gacc: if hidden <= SMALL_MAX {
                 padded(hidden * rows + hidden + 1)
             } else {
@@ -585,16 +572,30 @@ fn head(d: Vf32, y: Vf32, valid: Vf32, scale: Vf32) -> (Vf32, Vf32, Vf32) {
     (loss * valid, correct, dl)
 }
 
+/// Fills the workspace's copy of the small kernels' weights, splatted into vectors so that
+/// their FMAs take them straight from memory: `[w_hh (H^2) | zx0 (H) | zx1 (H) | wy_diff (H)]`.
+/// In the workspace, not in [`Prepared`]: a shard run on another core then reads `H^2 + 3H`
+/// floats of the shared weights each window, not as many whole vectors (64 bytes each with
+/// 16 lanes), and the vectors stay in the cache of the core that uses them.
+fn splat_small(w: &Prepared, out: &mut [Vf32]) {
+    let h = w.hidden;
+    let all = w.w_hh.iter().chain(&w.zx0).chain(&w.zx1).chain(&w.wy_diff);
+    for (o, &v) in out[..h * h + 3 * h].iter_mut().zip(all) {
+        *o = Vf32::splat(v);
+    }
+}
+
 /// Forward over the window for `H <= SMALL_MAX`: one lane group at a time through all steps,
 /// its hidden state in registers.
 #[inline(never)]
 fn forward_small<const H: usize>(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> (Vf32, Vf32) {
     let (groups, t_n) = (ws.groups, ws.time_step);
     let rows = H + 2;
-    let wm: &[Vf32] = &w.w_hh_s[..H * H];
-    let zx0: &[Vf32; H] = w.zx0_s[..H].try_into().expect("H entries");
-    let zx1: &[Vf32; H] = w.zx1_s[..H].try_into().expect("H entries");
-    let wy: &[Vf32; H] = w.wy_s[..H].try_into().expect("H entries");
+    splat_small(w, &mut ws.splat);
+    let (wm, rest) = ws.splat.split_at(H * H);
+    let zx0: &[Vf32; H] = rest[..H].try_into().expect("H entries");
+    let zx1: &[Vf32; H] = rest[H..2 * H].try_into().expect("H entries");
+    let wy: &[Vf32; H] = rest[2 * H..3 * H].try_into().expect("H entries");
     let by = Vf32::splat(w.by_diff);
     let (mut loss, mut correct) = (Vf32::ZERO, Vf32::ZERO);
     for g in 0..groups {
@@ -729,8 +730,10 @@ pub fn backward(w: &Prepared, ws: &mut Workspace, grad: &mut [f32]) {
 fn backward_small<const H: usize>(w: &Prepared, ws: &mut Workspace) {
     let (groups, t_n) = (ws.groups, ws.time_step);
     let rows = H + 2;
-    let wm: &[Vf32] = &w.w_hh_s[..H * H];
-    let wy: &[Vf32] = &w.wy_s[..H];
+    // `ws.splat` was filled by this window's `forward_small`.
+    let _ = w;
+    let wm: &[Vf32] = &ws.splat[..H * H];
+    let wy: &[Vf32] = &ws.splat[H * H + 2 * H..H * H + 3 * H];
     let gacc = &mut ws.gacc[..H * rows + H + 1];
     gacc.fill(Vf32::ZERO);
     for g in 0..groups {
