@@ -219,8 +219,8 @@ impl WindowEngine for SimdEngine {
         grad: &[f32],
     ) {
         match optimizer {
-            Optimizer::Adagrad => simd::adagrad_update(&mut params.data, &mut accum.data, grad, lr),
-            Optimizer::Sgd => simd::sgd_update(&mut params.data, grad, lr),
+            Optimizer::Adagrad => simd::adagrad_step(&mut params.data, &mut accum.data, grad, lr),
+            Optimizer::Sgd => simd::sgd_step(&mut params.data, grad, lr),
         }
         // The kernels read the weights re-arranged (w_hh and its transpose).
         self.prepared.load(params);

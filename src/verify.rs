@@ -826,7 +826,7 @@ mod tests {
             let g32: Vec<f32> = (0..n)
                 .map(|i| (g[i] + if i % 2 == 0 { e[i] } else { -e[i] }) as f32)
                 .collect();
-            bitrnn_kernels::simd::adagrad_update(&mut w32, &mut a32, &g32, 0.1);
+            bitrnn_kernels::simd::adagrad_step(&mut w32, &mut a32, &g32, 0.1);
             for i in 0..n {
                 let err = (f64::from(w32[i]) - w64[i]).abs();
                 assert!(

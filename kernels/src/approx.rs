@@ -21,7 +21,7 @@
 //! | [`exp`]      | `[EXP_MIN_ARG, EXP_MAX_ARG]`   | 1.03 / 1.00 ulp                 |
 //! | [`ln`]       | positive normal                | 0.84 / 0.84 ulp                 |
 //! | [`softplus`] | `[EXP_MIN_ARG, +inf)`          | 1.99 / 1.99 ulp                 |
-//! | [`sigmoid`]  | `[EXP_MIN_ARG, +inf)`          | 2.40 / 2.40 ulp                 |
+//! | [`sigmoid`]  | `[EXP_MIN_ARG, +inf)`          | 2.83 / (CI) ulp                 |
 //!
 //! The two builds round `mul_add` differently, so their results differ in the last bits: compare
 //! a build's SIMD results with tolerances, never two builds bit for bit.
@@ -79,9 +79,11 @@ pub const LN_MAX_ULP: f32 = 0.9;
 /// x = -2.0303, by `exhaustive_softplus_sigmoid`; `softplus_error` sees 1.82 and 1.79.
 pub const SOFTPLUS_MAX_ULP: f32 = 2.1;
 
-/// Max [`sigmoid`] error in ulp on `[EXP_MIN_ARG, +inf)`. Measured 2.40 in both builds, at
-/// x = -4.1573, by `exhaustive_softplus_sigmoid`; `sigmoid_error` sees 2.19.
-pub const SIGMOID_MAX_ULP: f32 = 2.5;
+/// Max [`sigmoid`] error in ulp on `[EXP_MIN_ARG, +inf)`. Measured 2.83 on the AVX-512 build
+/// (at x = -1.9542), by `exhaustive_softplus_sigmoid`, 2026-12-01: for `x < 0` the result is
+/// `e (1/u)`, two roundings after `exp`'s, the form the kernels' head uses (one division
+/// shared with the loss); the earlier `e / u` measured 2.40.
+pub const SIGMOID_MAX_ULP: f32 = 3.0;
 
 /// `tanh(x)`, odd, `|tanh(x)| <= 1`, `tanh(±0) = ±0`, `tanh(±inf) = ±1`; error
 /// [`TANH_MAX_ULP`], [`TANH_MAX_ABS`].
@@ -185,33 +187,45 @@ pub fn ln(x: Vf32) -> Vf32 {
     k.mul_add(Vf32::splat(0.693_359_4), f + tail)
 }
 
+/// The two halves of the two-class head, from one `exp`: `ln(1 + e^-|x|)` (so that
+/// `softplus(x) = max(x, 0) + ln(1 + e^-|x|)`) and `sigmoid(x)`. [`softplus`], [`sigmoid`] and
+/// the SIMD kernels' head all call this one function, so the exhaustive tests of the first two
+/// test the arithmetic the kernels run.
+///
+/// With `e = e^-|x|` in `(0, 1]` nothing overflows. `u = fl(1 + e)` and `q = 1/u` (one
+/// division, shared): the class `x` favours has probability `q`, the other `e q`, so small
+/// probabilities keep their relative accuracy. `ln(1 + e)` keeps its relative accuracy for tiny
+/// `e` (where `1 + e` rounds to 1): with the exact rounding error `c = e - (u - 1)` of `u`
+/// (Fast2Sum, as `1 >= e`), `ln(1 + e) = ln(u) + ln(1 + c/u) = ln(u) + c q` to far below an ulp,
+/// one fused multiply-add.
+#[inline(always)]
+#[must_use]
+pub fn ln1p_exp_and_sigmoid(x: Vf32) -> (Vf32, Vf32) {
+    let e = exp(-x.abs());
+    let u = Vf32::ONE + e;
+    let q = Vf32::ONE / u;
+    let c = e - (u - Vf32::ONE);
+    let sigmoid = x.simd_ge(Vf32::ZERO).select(q, e * q);
+    (c.mul_add(q, ln(u)), sigmoid)
+}
+
 /// `softplus(x) = ln(1 + e^x)`, the two-class cross-entropy of logit difference `x`; error
 /// [`SOFTPLUS_MAX_ULP`] on `[EXP_MIN_ARG, +inf)`, about `1.18e-38` below (never subnormal);
-/// `softplus(+inf) = +inf`.
-///
-/// `softplus(x) = max(x, 0) + ln(1 + e)` with `e = e^-|x|` in `(0, 1]`, so nothing overflows.
-/// `ln(1 + e)` keeps its relative accuracy for tiny `e` (where `1 + e` rounds to 1): with
-/// `u = fl(1 + e)` and its exact rounding error `c = e - (u - 1)` (Fast2Sum, as `1 >= e`),
-/// `ln(1 + e) = ln(u) + ln(1 + c/u) = ln(u) + c/u` to far below an ulp.
+/// `softplus(+inf) = +inf`. `max(x, 0) + ln(1 + e^-|x|)` by [`ln1p_exp_and_sigmoid`].
 #[inline(always)]
 #[must_use]
 pub fn softplus(x: Vf32) -> Vf32 {
-    let e = exp(-x.abs());
-    let u = Vf32::ONE + e;
-    let c = e - (u - Vf32::ONE);
-    x.fast_max(Vf32::ZERO) + (ln(u) + c / u)
+    x.fast_max(Vf32::ZERO) + ln1p_exp_and_sigmoid(x).0
 }
 
 /// `sigmoid(x) = 1 / (1 + e^-x)`; error [`SIGMOID_MAX_ULP`] on `[EXP_MIN_ARG, +inf)`, about
-/// `1.18e-38` below (never subnormal); `sigmoid(0) = 0.5` exactly.
-///
-/// With `e = e^-|x|` in `(0, 1]`: `1 / (1 + e)` for `x >= 0` and `e / (1 + e)` for `x < 0`,
-/// so `e` never overflows and small results keep their relative accuracy.
+/// `1.18e-38` below (never subnormal); `sigmoid(0) = 0.5` exactly. By
+/// [`ln1p_exp_and_sigmoid`]: `1 / (1 + e)` for `x >= 0` and `e (1 / (1 + e))` for `x < 0`,
+/// `e = e^-|x|`.
 #[inline(always)]
 #[must_use]
 pub fn sigmoid(x: Vf32) -> Vf32 {
-    let e = exp(-x.abs());
-    x.simd_lt(Vf32::ZERO).select(e, Vf32::ONE) / (Vf32::ONE + e)
+    ln1p_exp_and_sigmoid(x).1
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //!    1..=64 (and fixed ones at 128, 256, 512, and at 96 and 250 streams), stream counts
 //!    1..=40 (every residue mod 8), 1..=12 steps and weights from Glorot-sized to `|w| <= 4`
 //!    (saturated tanh); compared are the loss, the accuracy count, the carried state, every
-//!    gradient entry and every parameter after one `adagrad_update` and one `sgd_update`, also
+//!    gradient entry and every parameter after one `adagrad_step` and one `sgd_step`, also
 //!    over consecutive windows carrying state. The tolerance of every compared number is a
 //!    rigorous running error bound computed along the case's own trajectory
 //!    ([`window_bound`], from the crate's rounding model). Being rigorous, it grows with the
@@ -284,7 +284,7 @@ fn compare_window(
 const LR: f32 = 0.05;
 const ACCUM0: f32 = 0.1;
 
-/// One `adagrad_update` and one `sgd_update` from the SIMD gradient against
+/// One `adagrad_step` and one `sgd_step` from the SIMD gradient against
 /// `reference::adagrad_step` / `sgd_step` in f64 from the reference gradient `grad`, whose
 /// SIMD counterpart is within `grad_tol`.
 ///
@@ -305,7 +305,7 @@ fn compare_optimizers(
     let w32: Vec<f32> = params.data.iter().map(|&v| v as f32).collect();
 
     let (mut w_simd, mut a_simd) = (w32.clone(), vec![ACCUM0; len]);
-    simd::adagrad_update(&mut w_simd, &mut a_simd, simd_grad, LR);
+    simd::adagrad_step(&mut w_simd, &mut a_simd, simd_grad, LR);
     let (mut w_ref, mut a_ref) = (params.data.clone(), vec![a0; len]);
     reference::adagrad_step(&mut w_ref, &mut a_ref, grad, lr);
     let mut w_tol = Vec::with_capacity(len);
@@ -333,7 +333,7 @@ fn compare_optimizers(
     )?;
 
     let mut w_simd = w32;
-    simd::sgd_update(&mut w_simd, simd_grad, LR);
+    simd::sgd_step(&mut w_simd, simd_grad, LR);
     let mut w_ref = params.data.clone();
     reference::sgd_step(&mut w_ref, grad, lr);
     let tol: Vec<f64> = (0..len)
@@ -515,14 +515,14 @@ fn optimizers_match_f32_reference_bit_for_bit() {
             let lr = [0.05f32, 0.5, 1e-3, 0.3][round % 4];
 
             let (mut w_simd, mut a_simd) = (w.clone(), a.clone());
-            simd::adagrad_update(&mut w_simd, &mut a_simd, &g, lr);
+            simd::adagrad_step(&mut w_simd, &mut a_simd, &g, lr);
             let (mut w_ref, mut a_ref) = (w.clone(), a);
             reference::adagrad_step(&mut w_ref, &mut a_ref, &g, lr);
             assert_eq!(bits(&w_simd), bits(&w_ref), "adagrad w, len {len}");
             assert_eq!(bits(&a_simd), bits(&a_ref), "adagrad accum, len {len}");
 
             let mut w_simd = w.clone();
-            simd::sgd_update(&mut w_simd, &g, lr);
+            simd::sgd_step(&mut w_simd, &g, lr);
             let mut w_ref = w;
             reference::sgd_step(&mut w_ref, &g, lr);
             assert_eq!(bits(&w_simd), bits(&w_ref), "sgd, len {len}");
@@ -549,7 +549,7 @@ fn optimizers_exact_on_dyadic_values() {
             .map(|_| (rng.below(513) as f32 - 256.0) * 2f32.powi(-(rng.below(12) as i32)))
             .collect();
         let mut w_simd = w.clone();
-        simd::sgd_update(&mut w_simd, &g, 0.5);
+        simd::sgd_step(&mut w_simd, &g, 0.5);
         let mut w_ref = widen(&w);
         reference::sgd_step(&mut w_ref, &widen(&g), 0.5);
         assert_eq!(widen(&w_simd), w_ref, "sgd, len {len}");
@@ -559,7 +559,7 @@ fn optimizers_exact_on_dyadic_values() {
         let g: Vec<f32> = (0..len).map(|_| rng.below(2047) as f32 - 1023.0).collect();
         let a: Vec<f32> = g.iter().map(|&g| c * c - g * g).collect();
         let (mut w_simd, mut a_simd) = (w.clone(), a.clone());
-        simd::adagrad_update(&mut w_simd, &mut a_simd, &g, 0.25);
+        simd::adagrad_step(&mut w_simd, &mut a_simd, &g, 0.25);
         let (mut w_ref, mut a_ref) = (widen(&w), widen(&a));
         reference::adagrad_step(&mut w_ref, &mut a_ref, &widen(&g), 0.25);
         assert!(a_simd.iter().all(|&a| a == c * c));

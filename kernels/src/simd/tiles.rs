@@ -1,0 +1,149 @@
+//! The register tiles: `M` hidden rows x `N` lane groups of accumulators, fed by one
+//! broadcast and an `N`-vector panel per reduction index. The loop nests in
+//! [`super::blocked`] cut a step's GEMM into these tiles and dispatch the edge sizes.
+
+use super::{Prepared, Workspace, flush};
+use crate::approx;
+use crate::lanes::{Vf32, hsum};
+
+/// Hidden rows per register tile of the step GEMMs: 6 x 2 tiles keep 12 accumulators, the
+/// 2-vector panel and one broadcast in the 16 ymm registers of AVX2.
+pub(super) const MR: usize = 6;
+
+/// Lane groups per register tile of the step GEMMs.
+pub(super) const NR: usize = 2;
+
+/// Hidden rows (of `dz`) per register tile of the weight-gradient GEMM (6 x 2, as above).
+pub(super) const GR: usize = 6;
+
+/// Columns (of `[h; x; 1-x]`) per register tile of the weight-gradient GEMM.
+pub(super) const GC: usize = 2;
+
+/// The register tile shared by the step GEMMs: `acc[i][n] += sum_k a[j0+i][k] b[k][g0+n]`
+/// for `k < k_len`, with `a` row-major `[..][h]` scalars (broadcast) and `b` `[k][groups]`
+/// vectors (a panel of `N` groups per `k`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_tile<const M: usize, const N: usize>(
+    acc: &mut [[Vf32; N]; M],
+    a: &[f32],
+    h: usize,
+    j0: usize,
+    b: &[Vf32],
+    groups: usize,
+    g0: usize,
+    k_len: usize,
+) {
+    let rows: [&[f32]; M] = core::array::from_fn(|i| &a[(j0 + i) * h..][..h]);
+    for (k, row) in b.chunks_exact(groups).take(k_len).enumerate() {
+        let panel: &[Vf32; N] = row[g0..g0 + N].try_into().expect("N groups");
+        let b = *panel;
+        for i in 0..M {
+            let a = Vf32::splat(rows[i][k]);
+            for n in 0..N {
+                acc[i][n] = a.mul_add(b[n], acc[i][n]);
+            }
+        }
+    }
+}
+
+/// Forward tile: rows `j0..j0+M` of `h_t` for groups `g0..g0+N`.
+/// `z = select(x, zx1, zx0) + sum_k w_hh[j][k] h_{t-1}[k]`, `h = tanh(z)`, and
+/// `logit += wy_diff[j] h[j]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_tile<const M: usize, const N: usize>(
+    w: &Prepared,
+    prev: &[Vf32],
+    next: &mut [Vf32],
+    logit: &mut [Vf32],
+    groups: usize,
+    j0: usize,
+    g0: usize,
+) {
+    let h = w.hidden;
+    let xmask: [_; N] = core::array::from_fn(|n| prev[h * groups + g0 + n].simd_ne(Vf32::ZERO));
+    let mut acc: [[Vf32; N]; M] = core::array::from_fn(|i| {
+        core::array::from_fn(|n| {
+            xmask[n].select(Vf32::splat(w.zx1[j0 + i]), Vf32::splat(w.zx0[j0 + i]))
+        })
+    });
+    gemm_tile(&mut acc, &w.w_hh, h, j0, prev, groups, g0, h);
+    for i in 0..M {
+        let wy = Vf32::splat(w.wy_diff[j0 + i]);
+        for n in 0..N {
+            let hv = approx::tanh(acc[i][n]);
+            next[(j0 + i) * groups + g0 + n] = hv;
+            logit[g0 + n] = wy.mul_add(hv, logit[g0 + n]);
+        }
+    }
+}
+
+/// Backward tile: rows `j0..j0+M` of `dz_t` for groups `g0..g0+N`:
+/// `dz_t = flush((wy_diff[j] dl_t + sum_i w_hh[i][j] dz_{t+1}[i]) * (1 - h_t^2))`; the sum is
+/// empty at the window's last step (`dz_next` empty).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward_tile<const M: usize, const N: usize>(
+    w: &Prepared,
+    dz_next: &[Vf32],
+    dz: &mut [Vf32],
+    h_t: &[Vf32],
+    dl: &[Vf32],
+    groups: usize,
+    j0: usize,
+    g0: usize,
+) {
+    let h = w.hidden;
+    let k_len = if dz_next.is_empty() { 0 } else { h };
+    let mut acc: [[Vf32; N]; M] = core::array::from_fn(|i| {
+        core::array::from_fn(|n| Vf32::splat(w.wy_diff[j0 + i]) * dl[g0 + n])
+    });
+    gemm_tile(&mut acc, &w.w_hh_t, h, j0, dz_next, groups, g0, k_len);
+    for i in 0..M {
+        for n in 0..N {
+            let hv = h_t[(j0 + i) * groups + g0 + n];
+            let d = acc[i][n] * hv.mul_neg_add(hv, Vf32::ONE);
+            dz[(j0 + i) * groups + g0 + n] = flush(d);
+        }
+    }
+}
+
+/// Weight-gradient tile: `out[i][c] = sum over lanes, steps t and groups g of
+/// dz_t[j0+i][g] * hbuf_t[c0+c][g]`, written as `(row j0+i, column c0+c)` to `emit`.
+#[inline(always)]
+pub(super) fn grad_tile<const M: usize, const N: usize>(
+    ws: &Workspace,
+    j0: usize,
+    c0: usize,
+    emit: &mut impl FnMut(usize, usize, f32),
+) {
+    let (h, groups) = (ws.hidden, ws.groups);
+    let rows = h + 2;
+    let mut acc = [[Vf32::ZERO; N]; M];
+    for t in 0..ws.time_step {
+        let dz = &ws.dz[t * h * groups..(t + 1) * h * groups];
+        let hb = &ws.hbuf[t * rows * groups..(t + 1) * rows * groups];
+        let a_rows: [&[Vf32]; M] = core::array::from_fn(|i| &dz[(j0 + i) * groups..][..groups]);
+        let b_rows: [&[Vf32]; N] = core::array::from_fn(|n| &hb[(c0 + n) * groups..][..groups]);
+        for g in 0..groups {
+            let b: [Vf32; N] = core::array::from_fn(|n| b_rows[n][g]);
+            for i in 0..M {
+                let a = a_rows[i][g];
+                for n in 0..N {
+                    acc[i][n] = a.mul_add(b[n], acc[i][n]);
+                }
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        for (n, v) in row.iter().enumerate() {
+            emit(j0 + i, c0 + n, hsum(*v));
+        }
+    }
+}
+
+const _: () = assert!(
+    MR == 6 && NR == 2 && GR == 6 && GC == 2,
+    "dispatch_6x2 covers 6 x 2"
+);
