@@ -3,6 +3,7 @@
 //! drawn in the [module docs](super)), the window's bit planes ([`Planes`]) and what a
 //! forward pass measured ([`WindowStats`]).
 
+use super::tiles::MR;
 use super::{LANES, SMALL_MAX, groups_for};
 use crate::lanes::Vf32;
 use crate::params::Params;
@@ -12,10 +13,13 @@ use crate::params::Params;
 #[derive(Clone, Debug)]
 pub struct Prepared {
     pub(super) hidden: usize,
-    /// `w_hh[j][k]`, row-major: the forward GEMM's matrix.
+    /// `w_hh[j][k]`, row-major (the small kernels splat it).
     pub(super) w_hh: Vec<f32>,
-    /// `w_hh[k][j]`: the backward GEMM's matrix (`w_hh^T`).
-    pub(super) w_hh_t: Vec<f32>,
+    /// `w_hh` and `w_hh^T` packed for the register tiles ([`pack_rows`]): for each block of
+    /// `MR` rows, `[k][MR]`, so a tile's broadcasts for one `k` are `MR` consecutive floats
+    /// behind one pointer (zero rows pad the last block). Blocked kernels only.
+    pub(super) w_hh_packed: Vec<f32>,
+    pub(super) w_hh_t_packed: Vec<f32>,
     /// `w_xh[0][j] + b_h[j]` and `w_xh[1][j] + b_h[j]`: the start of `z_j` for each input.
     pub(super) zx0: Vec<f32>,
     pub(super) zx1: Vec<f32>,
@@ -25,6 +29,29 @@ pub struct Prepared {
     pub(super) by_diff: f32,
 }
 
+/// Floats of a packed `h x h` matrix: `ceil(h / MR)` blocks of `h x MR`.
+fn packed_len(h: usize) -> usize {
+    if h > SMALL_MAX { h.div_ceil(MR) * MR * h } else { 0 }
+}
+
+/// Packs the row-major `h x h` matrix `a` (or its transpose, reading `a[k][j]` for row `j`)
+/// for the register tiles: block `b` holds rows `MR b .. MR b + MR` as `[k][MR]` (rows past
+/// `h` are zeros).
+fn pack_rows(a: &[f32], h: usize, transpose: bool, out: &mut [f32]) {
+    for (b, block) in out.chunks_exact_mut(MR * h).enumerate() {
+        for (k, at_k) in block.chunks_exact_mut(MR).enumerate() {
+            for (i, v) in at_k.iter_mut().enumerate() {
+                let j = b * MR + i;
+                *v = match (j < h, transpose) {
+                    (false, _) => 0.0,
+                    (true, false) => a[j * h + k],
+                    (true, true) => a[k * h + j],
+                };
+            }
+        }
+    }
+}
+
 impl Prepared {
     /// Buffers for hidden size `hidden`; call [`Prepared::load`] before use.
     #[must_use]
@@ -32,7 +59,8 @@ impl Prepared {
         Self {
             hidden,
             w_hh: vec![0.0; hidden * hidden],
-            w_hh_t: vec![0.0; hidden * hidden],
+            w_hh_packed: vec![0.0; packed_len(hidden)],
+            w_hh_t_packed: vec![0.0; packed_len(hidden)],
             zx0: vec![0.0; hidden],
             zx1: vec![0.0; hidden],
             wy_diff: vec![0.0; hidden],
@@ -45,10 +73,9 @@ impl Prepared {
         let h = self.hidden;
         assert_eq!(p.hidden, h, "Prepared::load: hidden size");
         self.w_hh.copy_from_slice(p.w_hh());
-        for j in 0..h {
-            for k in 0..h {
-                self.w_hh_t[k * h + j] = p.w_hh()[j * h + k];
-            }
+        if h > SMALL_MAX {
+            pack_rows(&self.w_hh, h, false, &mut self.w_hh_packed);
+            pack_rows(&self.w_hh, h, true, &mut self.w_hh_t_packed);
         }
         let (w_xh, b_h, w_hy, b_y) = (p.w_xh(), p.b_h(), p.w_hy(), p.b_y());
         for j in 0..h {

@@ -20,26 +20,29 @@ pub(super) const GR: usize = 6;
 pub(super) const GC: usize = 2;
 
 /// The register tile shared by the step GEMMs: `acc[i][n] += sum_k a[j0+i][k] b[k][g0+n]`
-/// for `k < k_len`, with `a` row-major `[..][h]` scalars (broadcast) and `b` `[k][groups]`
-/// vectors (a panel of `N` groups per `k`).
+/// for `k < k_len`, with `a`'s block of rows packed `[k][MR]` (`Prepared`'s packed matrices:
+/// one pointer, `M` consecutive broadcasts per `k`) and `b` `[k][groups]` vectors (a panel of
+/// `N` groups per `k`). Packing took the tile from 41% to 58% of the AVX-512 peak at hidden
+/// 256 with the other changes of 2026-12-01 (BENCHMARKS.md).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_tile<const M: usize, const N: usize>(
     acc: &mut [[Vf32; N]; M],
-    a: &[f32],
-    h: usize,
-    j0: usize,
+    packed: &[f32],
     b: &[Vf32],
     groups: usize,
     g0: usize,
     k_len: usize,
 ) {
-    let rows: [&[f32]; M] = core::array::from_fn(|i| &a[(j0 + i) * h..][..h]);
-    for (k, row) in b.chunks_exact(groups).take(k_len).enumerate() {
+    for (row, a_k) in b
+        .chunks_exact(groups)
+        .zip(packed.chunks_exact(MR))
+        .take(k_len)
+    {
         let panel: &[Vf32; N] = row[g0..g0 + N].try_into().expect("N groups");
         let b = *panel;
         for i in 0..M {
-            let a = Vf32::splat(rows[i][k]);
+            let a = Vf32::splat(a_k[i]);
             for n in 0..N {
                 acc[i][n] = a.mul_add(b[n], acc[i][n]);
             }
@@ -68,7 +71,8 @@ pub(super) fn forward_tile<const M: usize, const N: usize>(
             xmask[n].select(Vf32::splat(w.zx1[j0 + i]), Vf32::splat(w.zx0[j0 + i]))
         })
     });
-    gemm_tile(&mut acc, &w.w_hh, h, j0, prev, groups, g0, h);
+    let packed = &w.w_hh_packed[j0 * h..][..MR * h];
+    gemm_tile(&mut acc, packed, prev, groups, g0, h);
     for i in 0..M {
         let wy = Vf32::splat(w.wy_diff[j0 + i]);
         for n in 0..N {
@@ -99,7 +103,8 @@ pub(super) fn backward_tile<const M: usize, const N: usize>(
     let mut acc: [[Vf32; N]; M] = core::array::from_fn(|i| {
         core::array::from_fn(|n| Vf32::splat(w.wy_diff[j0 + i]) * dl[g0 + n])
     });
-    gemm_tile(&mut acc, &w.w_hh_t, h, j0, dz_next, groups, g0, k_len);
+    let packed = &w.w_hh_t_packed[j0 * h..][..MR * h];
+    gemm_tile(&mut acc, packed, dz_next, groups, g0, k_len);
     for i in 0..M {
         for n in 0..N {
             let hv = h_t[(j0 + i) * groups + g0 + n];
@@ -111,7 +116,10 @@ pub(super) fn backward_tile<const M: usize, const N: usize>(
 
 /// Weight-gradient tile: `out[i][c] = sum over lanes, steps t and groups g of
 /// dz_t[j0+i][g] * hbuf_t[c0+c][g]`, written as `(row j0+i, column c0+c)` to `emit`.
-#[inline(always)]
+// Not inlined: inlined into the loop nest with its 11 sibling sizes, its accumulators were
+// kept on the stack (a store after every FMA: 2.4x the time of the other two GEMMs at hidden
+// 256, perf, 2026-12-01); on its own they stay in registers.
+#[inline(never)]
 pub(super) fn grad_tile<const M: usize, const N: usize>(
     ws: &Workspace,
     j0: usize,
