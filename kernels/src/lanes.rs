@@ -44,7 +44,10 @@ const _: () = assert!(LANES.is_power_of_two() && LANES % 8 == 0);
 /// Sum of the lanes in a fixed pairwise tree of depth `log2(LANES)` (`reduce_add`'s order is
 /// unspecified, and the result must not depend on the compiler). 8 lanes:
 /// `((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))`.
-#[cfg(not(any(feature = "lanes16", all(target_arch = "x86_64", target_feature = "avx512f"))))]
+#[cfg(not(any(
+    feature = "lanes16",
+    all(target_arch = "x86_64", target_feature = "avx512f")
+)))]
 #[inline(always)]
 #[must_use]
 pub fn hsum(v: Vf32) -> f32 {
@@ -58,7 +61,10 @@ pub fn hsum(v: Vf32) -> f32 {
 /// `(r0 + r1) + (r2 + r3)`: two vector additions and three scalar ones, where a scalar tree
 /// took fifteen and made the lane sums of the weight-gradient tiles a third of their time at
 /// hidden 256 (2026-12-01).
-#[cfg(any(feature = "lanes16", all(target_arch = "x86_64", target_feature = "avx512f")))]
+#[cfg(any(
+    feature = "lanes16",
+    all(target_arch = "x86_64", target_feature = "avx512f")
+))]
 #[inline(always)]
 #[must_use]
 pub fn hsum(v: Vf32) -> f32 {
@@ -114,7 +120,12 @@ mod tests {
     fn hsum_adds_in_its_fixed_tree() {
         // Values whose sum depends on the order: 1e8 absorbs a 1.0 unless the ones meet
         // first; every placement of the four values over the lanes.
-        for (i, j, k, l) in [(0, 1, 2, LANES - 1), (0, 8, 4, 12), (3, 11, 7, 15), (1, 2, 3, 5)] {
+        for (i, j, k, l) in [
+            (0, 1, 2, LANES - 1),
+            (0, 8, 4, 12),
+            (3, 11, 7, 15),
+            (1, 2, 3, 5),
+        ] {
             if [i, j, k, l].iter().any(|&x| x >= LANES) {
                 continue;
             }
@@ -123,7 +134,11 @@ mod tests {
             a[j] = 1.0;
             a[k] = 1e8;
             a[l] = -1e8;
-            assert_eq!(hsum(Vf32::new(a)).to_bits(), hsum_tree(a).to_bits(), "{a:?}");
+            assert_eq!(
+                hsum(Vf32::new(a)).to_bits(),
+                hsum_tree(a).to_bits(),
+                "{a:?}"
+            );
         }
         let ints: [f32; LANES] = core::array::from_fn(|i| i as f32);
         assert_eq!(hsum(Vf32::new(ints)), (LANES * (LANES - 1) / 2) as f32);

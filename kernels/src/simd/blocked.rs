@@ -107,7 +107,7 @@ pub(super) fn weight_gradients(ws: &Workspace, grad: &mut [f32]) {
             let mr = GR.min(h - j0);
             for c0 in (0..rows).step_by(GC) {
                 let nr = GC.min(rows - c0);
-                dispatch_6x2!(grad_tile, mr, nr, ws, j0, c0, &mut emit);
+                dispatch_6x4!(grad_tile, mr, nr, ws, j0, c0, &mut emit);
             }
         }
     }

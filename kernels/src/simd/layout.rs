@@ -31,7 +31,11 @@ pub struct Prepared {
 
 /// Floats of a packed `h x h` matrix: `ceil(h / MR)` blocks of `h x MR`.
 fn packed_len(h: usize) -> usize {
-    if h > SMALL_MAX { h.div_ceil(MR) * MR * h } else { 0 }
+    if h > SMALL_MAX {
+        h.div_ceil(MR) * MR * h
+    } else {
+        0
+    }
 }
 
 /// Packs the row-major `h x h` matrix `a` (or its transpose, reading `a[k][j]` for row `j`)

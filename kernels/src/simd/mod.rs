@@ -108,6 +108,31 @@ macro_rules! dispatch_6x2 {
     };
 }
 
+/// Calls `$f::<mr, nr>(args)` for runtime `mr` in 1..=6 and `nr` in 1..=4 (the weight-gradient
+/// tiles: 24 accumulators of the 32 AVX-512 registers).
+macro_rules! dispatch_6x4 {
+    ($f:ident, $mr:expr, $nr:expr, $($arg:expr),* $(,)?) => {
+        match $nr {
+            4 => dispatch_6x4!(@rows $f, $mr, 4, $($arg),*),
+            3 => dispatch_6x4!(@rows $f, $mr, 3, $($arg),*),
+            2 => dispatch_6x4!(@rows $f, $mr, 2, $($arg),*),
+            1 => dispatch_6x4!(@rows $f, $mr, 1, $($arg),*),
+            _ => unreachable!("tile sizes are at most 6 x 4"),
+        }
+    };
+    (@rows $f:ident, $mr:expr, $n:literal, $($arg:expr),*) => {
+        match $mr {
+            6 => $f::<6, $n>($($arg),*),
+            5 => $f::<5, $n>($($arg),*),
+            4 => $f::<4, $n>($($arg),*),
+            3 => $f::<3, $n>($($arg),*),
+            2 => $f::<2, $n>($($arg),*),
+            1 => $f::<1, $n>($($arg),*),
+            _ => unreachable!("tile sizes are at most 6 x 4"),
+        }
+    };
+}
+
 /// Calls `$f::<H>(args)` for the runtime hidden size `$h` in `1..=SMALL_MAX`, else `$else`.
 macro_rules! dispatch_small {
     ($f:ident, $h:expr, ($($arg:expr),*), $else:expr) => {
