@@ -247,7 +247,7 @@ impl Team {
         while self.generation.load(Ordering::Acquire) == seen && !self.stop.load(Ordering::Acquire)
         {
             spins += 1;
-            if spins % 32 != 0 || start.elapsed() < SPIN_TIME {
+            if !spins.is_multiple_of(32) || start.elapsed() < SPIN_TIME {
                 spin_loop();
             } else {
                 self.sleepers.fetch_add(1, Ordering::SeqCst);
@@ -330,7 +330,9 @@ impl Team {
         let mut spins = 0u32;
         while self.done.load(Ordering::Acquire) < units {
             spins += 1;
-            if spins % 32 == 0 && start.elapsed().as_secs_f64() > own_s + HOLD_SPIN.as_secs_f64() {
+            if spins.is_multiple_of(32)
+                && start.elapsed().as_secs_f64() > own_s + HOLD_SPIN.as_secs_f64()
+            {
                 std::thread::yield_now();
             } else {
                 spin_loop();

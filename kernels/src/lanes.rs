@@ -39,7 +39,7 @@ pub use width::{LANES, Vf32, Vi32, Vu32};
 /// Bytes of bit plane per lane group: one bit per stream.
 pub const LANE_BYTES: usize = LANES / 8;
 
-const _: () = assert!(LANES.is_power_of_two() && LANES % 8 == 0);
+const _: () = assert!(LANES.is_power_of_two() && LANES.is_multiple_of(8));
 
 /// Sum of the lanes in a fixed pairwise tree of depth `log2(LANES)` (`reduce_add`'s order is
 /// unspecified, and the result must not depend on the compiler). 8 lanes:
