@@ -24,7 +24,7 @@ pub(super) fn forward_blocked(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> 
             let nr = NR.min(groups - g0);
             for j0 in (0..h).step_by(MR) {
                 let mr = MR.min(h - j0);
-                dispatch_6x2!(
+                dispatch_tile!(
                     forward_tile,
                     mr,
                     nr,
@@ -67,7 +67,7 @@ pub(super) fn backward_blocked(w: &Prepared, ws: &mut Workspace) {
             let nr = NR.min(groups - g0);
             for j0 in (0..h).step_by(MR) {
                 let mr = MR.min(h - j0);
-                dispatch_6x2!(
+                dispatch_tile!(
                     backward_tile,
                     mr,
                     nr,
@@ -107,7 +107,7 @@ pub(super) fn weight_gradients(ws: &Workspace, grad: &mut [f32]) {
             let mr = GR.min(h - j0);
             for c0 in (0..rows).step_by(GC) {
                 let nr = GC.min(rows - c0);
-                dispatch_6x4!(grad_tile, mr, nr, ws, j0, c0, &mut emit);
+                dispatch_tile!(grad_tile, mr, nr, ws, j0, c0, &mut emit);
             }
         }
     }

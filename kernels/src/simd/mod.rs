@@ -87,36 +87,15 @@ fn flush(v: Vf32) -> Vf32 {
     v & v.abs().simd_ge(Vf32::splat(FLUSH))
 }
 
-/// Calls `$f::<mr, nr>(args)` for runtime `mr` in 1..=6 and `nr` in 1..=2.
-macro_rules! dispatch_6x2 {
-    ($f:ident, $mr:expr, $nr:expr, $($arg:expr),* $(,)?) => {
-        match ($mr, $nr) {
-            (6, 2) => $f::<6, 2>($($arg),*),
-            (5, 2) => $f::<5, 2>($($arg),*),
-            (6, 1) => $f::<6, 1>($($arg),*),
-            (5, 1) => $f::<5, 1>($($arg),*),
-            (4, 2) => $f::<4, 2>($($arg),*),
-            (3, 2) => $f::<3, 2>($($arg),*),
-            (2, 2) => $f::<2, 2>($($arg),*),
-            (1, 2) => $f::<1, 2>($($arg),*),
-            (4, 1) => $f::<4, 1>($($arg),*),
-            (3, 1) => $f::<3, 1>($($arg),*),
-            (2, 1) => $f::<2, 1>($($arg),*),
-            (1, 1) => $f::<1, 1>($($arg),*),
-            _ => unreachable!("tile sizes are at most 6 x 2"),
-        }
-    };
-}
-
-/// Calls `$f::<mr, nr>(args)` for runtime `mr` in 1..=6 and `nr` in 1..=4 (the weight-gradient
-/// tiles: 24 accumulators of the 32 AVX-512 registers).
-macro_rules! dispatch_6x4 {
+/// Calls `$f::<mr, nr>(args)` for runtime `mr` in 1..=6 and `nr` in 1..=4: the register tiles'
+/// sizes, full (6 x 4 with AVX-512's 32 registers, 6 x 2 with AVX2's 16) or at the edges.
+macro_rules! dispatch_tile {
     ($f:ident, $mr:expr, $nr:expr, $($arg:expr),* $(,)?) => {
         match $nr {
-            4 => dispatch_6x4!(@rows $f, $mr, 4, $($arg),*),
-            3 => dispatch_6x4!(@rows $f, $mr, 3, $($arg),*),
-            2 => dispatch_6x4!(@rows $f, $mr, 2, $($arg),*),
-            1 => dispatch_6x4!(@rows $f, $mr, 1, $($arg),*),
+            4 => dispatch_tile!(@rows $f, $mr, 4, $($arg),*),
+            3 => dispatch_tile!(@rows $f, $mr, 3, $($arg),*),
+            2 => dispatch_tile!(@rows $f, $mr, 2, $($arg),*),
+            1 => dispatch_tile!(@rows $f, $mr, 1, $($arg),*),
             _ => unreachable!("tile sizes are at most 6 x 4"),
         }
     };
