@@ -234,13 +234,13 @@ fn r2rt_conditional_rates_hold_on_ten_million_samples() {
         let first = a.max(b).div_ceil(64);
         let full = n / 64;
         let mut counts = [[(0u64, 0u64); 2]; 2];
-        for w in first..full {
+        for (w, &y_word) in y.iter().enumerate().take(full).skip(first) {
             let (xa, xb) = (lagged_word(x, w, a), lagged_word(x, w, b));
             for (va, ma) in [(0, !xa), (1, xa)] {
                 for (vb, mb) in [(0, !xb), (1, xb)] {
                     let m = ma & mb;
                     let c = &mut counts[va][vb];
-                    c.0 += u64::from((y[w] & m).count_ones());
+                    c.0 += u64::from((y_word & m).count_ones());
                     c.1 += u64::from(m.count_ones());
                 }
             }
