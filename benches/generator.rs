@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use bitrnn::data::Dataset;
+use bitrnn::data::{Dataset, Rule};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn generator(c: &mut Criterion) {
@@ -20,6 +20,20 @@ fn generator(c: &mut Criterion) {
     group.throughput(Throughput::Elements(data_size as u64));
     group.bench_function("generate 10M", |bch| {
         bch.iter(|| Dataset::generate(black_box(data_size), black_box(lags), black_box(1)));
+    });
+    // The r2rt rule: two coin words per Y word. Checked once: its (1, 0) cell is always 1.
+    let r2rt_lags = Rule::R2rt.default_lags();
+    let ds = Dataset::generate_rule(Rule::R2rt, data_size, r2rt_lags, 1);
+    assert!((8..100_000).all(|i| !ds.x(i - 3) || ds.x(i - 8) || ds.y(i)));
+    group.bench_function("generate 10M r2rt", |bch| {
+        bch.iter(|| {
+            Dataset::generate_rule(
+                Rule::R2rt,
+                black_box(data_size),
+                black_box(r2rt_lags),
+                black_box(1),
+            )
+        });
     });
 
     // One epoch of the seed shape: 250 streams x 2,000 steps, in calls of 64 steps.

@@ -4,6 +4,8 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+pub use crate::data::Rule;
+
 /// Largest accepted `--hidden`: `w_hh` alone is then 64 MiB.
 pub const MAX_HIDDEN: usize = 4096;
 /// Largest accepted `--data-size`: 2^36 samples take 16 GiB as two bit planes.
@@ -56,6 +58,10 @@ pub struct TrainSettings {
     pub time_step: usize,
     /// Hidden units.
     pub hidden: usize,
+    /// The rule of the targets (`--rule`); a checkpoint written before there was a choice
+    /// has no `rule` key and is the seed rule.
+    #[serde(default)]
+    pub rule: Rule,
     /// The rule's lags (a, b).
     pub lags: (usize, usize),
     /// Learning rate.
@@ -81,6 +87,7 @@ impl TrainSettings {
         batch_size: BATCH_SIZE,
         time_step: 5,
         hidden: 6,
+        rule: Rule::Seed,
         lags: (1, 2),
         lr: 0.1,
         optimizer: Optimizer::Adagrad,
@@ -93,12 +100,13 @@ impl TrainSettings {
     /// The flags a resumed run takes from its checkpoint (all but `--epochs` and
     /// `--threads`), each with its value as messages show it.
     #[must_use]
-    pub fn model_flags(&self) -> [(&'static str, String); 9] {
+    pub fn model_flags(&self) -> [(&'static str, String); 10] {
         [
             ("--data-size", format!("{:?}", self.data_size)),
             ("--batch-size", format!("{:?}", self.batch_size)),
             ("--time-step", format!("{:?}", self.time_step)),
             ("--hidden", format!("{:?}", self.hidden)),
+            ("--rule", self.rule.to_string()),
             ("--lags", format!("{:?}", self.lags)),
             ("--lr", format!("{:?}", self.lr)),
             ("--optimizer", format!("{:?}", self.optimizer)),
@@ -216,8 +224,9 @@ impl TrainSettings {
     #[must_use]
     pub fn describe(&self) -> String {
         format!(
-            "hidden {}, lags ({},{}), time_step {}, {} streams x {}, {:?} lr {}",
+            "hidden {}, rule {}, lags ({},{}), time_step {}, {} streams x {}, {:?} lr {}",
             self.hidden,
+            self.rule,
             self.lags.0,
             self.lags.1,
             self.time_step,
@@ -543,7 +552,7 @@ mod tests {
         assert_eq!(
             json,
             "{\"data_size\":500000,\"batch_size\":2000,\"time_step\":5,\"hidden\":6,\
-             \"lags\":[1,2],\"lr\":0.1,\"optimizer\":\"adagrad\",\"seed\":0,\"epochs\":10,\
+             \"rule\":\"seed\",\"lags\":[1,2],\"lr\":0.1,\"optimizer\":\"adagrad\",\"seed\":0,\"epochs\":10,\
              \"threads\":1,\"engine\":\"simd\"}"
         );
         assert_eq!(
@@ -556,10 +565,20 @@ mod tests {
             (cfg.optimizer, cfg.engine),
             (Optimizer::Sgd, Engine::Scalar)
         );
+        // A config written before `rule` existed is the seed rule.
+        assert_eq!(
+            serde_json::from_str::<TrainConfig>(&json.replace("\"rule\":\"seed\",", "")).unwrap(),
+            TrainConfig::seed_defaults()
+        );
+        let r2rt: TrainConfig =
+            serde_json::from_str(&json.replace("\"rule\":\"seed\"", "\"rule\":\"r2rt\"")).unwrap();
+        assert_eq!(r2rt.rule, Rule::R2rt);
         let e = serde_json::from_str::<TrainConfig>(&json.replace("\"hidden\":6", "\"hidden\":0"));
         assert!(e.unwrap_err().to_string().contains("--hidden 0"));
         for bad in [
             json.replace("simd", "Simd"),
+            json.replace("\"seed\",", "\"Seed\","),
+            json.replace("\"seed\",", "\"r2rt2\","),
             json.replace(",\"seed\":0", ""),
         ] {
             assert!(

@@ -1,6 +1,8 @@
 //! The bit-packed dataset generator and its time-major bit planes.
 //!
-//! # The rule
+//! Two rules ([`Rule`]) make the targets: `seed` (the tutorial's, below) and `r2rt`.
+//!
+//! # The seed rule
 //!
 //! The tutorial's data: inputs `X[i]` are independent fair coins. With lags `(a, b)`
 //! (default `(1, 2)`), the target is
@@ -12,6 +14,19 @@
 //!
 //! so about half the targets are forced and predictable and half are coins: a model that has
 //! learned the rule reaches a loss of (ln 2) / 2, one that has not stays at ln 2.
+//!
+//! # The r2rt rule
+//!
+//! The rule of r2rt.com's "RNNs in Tensorflow" post: X the same fair coins, and with lags
+//! `(a, b)` (default `(3, 8)`) each target a fresh draw with
+//!
+//! ```text
+//! P(Y[i] = 1) = 0.5 + 0.5 X[i-a] - 0.25 X[i-b]      if i >= max(a, b)
+//!             = 0.5                                  otherwise (no history: a fair coin)
+//! ```
+//!
+//! i.e. 1 for `(X[i-a], X[i-b]) = (1, 0)`, 3/4 for `(1, 1)`, 1/2 for `(0, 0)`, 1/4 for `(0, 1)`.
+//! [`Rule::reference_levels`] derives the losses of the best predictors from this table.
 //!
 //! # Layout
 //!
@@ -32,7 +47,8 @@
 //! `Xoshiro256PlusPlus::seed_from_u64(seed)` draws X, one `next_u64` per word. The coins `C`
 //! come from a second stream: a clone of the X generator advanced by `jump()` (2^128 draws),
 //! so the two never overlap. One coin word is drawn per Y word, forced or not, so the coins
-//! of sample `i` do not depend on the lags.
+//! of sample `i` do not depend on the lags. The r2rt rule draws two coin words per Y word from
+//! the same stream, `c1` then `c2`.
 //!
 //! # Word-parallel generation
 //!
@@ -43,6 +59,17 @@
 //! ```text
 //! eq     = !(xa ^ xb) & ruled      ruled: bits with 64w + j >= max(a, b)
 //! Y word = (eq & !xa) | (!eq & coin)
+//! ```
+//!
+//! The r2rt rule's probabilities are ANDs and ORs of the two independent fair coin words: a
+//! bit of `c1` is 1 with probability 1/2, of `c1 & c2` with 1/4, of `c1 | c2` with 3/4, so
+//! ([`r2rt_word`], with `xa` and `xb` masked by `ruled`, so unruled bits read `(0, 0)` and are
+//! the coin `c1`):
+//!
+//! ```text
+//! Y word = (xa & (!xb | c1 | c2)) | (!xa & c1 & (!xb | c2))
+//!           xa = 1: 1 where xb = 0,         xa = 0: c1 where xb = 0,
+//!                   c1 | c2 where xb = 1            c1 & c2 where xb = 1
 //! ```
 //!
 //! # Time-major bit planes
@@ -58,14 +85,142 @@
 
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 
-/// X and Y bit-packed, 64 samples per word; see the module documentation for the rule and
+/// Which rule makes the targets (`--rule`); see the module documentation.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Rule {
+    /// The tutorial's: where x[i-A] == x[i-B] the target is !x[i-A], else a coin.
+    #[default]
+    Seed,
+    /// r2rt's: P(y[i] = 1) = 0.5 + 0.5 x[i-A] - 0.25 x[i-B], a fresh draw each step.
+    R2rt,
+}
+
+/// The loss (and accuracy) of the best predictor that knows a given part of the rule's inputs:
+/// a level the training loss can settle at.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReferenceLevel {
+    /// The key in summary.json (`nothing_learned`, ...).
+    pub name: &'static str,
+    /// What a model at this level has learned, for the report and the plot's legend.
+    pub label: &'static str,
+    /// Expected cross-entropy (natural log) per sample of the Bayes predictor.
+    pub loss: f64,
+    /// Expected accuracy of the Bayes predictor (argmax of its probability).
+    pub accuracy: f64,
+}
+
+/// Binary entropy in nats, `-p ln p - (1 - p) ln(1 - p)`, with `0 ln 0 = 0`.
+fn entropy(p: f64) -> f64 {
+    let term = |q: f64| if q > 0.0 { -q * q.ln() } else { 0.0 };
+    term(p) + term(1.0 - p)
+}
+
+impl Rule {
+    /// The name as the flag and the JSON spell it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Seed => "seed",
+            Rule::R2rt => "r2rt",
+        }
+    }
+
+    /// The lags when `--lags` is not given: `(1, 2)` for the seed rule, `(3, 8)` for r2rt.
+    #[must_use]
+    pub fn default_lags(self) -> (usize, usize) {
+        match self {
+            Rule::Seed => (1, 2),
+            Rule::R2rt => (3, 8),
+        }
+    }
+
+    /// `P(Y[i] = 1 | X[i-a] = xa, X[i-b] = xb)` for `i >= max(a, b)`.
+    #[must_use]
+    pub fn p_one(self, xa: bool, xb: bool) -> f64 {
+        match self {
+            Rule::Seed if xa == xb => f64::from(u8::from(!xa)),
+            Rule::Seed => 0.5,
+            Rule::R2rt => 0.5 + 0.5 * f64::from(u8::from(xa)) - 0.25 * f64::from(u8::from(xb)),
+        }
+    }
+
+    /// The levels the loss can settle at, lowest loss first, derived from [`Rule::p_one`]
+    /// with `X[i-a]`, `X[i-b]` independent fair coins (the first `max(a, b)` targets, fair coins
+    /// for both rules, are a vanishing share and left out). A predictor that knows a set of
+    /// inputs predicts `p` = P(y = 1 | those inputs) and pays the binary entropy `H(p)` on
+    /// average over the rest:
+    ///
+    /// ```text
+    /// nothing learned:  H(mean of the four p)                          seed ln 2,      r2rt H(5/8) = 0.6616
+    /// lag a only:       mean over xa of H(mean over xb of p)           (r2rt) (H(7/8) + H(3/8)) / 2 = 0.5192
+    /// rule learned:     mean of the four H(p)                          seed ln 2 / 2,  r2rt (0 + H(3/4) + H(1/2) + H(1/4)) / 4 = 0.4545
+    /// ```
+    ///
+    /// The seed rule's lag-a level (H(1/4) = 0.5623) is left out: its story is two levels.
+    #[must_use]
+    pub fn reference_levels(self) -> Vec<ReferenceLevel> {
+        let cells = [(false, false), (false, true), (true, false), (true, true)];
+        let p = |(xa, xb): (bool, bool)| self.p_one(xa, xb);
+        // The Bayes predictor's accuracy where it predicts p: max(p, 1 - p).
+        let sure = |p: f64| p.max(1.0 - p);
+        let marginal = cells.iter().map(|&c| p(c)).sum::<f64>() / 4.0;
+        let nothing = ReferenceLevel {
+            name: "nothing_learned",
+            label: "nothing learned",
+            loss: entropy(marginal),
+            accuracy: sure(marginal),
+        };
+        let both = |name, label| ReferenceLevel {
+            name,
+            label,
+            loss: cells.iter().map(|&c| entropy(p(c))).sum::<f64>() / 4.0,
+            accuracy: cells.iter().map(|&c| sure(p(c))).sum::<f64>() / 4.0,
+        };
+        match self {
+            Rule::Seed => vec![both("rule_learned", "rule learned"), nothing],
+            Rule::R2rt => {
+                let given_a = [false, true].map(|xa| (p((xa, false)) + p((xa, true))) / 2.0);
+                let lag_a = ReferenceLevel {
+                    name: "lag_a_only",
+                    label: "lag a only",
+                    loss: given_a.iter().map(|&q| entropy(q)).sum::<f64>() / 2.0,
+                    accuracy: given_a.iter().map(|&q| sure(q)).sum::<f64>() / 2.0,
+                };
+                vec![both("both_lags", "both lags learned"), lag_a, nothing]
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The r2rt rule on 64 samples at once: bit `j` of the result is 1 where bit `j` of `xa` is 1
+/// and of `xb` is 0, bit `j` of `c1 | c2` where both are 1, of `c1` where both are 0, and of
+/// `c1 & c2` where `xa` is 0 and `xb` is 1. With `c1`, `c2` independent fair coin words these
+/// are 1 with probability 1, 3/4, 1/2 and 1/4.
+#[must_use]
+#[inline(always)]
+pub fn r2rt_word(xa: u64, xb: u64, c1: u64, c2: u64) -> u64 {
+    (xa & (!xb | c1 | c2)) | (!xa & c1 & (!xb | c2))
+}
+
+/// X and Y bit-packed, 64 samples per word; see the module documentation for the rules and
 /// the layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dataset {
     x: Vec<u64>,
     y: Vec<u64>,
     data_size: usize,
+    rule: Rule,
     lags: (usize, usize),
 }
 
@@ -124,15 +279,61 @@ fn bits_from(w: usize, from: usize) -> u64 {
     }
 }
 
+/// The Y words of `x` (`x.len()` words) with lags `(a, b)`: word `w` is
+/// `target(xa, xb, ruled)`, called once per word in order, where bit `j` of `xa` is
+/// `X[64w + j - a]` (0 before the start), likewise `xb`, and `ruled` has the bits with
+/// `64w + j >= max(a, b)` set.
+#[inline(always)]
+fn y_words(
+    x: &[u64],
+    (a, b): (usize, usize),
+    mut target: impl FnMut(u64, u64, u64) -> u64,
+) -> Vec<u64> {
+    let n_words = x.len();
+    // Lag = 64 q + r: the window for word w is funnel(X[w - q], X[w - q - 1], r).
+    let (qa, ra) = (a / 64, (a % 64) as u32);
+    let (qb, rb) = (b / 64, (b % 64) as u32);
+    let word = |i: usize, back: usize| if i >= back { x[i - back] } else { 0 };
+    let warmup = a.max(b);
+    // From this word on, every word read lies at index >= 0 and every bit is ruled.
+    let body = (warmup.div_ceil(64) + 1).min(n_words);
+
+    let mut y = Vec::with_capacity(n_words);
+    for w in 0..body {
+        let xa = funnel(word(w, qa), word(w, qa + 1), ra);
+        let xb = funnel(word(w, qb), word(w, qb + 1), rb);
+        y.push(target(xa, xb, bits_from(w, warmup)));
+    }
+    if body < n_words {
+        // Word w reads X[w - q - 1] and X[w - q]: the pairs of `windows(2)` from
+        // X[body - q - 1], written as iterators so the hot loop has no bounds checks.
+        let pairs = |q: usize| x[body - q - 1..n_words - q].windows(2);
+        y.extend(pairs(qa).zip(pairs(qb)).map(move |(wa, wb)| {
+            let xa = funnel(wa[1], wa[0], ra);
+            let xb = funnel(wb[1], wb[0], rb);
+            target(xa, xb, !0)
+        }));
+    }
+    y
+}
+
 impl Dataset {
-    /// Generates `data_size` samples with the rule of the module documentation.
-    ///
-    /// X is drawn from `Xoshiro256PlusPlus::seed_from_u64(seed)`, one `next_u64` per word; the
-    /// coins of Y from a clone of that generator advanced by `jump()`, one `next_u64` per word.
-    /// Lags are validated by the caller: `a != b`, both `>= 1`, any size (lags beyond
-    /// `data_size` just make every target a coin).
+    /// Generates `data_size` samples with the seed rule ([`Rule::Seed`]); see
+    /// [`Dataset::generate_rule`].
     #[must_use]
     pub fn generate(data_size: usize, lags: (usize, usize), seed: u64) -> Dataset {
+        Self::generate_rule(Rule::Seed, data_size, lags, seed)
+    }
+
+    /// Generates `data_size` samples with `rule` (the module documentation has both).
+    ///
+    /// X is drawn from `Xoshiro256PlusPlus::seed_from_u64(seed)`, one `next_u64` per word; the
+    /// coins of Y from a clone of that generator advanced by `jump()`, one `next_u64` per word
+    /// for the seed rule, two (`c1`, then `c2`) for r2rt. Lags are validated by the caller:
+    /// `a != b`, both `>= 1`, any size (lags beyond `data_size` just make every target a
+    /// coin).
+    #[must_use]
+    pub fn generate_rule(rule: Rule, data_size: usize, lags: (usize, usize), seed: u64) -> Dataset {
         let (a, b) = lags;
         debug_assert!(a >= 1 && b >= 1 && a != b, "bad lags {lags:?}");
         let n_words = data_size.div_ceil(64);
@@ -146,35 +347,19 @@ impl Dataset {
         if let Some(last) = x.last_mut() {
             *last &= tail;
         }
-
-        // Lag = 64 q + r: the window for word w is funnel(X[w - q], X[w - q - 1], r).
-        let (qa, ra) = (a / 64, (a % 64) as u32);
-        let (qb, rb) = (b / 64, (b % 64) as u32);
-        let word = |i: usize, back: usize| if i >= back { x[i - back] } else { 0 };
-        let warmup = a.max(b);
-        // From this word on, every word read lies at index >= 0 and every bit is ruled.
-        let body = (warmup.div_ceil(64) + 1).min(n_words);
-
-        let mut y = Vec::with_capacity(n_words);
-        for w in 0..body {
-            let xa = funnel(word(w, qa), word(w, qa + 1), ra);
-            let xb = funnel(word(w, qb), word(w, qb + 1), rb);
-            let eq = !(xa ^ xb) & bits_from(w, warmup);
-            y.push((eq & !xa) | (!eq & coin_rng.next_u64()));
-        }
-        if body < n_words {
-            // Word w reads X[w - q - 1] and X[w - q]: the pairs of `windows(2)` from
-            // X[body - q - 1], written as iterators so the hot loop has no bounds checks.
-            let pairs = |q: usize| x[body - q - 1..n_words - q].windows(2);
-            // `move`: the generator's state stays in registers instead of round-tripping
-            // through memory every word.
-            y.extend(pairs(qa).zip(pairs(qb)).map(move |(wa, wb)| {
-                let xa = funnel(wa[1], wa[0], ra);
-                let xb = funnel(wb[1], wb[0], rb);
-                let eq = !(xa ^ xb);
+        // `move`: the generator's state stays in registers instead of round-tripping through
+        // memory every word.
+        let mut y = match rule {
+            Rule::Seed => y_words(&x, lags, move |xa, xb, ruled| {
+                let eq = !(xa ^ xb) & ruled;
                 (eq & !xa) | (!eq & coin_rng.next_u64())
-            }));
-        }
+            }),
+            Rule::R2rt => y_words(&x, lags, move |xa, xb, ruled| {
+                let c1 = coin_rng.next_u64();
+                let c2 = coin_rng.next_u64();
+                r2rt_word(xa & ruled, xb & ruled, c1, c2)
+            }),
+        };
         if let Some(last) = y.last_mut() {
             *last &= tail;
         }
@@ -182,6 +367,7 @@ impl Dataset {
             x,
             y,
             data_size,
+            rule,
             lags,
         }
     }
@@ -190,6 +376,12 @@ impl Dataset {
     #[must_use]
     pub fn data_size(&self) -> usize {
         self.data_size
+    }
+
+    /// The rule the targets follow.
+    #[must_use]
+    pub fn rule(&self) -> Rule {
+        self.rule
     }
 
     /// The lags `(a, b)` of the rule.

@@ -1,12 +1,13 @@
-//! The loss figure: per-step training loss, its moving average, and the two levels that tell
-//! whether the RNN learned the rule.
+//! The loss figure: per-step training loss, its moving average, and the levels that tell
+//! how much of the rule the RNN learned.
 //!
-//! The two reference levels are the tutorial's whole story. A model that learned nothing
-//! predicts 1/2 everywhere and pays `ln 2 = 0.6931` per sample. A model that learned the rule
-//! predicts the forced half of the targets exactly and pays `ln 2` only on the coin half, so
-//! its average loss is `ln 2 / 2 = 0.3466`. No model can do better, as the coins are
-//! independent of everything it sees; so the band below about 0.3 stays empty, which is
-//! where the legend goes.
+//! The reference levels ([`crate::data::Rule::reference_levels`]) are the whole story. With
+//! the seed rule, a model that learned nothing predicts 1/2 everywhere and pays
+//! `ln 2 = 0.6931` per sample; a model that learned the rule predicts the forced half of the
+//! targets exactly and pays `ln 2` only on the coin half, so its average loss is
+//! `ln 2 / 2 = 0.3466`. With r2rt the levels are 0.6616, 0.5192 and 0.4545. No model can do
+//! better than the lowest level, as the coins are independent of everything it sees; so the
+//! band below it stays empty, which is where the legend goes.
 //!
 //! Text is drawn with `DejaVu Sans` embedded in the binary (`assets/fonts/`, Bitstream Vera
 //! licence), registered once with plotters' `ab_glyph` backend: plotting needs no system
@@ -21,6 +22,7 @@ use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
+use crate::data::ReferenceLevel;
 use crate::output;
 use crate::{Error, Result};
 
@@ -35,12 +37,6 @@ const FONT: &str = "sans-serif";
 const WIDTH: u32 = 1000;
 const HEIGHT: u32 = 600;
 
-/// Loss of a model that learned nothing: cross-entropy of a fair coin.
-const NOT_LEARNED: f64 = std::f64::consts::LN_2;
-/// Loss of a model that learned the rule: half the targets are forced (loss 0), half are coins
-/// (loss ln 2).
-const RULE_LEARNED: f64 = std::f64::consts::LN_2 / 2.0;
-
 /// The y axis always reaches at least this high, so both reference levels are visible with
 /// room above `ln 2` for the early, noisy part of the curve.
 const MIN_Y_TOP: f64 = 0.8;
@@ -53,8 +49,13 @@ const MAX_EPOCH_LINES: usize = 30;
 // to a dark band that hides the average.
 const LOSS_COLOR: RGBColor = RGBColor(166, 206, 227);
 const AVERAGE_COLOR: RGBColor = RGBColor(8, 81, 156);
+/// The levels' colours, lowest loss first (the last level is always "nothing learned").
+const LEVEL_COLORS: [RGBColor; 3] = [
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+];
 const NOT_LEARNED_COLOR: RGBColor = RGBColor(214, 39, 40);
-const RULE_LEARNED_COLOR: RGBColor = RGBColor(44, 160, 44);
 
 /// The legend box, drawn the same way on both figures.
 fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
@@ -220,8 +221,10 @@ fn epoch_line_stride(epochs: usize) -> usize {
 /// Renders the per-step loss curve of a run to a PNG at `path` (1000 x 600), atomically.
 ///
 /// Drawn: the loss of every training step as a thin, light line; on top of it its centred
-/// moving average over [`smoothing_window`] steps (see [`moving_average`]); dashed reference
-/// lines at `ln 2` (nothing learned) and `ln 2 / 2` (rule learned); faint vertical lines at
+/// moving average over [`smoothing_window`] steps (see [`moving_average`]); a dashed,
+/// labelled line at each of `levels` (the run's rule's, [`crate::data::Rule::reference_levels`],
+/// lowest loss first: for the seed rule `ln 2 / 2` = rule learned and `ln 2` = nothing
+/// learned); faint vertical lines at
 /// epoch boundaries with the epoch on the top axis. `title` is the caption; callers pass the
 /// configuration, e.g. `"hidden 6, lags (1,2), time_step 5, 250 streams x 2000, adagrad lr
 /// 0.1"`.
@@ -234,7 +237,13 @@ fn epoch_line_stride(epochs: usize) -> usize {
 ///
 /// # Errors
 /// [`Error::Usage`] if `windows_per_epoch` is 0; [`Error::Io`] if drawing or writing fails.
-pub fn loss_plot(path: &Path, losses: &[f32], windows_per_epoch: usize, title: &str) -> Result<()> {
+pub fn loss_plot(
+    path: &Path,
+    losses: &[f32],
+    windows_per_epoch: usize,
+    levels: &[ReferenceLevel],
+    title: &str,
+) -> Result<()> {
     if windows_per_epoch == 0 {
         return Err(Error::Usage(format!(
             "{}: windows_per_epoch must be at least 1, got 0",
@@ -243,7 +252,7 @@ pub fn loss_plot(path: &Path, losses: &[f32], windows_per_epoch: usize, title: &
     }
     register_embedded_font()?;
     let mut pixels = vec![0u8; WIDTH as usize * HEIGHT as usize * 3];
-    draw_loss_plot(&mut pixels, losses, windows_per_epoch, title).map_err(|e| {
+    draw_loss_plot(&mut pixels, losses, windows_per_epoch, levels, title).map_err(|e| {
         Error::io(
             path,
             io::Error::other(format!("cannot draw the loss plot: {e}")),
@@ -278,6 +287,7 @@ fn draw_loss_plot(
     pixels: &mut [u8],
     losses: &[f32],
     windows_per_epoch: usize,
+    levels: &[ReferenceLevel],
     title: &str,
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let window = smoothing_window(windows_per_epoch);
@@ -378,19 +388,15 @@ fn draw_loss_plot(
     }
 
     // The levels go on top, dashed, so the average shows through where it meets them.
-    for (level, color, label) in [
-        (
-            NOT_LEARNED,
-            NOT_LEARNED_COLOR,
-            "ln 2 = 0.693: nothing learned",
-        ),
-        (
-            RULE_LEARNED,
-            RULE_LEARNED_COLOR,
-            "ln 2 / 2 = 0.347: rule learned",
-        ),
-    ] {
+    // Drawn highest loss first, as the legend reads top down.
+    for (i, level) in levels.iter().enumerate().rev() {
+        let color = if i + 1 == levels.len() {
+            NOT_LEARNED_COLOR
+        } else {
+            LEVEL_COLORS[i % LEVEL_COLORS.len()]
+        };
         let style = color.stroke_width(2);
+        let (level, label) = (level.loss, format!("{:.4}: {}", level.loss, level.label));
         chart
             .draw_series(DashedLineSeries::new(
                 [(0.0, level), (x_max, level)],
@@ -418,7 +424,7 @@ fn draw_loss_plot(
         );
         area.draw(&Text::new(
             "no finite loss values to plot",
-            (x_max / 2.0, f64::midpoint(NOT_LEARNED, RULE_LEARNED)),
+            (x_max / 2.0, y_max / 2.0),
             style,
         ))?;
     }
@@ -560,4 +566,37 @@ fn draw_scaling_plot(
     draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Rule;
+
+    /// Pixels of exactly `color` in a figure of `levels` (the legend's samples included).
+    fn pixels_of(levels: &[ReferenceLevel], color: RGBColor) -> usize {
+        register_embedded_font().unwrap();
+        let mut pixels = vec![0u8; WIDTH as usize * HEIGHT as usize * 3];
+        let losses: Vec<f32> = (0..800).map(|i| 0.7 - 0.2 * (i as f32 / 800.0)).collect();
+        draw_loss_plot(&mut pixels, &losses, 400, levels, "levels").unwrap();
+        pixels
+            .chunks_exact(3)
+            .filter(|p| *p == [color.0, color.1, color.2])
+            .count()
+    }
+
+    /// The figure draws the levels of the rule it is given: r2rt's middle level ("lag a
+    /// only", the second colour) appears on its figure and not on the seed's, and both draw
+    /// "nothing learned" and their lowest level.
+    #[test]
+    fn the_plot_draws_the_given_rules_levels() {
+        let (seed, r2rt) = (Rule::Seed.reference_levels(), Rule::R2rt.reference_levels());
+        assert_eq!(pixels_of(&seed, LEVEL_COLORS[1]), 0);
+        // A dashed line across the plot: hundreds of pixels.
+        assert!(pixels_of(&r2rt, LEVEL_COLORS[1]) > 300);
+        for levels in [&seed, &r2rt] {
+            assert!(pixels_of(levels, LEVEL_COLORS[0]) > 300);
+            assert!(pixels_of(levels, NOT_LEARNED_COLOR) > 300);
+        }
+    }
 }

@@ -67,7 +67,7 @@ impl Trainer {
     /// # Errors
     /// [`Error::Usage`] when the worker threads cannot be started.
     pub fn new(cfg: TrainConfig) -> Result<Self> {
-        let data = Dataset::generate(cfg.data_size, cfg.lags, cfg.seed);
+        let data = Dataset::generate_rule(cfg.rule, cfg.data_size, cfg.lags, cfg.seed);
         let params = model::init_params(cfg.hidden, cfg.seed);
         Self::with_params(cfg, data, params)
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 
 use bitrnn::checkpoint::{self, Checkpoint};
-use bitrnn::config::{Engine, TrainConfig, TrainSettings};
+use bitrnn::config::{Engine, Rule, TrainConfig, TrainSettings};
 use bitrnn::model;
 use bitrnn::train::{Progress, Trainer};
 
@@ -137,6 +137,69 @@ fn resuming_the_seed_shape_is_bit_for_bit() {
     assert_resume_is_exact(&cfg, 555, 800, &dir);
 }
 
+/// The r2rt rule round-trips through a checkpoint, and resuming an r2rt run is bit for bit
+/// the run that was never stopped.
+#[test]
+fn an_r2rt_run_round_trips_and_resumes_bit_for_bit() {
+    let dir = TestDir::new("resume-r2rt");
+    let cfg = TrainConfig::new(TrainSettings {
+        rule: Rule::R2rt,
+        lags: (3, 8),
+        time_step: 10,
+        ..*small(5, Engine::Simd, 3).settings()
+    })
+    .unwrap();
+    let mut t = Trainer::new(cfg.clone()).unwrap();
+    let losses = train_steps(&mut t, 70);
+    let ck = Checkpoint::of_trainer(&t, &losses);
+    let path = dir.path("r2rt.safetensors");
+    checkpoint::save(&path, &ck).unwrap();
+    let back = checkpoint::load(&path).unwrap();
+    assert_eq!(back, ck);
+    assert_eq!((back.config.rule, back.config.lags), (Rule::R2rt, (3, 8)));
+    // The rule changes the data, so the run: the same settings with the seed rule differ.
+    let mut seed = Trainer::new(
+        TrainConfig::new(TrainSettings {
+            rule: Rule::Seed,
+            ..*cfg.settings()
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    assert_ne!(bits(&train_steps(&mut seed, 70)), bits(&losses));
+
+    assert_resume_is_exact(&cfg, 50, 150, &dir);
+    assert_resume_is_exact(&cfg, 77, 150, &dir);
+}
+
+/// A checkpoint written before `--rule` existed has no `rule` key in its config: it loads as
+/// the seed rule, and saving it again writes the key.
+#[test]
+fn a_checkpoint_without_a_rule_key_is_the_seed_rule() {
+    let dir = TestDir::new("no-rule-key");
+    let mut t = Trainer::new(small(4, Engine::Simd, 1)).unwrap();
+    let losses = train_steps(&mut t, 20);
+    let path = dir.path("new.safetensors");
+    checkpoint::save(&path, &Checkpoint::of_trainer(&t, &losses)).unwrap();
+    let bytes = fs::read(&path).unwrap();
+    // The config is JSON inside the header's JSON: its quotes are escaped there.
+    let key = br#"\"rule\":\"seed\","#;
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("the config has a rule key");
+    let mut old = bytes[..at].to_vec();
+    old.extend_from_slice(&bytes[at + key.len()..]);
+    // Header length (first 8 bytes, little-endian) shrinks by the key's length; the tensors'
+    // offsets are relative to the data, so they stay valid.
+    let n = u64::from_le_bytes(old[..8].try_into().unwrap()) - key.len() as u64;
+    old[..8].copy_from_slice(&n.to_le_bytes());
+    let old_path = dir.write("old.safetensors", &old);
+    let ck = checkpoint::load(&old_path).unwrap();
+    assert_eq!(ck.config.rule, Rule::Seed);
+    assert_eq!(ck, checkpoint::load(&path).unwrap());
+}
+
 // ---- through the binary ----
 
 fn stdout_json(out: &Output) -> serde_json::Value {
@@ -240,6 +303,80 @@ fn train_resume_matches_training_straight() {
     args.extend(["--resume", part, "--epochs", "3"]);
     let r3 = train(&dir, "resumed3", &args);
     assert_eq!(r3["steps"], 3 * 100);
+}
+
+/// `--rule r2rt` through the binary: the summary's config and reference levels, `--resume`
+/// without flags keeps the rule (the same weights as training straight), and `eval` scores
+/// on r2rt data by default and names r2rt's levels.
+#[test]
+fn an_r2rt_run_resumes_and_evaluates_through_the_binary() {
+    let dir = TestDir::new("r2rt-cli");
+    let p = |f: &str| dir.path(f).to_str().unwrap().to_string();
+    let (straight, part) = (p("straight.st"), p("part.st"));
+    let base = [SMALL.as_slice(), &["--rule", "r2rt", "--time-step", "10"]].concat();
+
+    let args = [base.as_slice(), &["--epochs", "3", "--save", &straight]].concat();
+    let s = train(&dir, "straight", &args);
+    assert_eq!(s["config"]["rule"], "r2rt");
+    assert_eq!(s["config"]["lags"], serde_json::json!([3, 8]));
+    let levels = s["reference_levels"].as_object().unwrap();
+    let names: Vec<&str> = levels.keys().map(String::as_str).collect();
+    assert_eq!(names.len(), 3, "{levels:?}");
+    for (name, want) in [
+        ("both_lags", 0.4545),
+        ("lag_a_only", 0.5192),
+        ("nothing_learned", 0.6616),
+    ] {
+        assert!(
+            (levels[name].as_f64().unwrap() - want).abs() < 5e-5,
+            "{name}: {levels:?}"
+        );
+    }
+
+    let args = [base.as_slice(), &["--epochs", "1", "--save", &part]].concat();
+    train(&dir, "part", &args);
+    let r = train(&dir, "resumed", &["--resume", &part, "--epochs", "3"]);
+    assert_eq!(r["weights_checksum"], s["weights_checksum"]);
+    assert_eq!(r["config"]["rule"], "r2rt");
+    // Naming the checkpoint's rule is no conflict; another rule is.
+    let r = train(
+        &dir,
+        "resumed2",
+        &["--resume", &part, "--epochs", "3", "--rule", "r2rt"],
+    );
+    assert_eq!(r["weights_checksum"], s["weights_checksum"]);
+    let o = bitrnn(&[
+        "train",
+        "--quiet",
+        "--out",
+        &p("bad"),
+        "--resume",
+        &part,
+        "--lags",
+        "2,9",
+    ]);
+    assert!(assert_usage_error(&o).contains("--lags (2, 9) (the checkpoint has (3, 8))"));
+
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--model", straight.as_str(), "--data-size", "20000"];
+        args.extend_from_slice(extra);
+        bitrnn(&args)
+    };
+    let e = stdout_json(&eval(&["--json"]));
+    assert_eq!(
+        (e["rule"].as_str(), e["lags"].clone()),
+        (Some("r2rt"), serde_json::json!([3, 8]))
+    );
+    let o = eval(&[]);
+    let line = String::from_utf8_lossy(&o.stdout);
+    assert!(line.contains("rule r2rt, lags 3,8"), "{line}");
+    assert!(line.contains("0.4545/0.75 = both lags learned, 0.5192/0.75 = lag a only, 0.6616/0.625 = nothing learned"), "{line}");
+    // Another rule takes its own default lags.
+    let e = stdout_json(&eval(&["--json", "--rule", "seed"]));
+    assert_eq!(
+        (e["rule"].as_str(), e["lags"].clone()),
+        (Some("seed"), serde_json::json!([1, 2]))
+    );
 }
 
 #[test]

@@ -123,6 +123,22 @@ fn bad_train_flags_are_refused_and_write_nothing() {
         case(&["--lags", "a,b"], Clap, "--lags"),
         case(&["--lags", "1,2,3"], Clap, "--lags"),
         case(&["--lags", "1,500000"], Us, "--lags 1,500000"),
+        case(&["--rule", "r2rt", "--lags", "3,3"], Us, "--lags 3,3"),
+        case(&["--rule", "r2rt", "--lags", "0,8"], Us, "--lags 0,8"),
+        case(
+            &["--rule", "r2rt", "--lags", "3,500000"],
+            Us,
+            "--lags 3,500000",
+        ),
+        // r2rt's default lags (3,8) need more than 8 samples.
+        case(
+            &["--rule", "r2rt", "--data-size", "8", "--batch-size", "8"],
+            Us,
+            "--lags 3,8",
+        ),
+        case(&["--rule", "rnn"], Clap, "rnn"),
+        case(&["--rule", "R2RT"], Clap, "R2RT"),
+        case(&["--rule"], Clap, "--rule"),
         case(&["--time-step", "0"], Us, "--time-step 0"),
         case(&["--time-step", "2001"], Us, "--time-step 2001"),
         case(&["--batch-size", "0"], Us, "--batch-size 0"),
@@ -258,6 +274,26 @@ fn bad_flags_of_other_commands_are_refused() {
         case(&["profile", "--seconds", "inf"], Us, "--seconds inf"),
         case(&["profile", "--hidden", "0"], Us, "--hidden 0"),
         case(&["profile", "--lags", "2,2"], Us, "--lags 2,2"),
+        case(&["profile", "--rule", "tf"], Clap, "tf"),
+        case(&["generate", "--rule", "r3rt", "--out", out], Clap, "r3rt"),
+        case(
+            &["generate", "--rule", "r2rt", "--lags", "8,8", "--out", out],
+            Us,
+            "--lags 8,8",
+        ),
+        case(
+            &[
+                "generate",
+                "--rule",
+                "r2rt",
+                "--data-size",
+                "8",
+                "--out",
+                out,
+            ],
+            Us,
+            "--lags 3,8",
+        ),
         case(&["eval"], Clap, "--model"),
     ]);
     assert!(!dir.path("gen").exists(), "generate left its --out behind");
@@ -578,4 +614,9 @@ fn bad_checkpoints_are_refused_by_eval_and_resume() {
         let o = bitrnn(&["eval", "--model", &p.display().to_string(), flag, value]);
         assert_refused(&o, By::Us, needle, &format!("eval {flag} {value}"));
     }
+    let model = p.display().to_string();
+    let o = bitrnn(&["eval", "--model", &model, "--rule", "coin"]);
+    assert_refused(&o, By::Clap, "coin", "eval --rule coin");
+    let o = bitrnn(&["eval", "--model", &model, "--rule", "r2rt", "--lags", "8,8"]);
+    assert_refused(&o, By::Us, "--lags 8,8", "eval --rule r2rt --lags 8,8");
 }

@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use bitrnn::Error;
+use bitrnn::data::{ReferenceLevel, Rule};
 use bitrnn::output::{ensure_dir, write_atomic, write_atomic_bytes, write_loss_csv};
 use bitrnn::plot::{ScalingSeries, loss_plot, moving_average, scaling_plot, smoothing_window};
 
@@ -190,6 +191,10 @@ fn synthetic_losses(steps: usize) -> Vec<f32> {
 
 const TITLE: &str = "hidden 6, lags (1,2), time_step 5, 250 streams x 2000, adagrad lr 0.1";
 
+fn seed_levels() -> Vec<ReferenceLevel> {
+    Rule::Seed.reference_levels()
+}
+
 #[test]
 fn loss_plot_writes_png_for_all_shapes_of_input() {
     let dir = TestDir::new("plot");
@@ -215,10 +220,14 @@ fn loss_plot_writes_png_for_all_shapes_of_input() {
     ];
     let mut expected = Vec::new();
     for (name, losses, windows_per_epoch) in &cases {
-        let path = dir.path(&format!("{name}.png"));
-        loss_plot(&path, losses, *windows_per_epoch, TITLE).unwrap();
-        assert_eq!(png_size(&path), (1000, 600), "{name}");
-        expected.push(format!("{name}.png"));
+        for rule in [Rule::Seed, Rule::R2rt] {
+            let name = format!("{name}-{rule}");
+            let path = dir.path(&format!("{name}.png"));
+            let levels = rule.reference_levels();
+            loss_plot(&path, losses, *windows_per_epoch, &levels, TITLE).unwrap();
+            assert_eq!(png_size(&path), (1000, 600), "{name}");
+            expected.push(format!("{name}.png"));
+        }
     }
     expected.sort();
     assert_eq!(dir.entries(), expected, "temporary files left behind");
@@ -305,11 +314,18 @@ fn scaling_plot_writes_png_for_all_shapes_of_input() {
 #[test]
 fn loss_plot_errors_leave_nothing_behind() {
     let dir = TestDir::new("plot-err");
-    let err = loss_plot(&dir.path("missing/loss.png"), &[0.5, 0.4], 400, TITLE).unwrap_err();
+    let err = loss_plot(
+        &dir.path("missing/loss.png"),
+        &[0.5, 0.4],
+        400,
+        &seed_levels(),
+        TITLE,
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
     assert!(dir.entries().is_empty(), "{:?}", dir.entries());
 
-    let err = loss_plot(&dir.path("loss.png"), &[0.5, 0.4], 0, TITLE).unwrap_err();
+    let err = loss_plot(&dir.path("loss.png"), &[0.5, 0.4], 0, &seed_levels(), TITLE).unwrap_err();
     assert!(matches!(err, Error::Usage(_)), "{err:?}");
     assert!(dir.entries().is_empty(), "{:?}", dir.entries());
 }
@@ -373,7 +389,7 @@ fn render_example_plot() {
         || std::env::temp_dir().join("example_loss.png"),
         PathBuf::from,
     );
-    loss_plot(&path, &synthetic_losses(12_000), 400, TITLE).unwrap();
+    loss_plot(&path, &synthetic_losses(12_000), 400, &seed_levels(), TITLE).unwrap();
     assert_eq!(png_size(&path), (1000, 600));
     eprintln!("wrote {}", path.display());
 }

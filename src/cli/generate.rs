@@ -1,7 +1,7 @@
 //! The flags of `bitrnn generate` and their validation.
 
 use super::parse_lags;
-use crate::config::{self, TrainSettings};
+use crate::config::{self, Rule, TrainSettings};
 use crate::error::{Error, Result};
 use crate::output::check_out_dir;
 use clap::Args;
@@ -12,9 +12,12 @@ pub struct GenerateArgs {
     /// Samples to generate.
     #[arg(long, default_value_t = TrainSettings::SEED.data_size)]
     pub data_size: usize,
-    /// The rule's lags A,B.
-    #[arg(long, default_value = "1,2", value_parser = parse_lags)]
-    pub lags: (usize, usize),
+    /// The rule of the targets: seed or r2rt (see `bitrnn train --help`).
+    #[arg(long, value_enum, default_value_t = TrainSettings::SEED.rule)]
+    pub rule: Rule,
+    /// The rule's lags A,B [default: 1,2 for --rule seed, 3,8 for --rule r2rt].
+    #[arg(long, value_parser = parse_lags)]
+    pub lags: Option<(usize, usize)>,
     /// Seed.
     #[arg(long, default_value_t = TrainSettings::SEED.seed)]
     pub seed: u64,
@@ -24,6 +27,12 @@ pub struct GenerateArgs {
 }
 
 impl GenerateArgs {
+    /// The lags: `--lags`, or the rule's default.
+    #[must_use]
+    pub fn lags(&self) -> (usize, usize) {
+        self.lags.unwrap_or(self.rule.default_lags())
+    }
+
     /// Checks the flags (the same rules as training's data flags, and the data's bit planes
     /// must fit in memory) and that `--out` is, or can become, a directory.
     ///
@@ -37,7 +46,7 @@ impl GenerateArgs {
                 config::MAX_DATA_SIZE
             )));
         }
-        config::check_lags(self.lags, self.data_size)?;
+        config::check_lags(self.lags(), self.data_size)?;
         let bytes = config::data_bytes(self.data_size);
         let limit = config::memory_limit();
         if bytes > limit {

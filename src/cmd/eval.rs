@@ -24,7 +24,7 @@
 
 use crate::checkpoint;
 use crate::cli::EvalArgs;
-use crate::config::{TrainConfig, TrainSettings};
+use crate::config::{Rule, TrainConfig, TrainSettings};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::planes::PlaneChunks;
@@ -44,6 +44,7 @@ pub struct EvalReport {
     /// Samples evaluated: `streams * windows * time_step`.
     pub samples: usize,
     pub data_size: usize,
+    pub rule: Rule,
     pub lags: (usize, usize),
     pub seed: u64,
     pub streams: usize,
@@ -103,12 +104,18 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     crate::output::check_input_file("--model", &args.model)?;
     let ck = checkpoint::load(&args.model)?;
     let trained = &ck.config;
-    let lags = args.lags.unwrap_or(trained.lags);
+    let rule = args.rule.unwrap_or(trained.rule);
+    let lags = args.lags.unwrap_or(if rule == trained.rule {
+        trained.lags
+    } else {
+        rule.default_lags()
+    });
     let seed = args.seed.unwrap_or(trained.seed.wrapping_add(1));
     // The training config's rules check the evaluation shape (data_size against the
     // checkpoint's batch_size, the lags against data_size).
     let cfg = TrainConfig::new(TrainSettings {
         data_size: args.data_size,
+        rule,
         lags,
         seed,
         threads: 1,
@@ -122,7 +129,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         )),
         e => e,
     })?;
-    let data = Dataset::generate(cfg.data_size, cfg.lags, cfg.seed);
+    let data = Dataset::generate_rule(cfg.rule, cfg.data_size, cfg.lags, cfg.seed);
     let stats = evaluate(&ck.params, &data, cfg.batch_size, cfg.time_step);
     let n = stats.samples as f64;
     let report = EvalReport {
@@ -131,6 +138,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         accuracy: stats.correct / n,
         samples: stats.samples,
         data_size: cfg.data_size,
+        rule: cfg.rule,
         lags: cfg.lags,
         seed: cfg.seed,
         streams: cfg.streams(),
@@ -149,7 +157,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         );
     } else {
         println!(
-            "{}: loss {:.4} accuracy {:.4} on {} samples ({} streams x {} windows of {}, lags {},{}, seed {}; 0.3466/0.75 = rule learned, 0.6931/0.5 = nothing)",
+            "{}: loss {:.4} accuracy {:.4} on {} samples ({} streams x {} windows of {}, {}lags {},{}, seed {}; {})",
             args.model.display(),
             report.loss,
             report.accuracy,
@@ -157,9 +165,20 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             report.streams,
             report.windows,
             report.time_step,
+            match report.rule {
+                Rule::Seed => String::new(),
+                rule => format!("rule {rule}, "),
+            },
             report.lags.0,
             report.lags.1,
-            report.seed
+            report.seed,
+            report
+                .rule
+                .reference_levels()
+                .iter()
+                .map(|l| format!("{:.4}/{} = {}", l.loss, l.accuracy, l.label))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())

@@ -5,7 +5,7 @@
 //!
 //! `--resume FILE` continues the run saved in FILE up to `--epochs` epochs in all. The
 //! checkpoint's config is authoritative: it defines the run (data_size, batch_size,
-//! time_step, hidden, lags, lr, optimizer, seed, engine), and only `--epochs`, `--threads`,
+//! time_step, hidden, rule, lags, lr, optimizer, seed, engine), and only `--epochs`, `--threads`,
 //! `--out`, `--save`, `--quiet` and `--json` come from the command line. A model flag set to
 //! something other than its default that disagrees with the checkpoint is refused (exit 2)
 //! rather than silently ignored. The data is regenerated from the seed, the trainer is
@@ -27,6 +27,7 @@
 use crate::checkpoint::{self, Checkpoint};
 use crate::cli::{ModelArgs, TrainArgs};
 use crate::config::{TrainConfig, TrainSettings, default_threads};
+use crate::data::ReferenceLevel;
 use crate::error::{Error, Result};
 use crate::train::Trainer;
 use crate::{model, output, plot};
@@ -72,12 +73,39 @@ pub struct Summary {
     /// machine at that moment (see `bitrnn::team`): the weights are the same either way.
     pub team_rounds: u64,
     pub solo_rounds: u64,
+    /// The losses the run's rule lets a model settle at ([`crate::data::Rule::reference_levels`]), by
+    /// name: `{"rule_learned": 0.3466, "nothing_learned": 0.6931}` for the seed rule.
+    #[serde(serialize_with = "levels_by_name")]
+    pub reference_levels: Vec<ReferenceLevel>,
     /// FNV-1a of the final weights' bits: equal for any --threads.
     pub weights_checksum: String,
     /// `f32` lanes of the kernels' vector in this build (16 with AVX-512, else 8).
     pub lanes: usize,
     pub simd_level: &'static str,
     pub version: &'static str,
+}
+
+/// Serializes the levels as one object, `name: loss`, in their order.
+fn levels_by_name<S: serde::Serializer>(
+    levels: &[ReferenceLevel],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(levels.len()))?;
+    for level in levels {
+        map.serialize_entry(level.name, &level.loss)?;
+    }
+    map.end()
+}
+
+/// The levels as the report line shows them: `0.3466 = rule learned, 0.6931 = nothing learned`.
+#[must_use]
+pub fn describe_levels(levels: &[ReferenceLevel]) -> String {
+    levels
+        .iter()
+        .map(|l| format!("{:.4} = {}", l.loss, l.label))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Mean of the last `n` values (all of them when fewer).
@@ -95,9 +123,14 @@ pub fn tail_mean(v: &[f32], n: usize) -> f32 {
 /// command line. A model flag away from its default that disagrees with the checkpoint is an
 /// error (the user asked for something the checkpoint cannot give).
 fn resume_config(args: &TrainArgs, path: &Path, ck: &Checkpoint) -> Result<TrainConfig> {
-    let defaults = ModelArgs::defaults();
-    let given = args.model.settings(args.epochs).model_flags();
-    let defaults = defaults.settings(args.epochs).model_flags();
+    let defaults = ModelArgs::defaults().settings(args.epochs);
+    let mut given = args.model.settings(args.epochs);
+    if args.model.lags.is_none() {
+        // `--lags` not given: its default depends on `--rule`, and it asks for nothing.
+        given.lags = defaults.lags;
+    }
+    let given = given.model_flags();
+    let defaults = defaults.model_flags();
     let saved = ck.config.model_flags();
     let conflicts: Vec<String> = given
         .into_iter()
@@ -256,6 +289,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         team_members: trainer.team_members(),
         team_rounds: trainer.team_stats().team_rounds,
         solo_rounds: trainer.team_stats().solo_rounds,
+        reference_levels: cfg.rule.reference_levels(),
         weights_checksum: model::checksum(trainer.params()),
         lanes: bitrnn_kernels::lanes::LANES,
         simd_level: bitrnn_kernels::simd_level(),
@@ -268,6 +302,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         &args.out.join("loss.png"),
         &losses,
         wpe,
+        &summary.reference_levels,
         &summary.config.describe(),
     )?;
     if let Some(path) = &args.save {
@@ -291,8 +326,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             );
         }
         eprintln!(
-            "final_loss {:.4} (0.3466 = rule learned, 0.6931 = nothing learned); {:.1} M sample-steps/s; wrote {}/{{loss.csv,loss.png,summary.json}}",
+            "final_loss {:.4} ({}); {:.1} M sample-steps/s; wrote {}/{{loss.csv,loss.png,summary.json}}",
             summary.final_loss,
+            describe_levels(&summary.reference_levels),
             summary.sample_steps_per_s / 1e6,
             args.out.display()
         );
