@@ -16,9 +16,20 @@ use crate::params::Layout;
 /// 16 lanes), and the vectors stay in the cache of the core that uses them.
 pub(super) fn splat_small(w: &Prepared, out: &mut [Vf32]) {
     let h = w.hidden;
-    let all = w.w_hh.iter().chain(&w.zx0).chain(&w.zx1).chain(&w.wy_diff);
-    for (o, &v) in out[..h * h + 3 * h].iter_mut().zip(all) {
-        *o = Vf32::splat(v);
+    // Four plain loops, not one chained iterator: the chain's per-item checks cost 4% of a
+    // seed run's instructions (callgrind, 2026-12-01).
+    let (o_hh, rest) = out.split_at_mut(h * h);
+    let (o_zx0, rest) = rest.split_at_mut(h);
+    let (o_zx1, o_wy) = rest.split_at_mut(h);
+    for (o, v) in [
+        (o_hh, &w.w_hh[..]),
+        (o_zx0, &w.zx0[..]),
+        (o_zx1, &w.zx1[..]),
+        (&mut o_wy[..h], &w.wy_diff[..]),
+    ] {
+        for (o, &v) in o.iter_mut().zip(v) {
+            *o = Vf32::splat(v);
+        }
     }
 }
 
