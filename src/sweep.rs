@@ -93,20 +93,15 @@ impl Grid {
             return Err(Error::Usage("--seeds 0: must be at least 1".into()));
         }
         check_axis("--seeds", &seeds, ToString::to_string)?;
-        let runs = [lags.len(), time_steps.len(), hidden.len(), seeds.len()]
-            .into_iter()
-            .try_fold(1usize, usize::checked_mul)
-            .filter(|&n| n <= MAX_RUNS);
-        let Some(_) = runs else {
+        let axes = [lags.len(), time_steps.len(), hidden.len(), seeds.len()];
+        let runs: u128 = axes.iter().map(|&n| n as u128).product();
+        if runs > MAX_RUNS as u128 {
             return Err(Error::Usage(format!(
-                "--lags x --time-steps x --hidden x --seeds: {} x {} x {} x {} runs, more than \
-                 the {MAX_RUNS} allowed; shorten an axis",
-                lags.len(),
-                time_steps.len(),
-                hidden.len(),
-                seeds.len()
+                "--lags x --time-steps x --hidden x --seeds: {} x {} x {} x {} = {runs} runs, \
+                 more than the {MAX_RUNS} allowed; shorten an axis",
+                axes[0], axes[1], axes[2], axes[3]
             )));
-        };
+        }
         for &lag in &lags {
             check_lags(lag, base.data_size)?;
         }
@@ -601,7 +596,7 @@ mod tests {
                     vec![6],
                     100,
                 ),
-                "100 x 100 x 1 x 100 runs, more than the 100000 allowed",
+                "100 x 100 x 1 x 100 = 1000000 runs, more than the 100000 allowed",
             ),
         ];
         for (m, want) in cases {

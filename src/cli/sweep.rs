@@ -203,6 +203,12 @@ impl SweepArgs {
     pub fn to_grid(&self) -> Result<Grid> {
         check_out_dir("--out", &self.out)?;
         self.thread_count()?;
+        if self.seeds > MAX_AXIS as u64 {
+            return Err(Error::Usage(format!(
+                "--seeds {}: at most {MAX_AXIS}",
+                self.seeds
+            )));
+        }
         let base = TrainSettings {
             data_size: self.data_size,
             batch_size: self.batch_size,
@@ -219,7 +225,7 @@ impl SweepArgs {
             self.lag_pairs(),
             self.time_steps.clone(),
             self.hidden.clone(),
-            (0..self.seeds.min(MAX_AXIS as u64 + 1)).collect(),
+            (0..self.seeds).collect(),
         )
     }
 }

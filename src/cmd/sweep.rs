@@ -158,14 +158,19 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     );
     if estimate_s > MAX_UNASKED_S && !args.yes {
         return Err(Error::Usage(format!(
-            "{shape}: estimated at about {} on {threads} thread(s); pass --yes to start it, \
-             or shorten an axis",
+            "--lags x --time-steps x --hidden x --seeds x --epochs: {} runs of {} epochs, \
+             estimated at about {} on {threads} thread(s) (more than an hour); pass --yes to \
+             start it, or shorten an axis",
+            todo.len(),
+            grid.base().epochs,
             human_seconds(estimate_s)
         )));
     }
     output::ensure_dir(&args.out)?;
     let levels = grid.base().rule.reference_levels();
     let threshold = sweep::learned_below(&levels);
+    // Before the first line on stderr: who waits for that line may send SIGINT at once.
+    crate::signal::install();
     if !args.quiet {
         eprintln!(
             "bitrnn sweep: {shape}, rule {}, {threads} thread(s){}; estimated at most {}",
@@ -190,7 +195,6 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     } else {
         ProgressBar::hidden()
     };
-    crate::signal::install();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("bitrnn-sweep-{i}"))
