@@ -652,6 +652,12 @@ fn text_on(c: RGBColor) -> RGBColor {
 /// Heatmap layout, in pixels.
 const CELL_W: i32 = 62;
 const CELL_H: i32 = 42;
+/// A panel's cells shrink to fit in this many pixels (across, down); below the size where
+/// the text fits, cells are colour only.
+const MAX_CELLS_W: i32 = 1800;
+const MAX_CELLS_H: i32 = 1400;
+/// The most panels drawn (the first ones; the subtitle says so).
+const MAX_PANELS: usize = 12;
 const ROW_LABELS_W: i32 = 78;
 const PANEL_TOP: i32 = 34;
 const PANEL_BOTTOM: i32 = 62;
@@ -689,12 +695,23 @@ pub fn heatmap(
         )));
     }
     register_embedded_font()?;
+    let all = panels.len();
+    let panels = &panels[..all.min(MAX_PANELS)];
+    let subtitle = if all > panels.len() {
+        format!("{subtitle}; the first {} of {all} panels", panels.len())
+    } else {
+        subtitle.to_string()
+    };
     let cols = panels.iter().map(|p| p.columns.len()).max().unwrap_or(1) as i32;
     let rows = panels.iter().map(|p| p.rows.len()).max().unwrap_or(1) as i32;
     let per_row = panels.len().min(PANELS_PER_ROW) as i32;
     let panel_rows = panels.len().div_ceil(PANELS_PER_ROW) as i32;
-    let panel_w = ROW_LABELS_W + cols * CELL_W + PANEL_GAP;
-    let panel_h = PANEL_TOP + rows * CELL_H + PANEL_BOTTOM;
+    let cell = (
+        (MAX_CELLS_W / cols).clamp(2, CELL_W),
+        (MAX_CELLS_H / rows).clamp(2, CELL_H),
+    );
+    let panel_w = ROW_LABELS_W + cols * cell.0 + PANEL_GAP;
+    let panel_h = PANEL_TOP + rows * cell.1 + PANEL_BOTTOM;
     let width = (16 + per_row * panel_w + COLOR_BAR_W).max(700);
     let height = (FIGURE_TOP + panel_rows * panel_h).max(360);
     let (width, height) = (width as u32, height as u32);
@@ -705,8 +722,9 @@ pub fn heatmap(
         panels,
         levels,
         title,
-        subtitle,
+        &subtitle,
         (panel_w, panel_h),
+        cell,
     )
     .map_err(|e| {
         Error::io(
@@ -725,6 +743,7 @@ fn draw_heatmap(
     title: &str,
     subtitle: &str,
     (panel_w, panel_h): (i32, i32),
+    (cell_w, cell_h): (i32, i32),
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     use plotters::style::text_anchor::{HPos, Pos, VPos};
     let root = BitMapBackend::with_buffer(pixels, size).into_drawing_area();
@@ -757,24 +776,28 @@ fn draw_heatmap(
         let n_rows = panel.rows.len() as i32;
         root.draw(&Text::new(
             panel.title.as_str(),
-            (x0 + n_cols * CELL_W / 2, y0 - 18),
+            (x0 + n_cols * cell_w / 2, y0 - 18),
             centred(17, &BLACK),
         ))?;
-        for (r, label) in panel.rows.iter().enumerate() {
-            let y = y0 + r as i32 * CELL_H + CELL_H / 2;
+        // Every row's and column's label where they fit, else every k-th.
+        let row_stride = (18 / cell_h + 1) as usize;
+        let column_stride = (36 / cell_w + 1) as usize;
+        let text_fits = cell_w >= 56 && cell_h >= 36;
+        for (r, label) in panel.rows.iter().enumerate().step_by(row_stride) {
+            let y = y0 + r as i32 * cell_h + cell_h / 2;
             root.draw(&Text::new(label.as_str(), (x0 - 8, y), right(14)))?;
         }
-        for (c, label) in panel.columns.iter().enumerate() {
-            let x = x0 + c as i32 * CELL_W + CELL_W / 2;
+        for (c, label) in panel.columns.iter().enumerate().step_by(column_stride) {
+            let x = x0 + c as i32 * cell_w + cell_w / 2;
             root.draw(&Text::new(
                 label.as_str(),
-                (x, y0 + n_rows * CELL_H + 12),
+                (x, y0 + n_rows * cell_h + 12),
                 centred(14, &BLACK),
             ))?;
         }
         root.draw(&Text::new(
             "time_step",
-            (x0 + n_cols * CELL_W / 2, y0 + n_rows * CELL_H + 38),
+            (x0 + n_cols * cell_w / 2, y0 + n_rows * cell_h + 38),
             centred(16, &BLACK),
         ))?;
         root.draw(&Text::new(
@@ -787,23 +810,26 @@ fn draw_heatmap(
                 (i / panel.columns.len()) as i32,
                 (i % panel.columns.len()) as i32,
             );
-            let (cx, cy) = (x0 + c * CELL_W, y0 + r * CELL_H);
+            let (cx, cy) = (x0 + c * cell_w, y0 + r * cell_h);
             let (fill, text) = match cell.value {
                 None => (RGBColor(240, 240, 240), None),
                 Some(v) if !v.is_finite() => (RGBColor(150, 150, 150), Some("div".to_string())),
                 Some(v) => (heat_color(t_of(v)), Some(format!("{v:.3}"))),
             };
             root.draw(&Rectangle::new(
-                [(cx, cy), (cx + CELL_W, cy + CELL_H)],
+                [(cx, cy), (cx + cell_w, cy + cell_h)],
                 fill.filled(),
             ))?;
+            if !text_fits {
+                continue;
+            }
             root.draw(&Rectangle::new(
-                [(cx, cy), (cx + CELL_W, cy + CELL_H)],
+                [(cx, cy), (cx + cell_w, cy + cell_h)],
                 WHITE.stroke_width(1),
             ))?;
             if let Some(text) = text {
                 let ink = text_on(fill);
-                let mid = cx + CELL_W / 2;
+                let mid = cx + cell_w / 2;
                 root.draw(&Text::new(text, (mid, cy + 13), centred(14, &ink)))?;
                 root.draw(&Text::new(
                     cell.label.as_str(),

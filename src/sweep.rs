@@ -476,26 +476,28 @@ pub fn median(v: &[f32]) -> f64 {
 /// belong to it (others are ignored).
 #[must_use]
 pub fn cells(grid: &Grid, results: &[RunResult]) -> Vec<Cell> {
-    let mut out = Vec::new();
+    use std::collections::{HashMap, HashSet};
+    let seeds: HashSet<u64> = grid.seeds.iter().copied().collect();
+    // The results by their settings with the seed set to the base's: one entry per cell.
+    let mut by_cell: HashMap<String, Vec<&RunResult>> = HashMap::new();
+    for r in results.iter().filter(|r| seeds.contains(&r.settings.seed)) {
+        let key = settings_key(&TrainSettings {
+            seed: grid.base.seed,
+            ..r.settings
+        });
+        by_cell.entry(key).or_default().push(r);
+    }
+    let mut out = Vec::with_capacity(grid.len() / grid.seeds.len());
     for &hidden in &grid.hidden {
         for &lags in &grid.lags {
             for &time_step in &grid.time_steps {
-                let want = TrainSettings {
+                let key = settings_key(&TrainSettings {
                     hidden,
                     lags,
                     time_step,
                     ..grid.base
-                };
-                let mine: Vec<&RunResult> = results
-                    .iter()
-                    .filter(|r| {
-                        grid.seeds.contains(&r.settings.seed)
-                            && TrainSettings {
-                                seed: grid.base.seed,
-                                ..r.settings
-                            } == want
-                    })
-                    .collect();
+                });
+                let mine = by_cell.get(&key).map_or(&[][..], Vec::as_slice);
                 let losses: Vec<f32> = mine.iter().map(|r| r.final_loss).collect();
                 out.push(Cell {
                     hidden,
