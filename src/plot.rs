@@ -716,17 +716,12 @@ pub fn heatmap(
     let height = (FIGURE_TOP + panel_rows * panel_h).max(360);
     let (width, height) = (width as u32, height as u32);
     let mut pixels = vec![0u8; width as usize * height as usize * 3];
-    draw_heatmap(
-        &mut pixels,
-        (width, height),
-        panels,
-        levels,
-        title,
-        &subtitle,
-        (panel_w, panel_h),
+    let layout = HeatLayout {
+        size: (width, height),
+        panel: (panel_w, panel_h),
         cell,
-    )
-    .map_err(|e| {
+    };
+    draw_heatmap(&mut pixels, &layout, panels, levels, title, &subtitle).map_err(|e| {
         Error::io(
             path,
             io::Error::other(format!("cannot draw the heatmap: {e}")),
@@ -735,16 +730,26 @@ pub fn heatmap(
     write_png_atomic(path, &pixels, (width, height))
 }
 
+/// The heatmap's sizes in pixels: the image, one panel (with its labels), one cell.
+struct HeatLayout {
+    size: (u32, u32),
+    panel: (i32, i32),
+    cell: (i32, i32),
+}
+
 fn draw_heatmap(
     pixels: &mut [u8],
-    size: (u32, u32),
+    layout: &HeatLayout,
     panels: &[HeatmapPanel],
     levels: &[ReferenceLevel],
     title: &str,
     subtitle: &str,
-    (panel_w, panel_h): (i32, i32),
-    (cell_w, cell_h): (i32, i32),
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let HeatLayout {
+        size,
+        panel: (panel_w, panel_h),
+        cell: (cell_w, cell_h),
+    } = *layout;
     use plotters::style::text_anchor::{HPos, Pos, VPos};
     let root = BitMapBackend::with_buffer(pixels, size).into_drawing_area();
     root.fill(&WHITE)?;
