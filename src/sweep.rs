@@ -192,13 +192,14 @@ impl Grid {
     }
 }
 
-/// Estimated seconds of one run on one thread, conservative by about two for the seed's
-/// shapes: per window 6 us of fixed cost (planes, reduction, update, the callback), per
-/// sample-step 3 ns plus `6 H^2 + 10 H` flops (the recurrent product forward, its transpose
-/// backward and the gradient GEMM, 2 H^2 each; the elementwise rest) at 20 GFLOP/s per
-/// thread. Measured on the 2-core VM with hidden 6, one thread: 6.8 us per window at
-/// time_step 1, 17 us at 5, 21 us at 12 (the model says 7, 13, 21). The scalar engine is
-/// about ten times slower.
+/// Estimated seconds of one run on one thread, on the safe side: per window 6 us of fixed
+/// cost (planes, reduction, update, the callback), per sample-step 3 ns plus `6 H^2 + 10 H`
+/// flops (the recurrent product forward, its transpose backward and the gradient GEMM,
+/// 2 H^2 each; the elementwise rest) at 20 GFLOP/s per thread. Measured on the 2-core VM
+/// with 250 streams, hidden 6, one thread: 6.8 us per window at time_step 1, 17 us at 5,
+/// 21 us at 12; the model says 10, 27 and 56 us (the default 720-run sweep: 41 s estimated,
+/// 31 s measured with another job on the machine). The scalar engine measured 8 to 16 times
+/// slower at that shape (1.0 to 1.1 s per run); the model takes 10 times.
 #[must_use]
 pub fn estimate_run_s(s: &TrainSettings) -> f64 {
     let windows = (s.epochs * s.windows_per_epoch()) as f64;

@@ -67,7 +67,7 @@ pub struct SweepArgs {
     /// Optimizer: adagrad or sgd.
     #[arg(long, value_enum, default_value_t = TrainSettings::SEED.optimizer)]
     pub optimizer: Optimizer,
-    /// simd or scalar (the reference; about ten times slower).
+    /// simd or scalar (the reference; 8 to 16 times slower at the seed shape).
     #[arg(long, value_enum, default_value_t = TrainSettings::SEED.engine)]
     pub engine: Engine,
     /// Runs at once, one thread each (default: all cores). The results do not depend on it.
