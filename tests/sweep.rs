@@ -240,3 +240,49 @@ fn ctrl_c_finishes_the_runs_in_flight_and_writes_what_is_done() {
     assert_eq!(rows(&out).len(), 60);
     assert_eq!(rows(&out)[..done.len()], done[..]);
 }
+
+/// The acceptance check at the seed's full shape: the default sweep's row for lags 1,2 and
+/// time_step 5 is `bitrnn train --threads 1 --seed S` for each of the five seeds.
+#[test]
+fn the_seed_row_equals_train_for_every_seed() {
+    let dir = TestDir::new("seed-row");
+    let out = dir.path("sweep");
+    let run = bitrnn(&[
+        "sweep",
+        "--quiet",
+        "--lags",
+        "1,2",
+        "--time-steps",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&run);
+    let rows = rows(&out);
+    assert_eq!(rows.len(), 5);
+    for row in &rows {
+        let train = bitrnn(&[
+            "train",
+            "--quiet",
+            "--json",
+            "--threads",
+            "1",
+            "--seed",
+            &row[5],
+            "--out",
+            dir.path("train").to_str().unwrap(),
+        ]);
+        assert_ok(&train);
+        let s: serde_json::Value = serde_json::from_slice(&train.stdout).unwrap();
+        let train_loss = s["final_loss"].as_f64().unwrap() as f32;
+        assert_eq!(
+            train_loss.to_bits(),
+            row[12].parse::<f32>().unwrap().to_bits()
+        );
+        assert_eq!(s["weights_checksum"].as_str().unwrap(), row[14]);
+        assert_eq!(
+            row[13], "true",
+            "the seed rule is learned at time_step 5: {row:?}"
+        );
+    }
+}
