@@ -166,6 +166,10 @@ pub fn cli_parse(data: &[u8]) {
             );
         })),
         Command::Eval(_) => {}
+        Command::Sweep(args) => usage(args.to_grid().map(|grid| {
+            assert!(!grid.is_empty() && grid.len() <= crate::sweep::MAX_RUNS);
+            assert!(grid.runs().iter().all(|s| s.threads == 1));
+        })),
     }
 }
 

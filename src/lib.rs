@@ -19,6 +19,7 @@
 //!   window by window, with tolerances from the kernels' rounding model.
 //! - [`peak`]: the machine's measured f32 FMA peak, for `bench`'s roofline figures; [`cpu`]:
 //!   the refusal to run on a CPU without the features the binary was built for.
+//! - [`sweep`]: the grid of runs behind `bitrnn sweep`, its CSV rows and per-cell medians.
 //! - [`error`]: the error type and its exit codes.
 //! - [`signal`]: Ctrl-C as a flag, so that an interrupted `train` still writes its outputs.
 //! - `fuzzing` (feature `fuzzing`): entry points shared by the fuzz targets (`fuzz/`) and
@@ -44,6 +45,7 @@ pub mod plot;
 pub mod reduce;
 pub mod shards;
 pub mod signal;
+pub mod sweep;
 pub mod team;
 pub mod train;
 pub mod verify;

@@ -258,19 +258,19 @@ pub fn loss_plot(
             io::Error::other(format!("cannot draw the loss plot: {e}")),
         )
     })?;
-    write_png_atomic(path, &pixels)
+    write_png_atomic(path, &pixels, (WIDTH, HEIGHT))
 }
 
-/// Encodes an RGB buffer of `WIDTH x HEIGHT` pixels as PNG at `path`, atomically.
+/// Encodes an RGB buffer of `width x height` pixels as PNG at `path`, atomically.
 ///
 /// The encoder behind plotters' `bitmap_encoder` only writes to a named file and picks the
 /// format from its extension, so the temporary sibling ends in `.png`.
-fn write_png_atomic(path: &Path, pixels: &[u8]) -> Result<()> {
+fn write_png_atomic(path: &Path, pixels: &[u8], (width, height): (u32, u32)) -> Result<()> {
     let temp = output::temp_sibling(path, ".png")?;
     let saved = {
-        let mut backend = BitMapBackend::new(&temp, (WIDTH, HEIGHT));
+        let mut backend = BitMapBackend::new(&temp, (width, height));
         backend
-            .blit_bitmap((0, 0), (WIDTH, HEIGHT), pixels)
+            .blit_bitmap((0, 0), (width, height), pixels)
             .and_then(|()| backend.present())
         // The backend is dropped here. Its Drop retries `present` if that failed, which can
         // leave a file at `temp`: removing it below must come after.
@@ -484,7 +484,7 @@ pub fn scaling_plot(path: &Path, series: &[ScalingSeries], title: &str) -> Resul
             io::Error::other(format!("cannot draw the scaling plot: {e}")),
         )
     })?;
-    write_png_atomic(path, &pixels)
+    write_png_atomic(path, &pixels, (WIDTH, HEIGHT))
 }
 
 fn draw_scaling_plot(
@@ -599,4 +599,281 @@ mod tests {
             assert!(pixels_of(levels, NOT_LEARNED_COLOR) > 300);
         }
     }
+}
+
+/// One cell of a heatmap panel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeatmapCell {
+    /// The value the colour shows (a median loss); `None` for a cell not computed (drawn
+    /// empty), NaN or infinity for a run that diverged (drawn grey, "div").
+    pub value: Option<f64>,
+    /// The second line of the cell's text (`"5/5"`: the seeds that learned).
+    pub label: String,
+}
+
+/// One panel of a heatmap: `rows x columns` cells, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeatmapPanel {
+    pub title: String,
+    /// Row labels, top to bottom (lag pairs).
+    pub rows: Vec<String>,
+    /// Column labels, left to right (time steps).
+    pub columns: Vec<String>,
+    pub cells: Vec<HeatmapCell>,
+}
+
+/// The sequential scale of the heatmap, from the lowest reference level (dark blue: the most
+/// a model can learn) to nothing learned (pale yellow): ColorBrewer's YlGnBu, reversed.
+const HEAT_STOPS: [RGBColor; 5] = [
+    RGBColor(8, 29, 88),
+    RGBColor(34, 94, 168),
+    RGBColor(29, 145, 192),
+    RGBColor(127, 205, 187),
+    RGBColor(255, 255, 217),
+];
+
+/// The colour of `t` in 0..=1 on [`HEAT_STOPS`] (clamped), linearly between stops.
+#[must_use]
+fn heat_color(t: f64) -> RGBColor {
+    let t = t.clamp(0.0, 1.0) * (HEAT_STOPS.len() - 1) as f64;
+    let i = (t.floor() as usize).min(HEAT_STOPS.len() - 2);
+    let f = t - i as f64;
+    let (a, b) = (HEAT_STOPS[i], HEAT_STOPS[i + 1]);
+    let mix = |x: u8, y: u8| (f64::from(x) + f * (f64::from(y) - f64::from(x))).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Black or white, whichever reads better on `c` (relative luminance, sRGB weights).
+fn text_on(c: RGBColor) -> RGBColor {
+    let l = 0.2126 * f64::from(c.0) + 0.7152 * f64::from(c.1) + 0.0722 * f64::from(c.2);
+    if l > 140.0 { BLACK } else { WHITE }
+}
+
+/// Heatmap layout, in pixels.
+const CELL_W: i32 = 62;
+const CELL_H: i32 = 42;
+/// A panel's cells shrink to fit in this many pixels (across, down); below the size where
+/// the text fits, cells are colour only.
+const MAX_CELLS_W: i32 = 1800;
+const MAX_CELLS_H: i32 = 1400;
+/// The most panels drawn (the first ones; the subtitle says so).
+const MAX_PANELS: usize = 12;
+const ROW_LABELS_W: i32 = 78;
+const PANEL_TOP: i32 = 34;
+const PANEL_BOTTOM: i32 = 62;
+const PANEL_GAP: i32 = 24;
+const FIGURE_TOP: i32 = 78;
+const COLOR_BAR_W: i32 = 190;
+const PANELS_PER_ROW: usize = 3;
+
+/// Renders a heatmap to a PNG at `path`, atomically: one panel per entry of `panels` (three
+/// to a row), each cell coloured by its value on a sequential scale anchored at the rule's
+/// levels (the lowest level at the dark end, nothing learned at the pale end; values beyond
+/// are clamped), with the value (3 decimals) and its label written in it; a colour bar with
+/// the levels marked on the right. `title` and `subtitle` go on top. For `bitrnn sweep`:
+/// time_step across, lags down.
+///
+/// # Errors
+/// [`Error::Usage`] if a panel's cells do not match its rows x columns or `levels` has
+/// fewer than two levels; [`Error::Io`] if drawing or writing fails.
+pub fn heatmap(
+    path: &Path,
+    panels: &[HeatmapPanel],
+    levels: &[ReferenceLevel],
+    title: &str,
+    subtitle: &str,
+) -> Result<()> {
+    if levels.len() < 2
+        || panels.is_empty()
+        || panels
+            .iter()
+            .any(|p| p.cells.len() != p.rows.len() * p.columns.len())
+    {
+        return Err(Error::Usage(format!(
+            "{}: a heatmap needs panels of rows x columns cells and two levels",
+            path.display()
+        )));
+    }
+    register_embedded_font()?;
+    let all = panels.len();
+    let panels = &panels[..all.min(MAX_PANELS)];
+    let subtitle = if all > panels.len() {
+        format!("{subtitle}; the first {} of {all} panels", panels.len())
+    } else {
+        subtitle.to_string()
+    };
+    let cols = panels.iter().map(|p| p.columns.len()).max().unwrap_or(1) as i32;
+    let rows = panels.iter().map(|p| p.rows.len()).max().unwrap_or(1) as i32;
+    let per_row = panels.len().min(PANELS_PER_ROW) as i32;
+    let panel_rows = panels.len().div_ceil(PANELS_PER_ROW) as i32;
+    let cell = (
+        (MAX_CELLS_W / cols).clamp(2, CELL_W),
+        (MAX_CELLS_H / rows).clamp(2, CELL_H),
+    );
+    let panel_w = ROW_LABELS_W + cols * cell.0 + PANEL_GAP;
+    let panel_h = PANEL_TOP + rows * cell.1 + PANEL_BOTTOM;
+    let width = (16 + per_row * panel_w + COLOR_BAR_W).max(700);
+    let height = (FIGURE_TOP + panel_rows * panel_h).max(360);
+    let (width, height) = (width as u32, height as u32);
+    let mut pixels = vec![0u8; width as usize * height as usize * 3];
+    let layout = HeatLayout {
+        size: (width, height),
+        panel: (panel_w, panel_h),
+        cell,
+    };
+    draw_heatmap(&mut pixels, &layout, panels, levels, title, &subtitle).map_err(|e| {
+        Error::io(
+            path,
+            io::Error::other(format!("cannot draw the heatmap: {e}")),
+        )
+    })?;
+    write_png_atomic(path, &pixels, (width, height))
+}
+
+/// The heatmap's sizes in pixels: the image, one panel (with its labels), one cell.
+struct HeatLayout {
+    size: (u32, u32),
+    panel: (i32, i32),
+    cell: (i32, i32),
+}
+
+fn draw_heatmap(
+    pixels: &mut [u8],
+    layout: &HeatLayout,
+    panels: &[HeatmapPanel],
+    levels: &[ReferenceLevel],
+    title: &str,
+    subtitle: &str,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let HeatLayout {
+        size,
+        panel: (panel_w, panel_h),
+        cell: (cell_w, cell_h),
+    } = *layout;
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    let root = BitMapBackend::with_buffer(pixels, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    fn centred(px: u32, color: &RGBColor) -> TextStyle<'_> {
+        TextStyle::from((FONT, px).into_font())
+            .color(color)
+            .pos(Pos::new(HPos::Center, VPos::Center))
+    }
+    let right = |px: u32| {
+        TextStyle::from((FONT, px).into_font())
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Right, VPos::Center))
+    };
+    let left = |px: u32| {
+        TextStyle::from((FONT, px).into_font())
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Center))
+    };
+    let width = size.0 as i32;
+    root.draw(&Text::new(title, (width / 2, 22), centred(20, &BLACK)))?;
+    root.draw(&Text::new(subtitle, (width / 2, 50), centred(15, &BLACK)))?;
+    let low = levels[0].loss;
+    let nothing = levels[levels.len() - 1].loss;
+    let t_of = |v: f64| (v - low) / (nothing - low);
+    for (k, panel) in panels.iter().enumerate() {
+        let x0 = 16 + (k % PANELS_PER_ROW) as i32 * panel_w + ROW_LABELS_W;
+        let y0 = FIGURE_TOP + (k / PANELS_PER_ROW) as i32 * panel_h + PANEL_TOP;
+        let n_cols = panel.columns.len() as i32;
+        let n_rows = panel.rows.len() as i32;
+        root.draw(&Text::new(
+            panel.title.as_str(),
+            (x0 + n_cols * cell_w / 2, y0 - 18),
+            centred(17, &BLACK),
+        ))?;
+        // Every row's and column's label where they fit, else every k-th.
+        let row_stride = (18 / cell_h + 1) as usize;
+        let column_stride = (36 / cell_w + 1) as usize;
+        let text_fits = cell_w >= 56 && cell_h >= 36;
+        for (r, label) in panel.rows.iter().enumerate().step_by(row_stride) {
+            let y = y0 + r as i32 * cell_h + cell_h / 2;
+            root.draw(&Text::new(label.as_str(), (x0 - 8, y), right(14)))?;
+        }
+        for (c, label) in panel.columns.iter().enumerate().step_by(column_stride) {
+            let x = x0 + c as i32 * cell_w + cell_w / 2;
+            root.draw(&Text::new(
+                label.as_str(),
+                (x, y0 + n_rows * cell_h + 12),
+                centred(14, &BLACK),
+            ))?;
+        }
+        root.draw(&Text::new(
+            "time_step",
+            (x0 + n_cols * cell_w / 2, y0 + n_rows * cell_h + 38),
+            centred(16, &BLACK),
+        ))?;
+        root.draw(&Text::new(
+            "lags (a,b)",
+            (x0 - ROW_LABELS_W + 4, y0 - 18),
+            left(15),
+        ))?;
+        for (i, cell) in panel.cells.iter().enumerate() {
+            let (r, c) = (
+                (i / panel.columns.len()) as i32,
+                (i % panel.columns.len()) as i32,
+            );
+            let (cx, cy) = (x0 + c * cell_w, y0 + r * cell_h);
+            let (fill, text) = match cell.value {
+                None => (RGBColor(240, 240, 240), None),
+                Some(v) if !v.is_finite() => (RGBColor(150, 150, 150), Some("div".to_string())),
+                Some(v) => (heat_color(t_of(v)), Some(format!("{v:.3}"))),
+            };
+            root.draw(&Rectangle::new(
+                [(cx, cy), (cx + cell_w, cy + cell_h)],
+                fill.filled(),
+            ))?;
+            if !text_fits {
+                continue;
+            }
+            root.draw(&Rectangle::new(
+                [(cx, cy), (cx + cell_w, cy + cell_h)],
+                WHITE.stroke_width(1),
+            ))?;
+            if let Some(text) = text {
+                let ink = text_on(fill);
+                let mid = cx + cell_w / 2;
+                root.draw(&Text::new(text, (mid, cy + 13), centred(14, &ink)))?;
+                root.draw(&Text::new(
+                    cell.label.as_str(),
+                    (mid, cy + 30),
+                    centred(13, &ink),
+                ))?;
+            }
+        }
+    }
+    // The colour bar: the scale from the lowest level (top) to nothing learned (bottom),
+    // with every level marked.
+    let bar_x = width - COLOR_BAR_W + 16;
+    let bar_top = FIGURE_TOP + PANEL_TOP;
+    let bar_h = 240;
+    root.draw(&Text::new(
+        "median final loss",
+        (bar_x - 6, bar_top - 18),
+        left(15),
+    ))?;
+    for y in 0..bar_h {
+        let t = f64::from(y) / f64::from(bar_h - 1);
+        root.draw(&Rectangle::new(
+            [(bar_x, bar_top + y), (bar_x + 22, bar_top + y + 1)],
+            heat_color(t).filled(),
+        ))?;
+    }
+    for level in levels {
+        let y = bar_top + (t_of(level.loss) * f64::from(bar_h - 1)).round() as i32;
+        root.draw(&PathElement::new(
+            vec![(bar_x - 4, y), (bar_x + 26, y)],
+            BLACK.stroke_width(2),
+        ))?;
+        root.draw(&Text::new(
+            format!("{:.4}", level.loss),
+            (bar_x + 32, y - 8),
+            left(13),
+        ))?;
+        root.draw(&Text::new(level.label, (bar_x + 32, y + 8), left(13)))?;
+    }
+    root.present()?;
+    Ok(())
 }

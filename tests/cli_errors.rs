@@ -193,6 +193,85 @@ fn bad_train_flags_are_refused_and_write_nothing() {
     assert!(left.is_empty(), "failing commands left {left:?}");
 }
 
+/// Bad `sweep` grids: an empty axis, a repeated value, a lag beyond the data, too many runs,
+/// a sweep of hours without `--yes`. Refused before any run, writing nothing.
+#[test]
+fn bad_sweep_grids_are_refused_and_write_nothing() {
+    use By::{Clap, Us};
+    let dir = TestDir::new("sweep-flags");
+    let cases = [
+        case(&["--time-steps", ""], Clap, "--time-steps"),
+        case(&["--hidden", "4..=1"], Clap, "empty range"),
+        case(&["--lags"], Clap, "--lags"),
+        case(&["--seeds", "0"], Us, "--seeds 0"),
+        case(
+            &["--time-steps", "1,2,2"],
+            Us,
+            "--time-steps: 2 appears twice",
+        ),
+        case(&["--lags", "1,2", "1..=3"], Us, "--lags: 1,2 appears twice"),
+        case(&["--hidden", "6,6"], Us, "--hidden: 6 appears twice"),
+        case(&["--lags", "1,500000"], Us, "--lags 1,500000"),
+        case(
+            &[
+                "--lags",
+                "1..=3",
+                "--data-size",
+                "3",
+                "--batch-size",
+                "1",
+                "--time-steps",
+                "1",
+            ],
+            Us,
+            "--lags 2,3",
+        ),
+        case(&["--lags", "3,3"], Us, "--lags 3,3"),
+        case(&["--lags", "1..4"], Clap, "A..=B"),
+        case(&["--lags", "1..=4+0"], Clap, "gap"),
+        case(&["--time-steps", "0,5"], Us, "--time-steps 0"),
+        case(&["--time-steps", "2001"], Us, "--time-steps 2001"),
+        case(&["--hidden", "0"], Us, "--hidden 0"),
+        case(
+            &["--time-steps", "1..=1000000"],
+            Clap,
+            "more than the 100000",
+        ),
+        case(
+            &[
+                "--lags",
+                "1..=100",
+                "--time-steps",
+                "1..=100",
+                "--seeds",
+                "100",
+            ],
+            Us,
+            "= 1000000 runs",
+        ),
+        case(&["--seeds", "1000000"], Us, "--seeds 1000000"),
+        case(&["--epochs", "0"], Us, "--epochs 0"),
+        case(&["--threads", "0"], Us, "--threads 0"),
+        case(&["--epochs", "100000"], Us, "pass --yes"),
+    ];
+    let cases: Vec<_> = cases
+        .into_iter()
+        .enumerate()
+        .map(|(i, (args, by, needle))| {
+            let mut full = vec!["sweep".to_string()];
+            full.extend(args);
+            full.extend([
+                "--out".into(),
+                dir.path(&format!("out{i}")).display().to_string(),
+            ]);
+            (full, by, needle)
+        })
+        .collect();
+    check_all(&cases);
+    let left: Vec<_> = fs::read_dir(&dir.0).unwrap().collect();
+    assert!(left.is_empty(), "failing commands left {left:?}");
+}
+
 /// Every other command's bad flags, and bad command lines.
 #[test]
 fn bad_flags_of_other_commands_are_refused() {

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use bitrnn::Error;
 use bitrnn::data::{ReferenceLevel, Rule};
 use bitrnn::output::{ensure_dir, write_atomic, write_atomic_bytes, write_loss_csv};
-use bitrnn::plot::{ScalingSeries, loss_plot, moving_average, scaling_plot, smoothing_window};
+use bitrnn::plot::{
+    HeatmapCell, HeatmapPanel, ScalingSeries, heatmap, loss_plot, moving_average, scaling_plot,
+    smoothing_window,
+};
 
 mod common;
 use common::TestDir;
@@ -328,6 +331,74 @@ fn loss_plot_errors_leave_nothing_behind() {
     let err = loss_plot(&dir.path("loss.png"), &[0.5, 0.4], 0, &seed_levels(), TITLE).unwrap_err();
     assert!(matches!(err, Error::Usage(_)), "{err:?}");
     assert!(dir.entries().is_empty(), "{:?}", dir.entries());
+}
+
+/// A heatmap panel of `rows x columns` cells: values across the levels, one not done, one
+/// diverged.
+fn heat_panel(rows: usize, columns: usize) -> HeatmapPanel {
+    HeatmapPanel {
+        title: "hidden 6".into(),
+        rows: (1..=rows).map(|a| format!("{a},{}", a + 1)).collect(),
+        columns: (1..=columns).map(|t| t.to_string()).collect(),
+        cells: (0..rows * columns)
+            .map(|i| HeatmapCell {
+                value: match i {
+                    0 => None,
+                    1 => Some(f64::NAN),
+                    _ => Some(0.3 + 0.45 * (i % 7) as f64 / 6.0),
+                },
+                label: format!("{}/5", i % 6),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn heatmap_writes_png_for_small_large_and_many_panels() {
+    let dir = TestDir::new("heatmap");
+    for (name, panels, levels) in [
+        (
+            "one.png",
+            vec![heat_panel(1, 1)],
+            Rule::Seed.reference_levels(),
+        ),
+        (
+            "seed.png",
+            vec![heat_panel(12, 12)],
+            Rule::Seed.reference_levels(),
+        ),
+        (
+            "three.png",
+            vec![heat_panel(4, 5); 3],
+            Rule::R2rt.reference_levels(),
+        ),
+        (
+            "huge.png",
+            vec![heat_panel(300, 400); 20],
+            Rule::Seed.reference_levels(),
+        ),
+    ] {
+        let path = dir.path(name);
+        heatmap(
+            &path,
+            &panels,
+            &levels,
+            TITLE,
+            "cell: median, seeds learned",
+        )
+        .unwrap();
+        let (w, h) = png_size(&path);
+        assert!(
+            (700..=8000).contains(&w) && (360..=8000).contains(&h),
+            "{name}: {w} x {h}"
+        );
+    }
+    // Cells that do not match the panel's shape: refused, nothing written.
+    let mut bad = heat_panel(2, 2);
+    bad.cells.pop();
+    let err = heatmap(&dir.path("bad.png"), &[bad], &seed_levels(), TITLE, "").unwrap_err();
+    assert!(matches!(err, Error::Usage(_)), "{err:?}");
+    assert!(!dir.path("bad.png").exists());
 }
 
 /// The naive oracle: the mean of the finite values in the clipped centred window.

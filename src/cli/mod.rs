@@ -7,6 +7,7 @@ mod bench;
 mod eval;
 mod generate;
 mod profile;
+mod sweep;
 mod train;
 mod verify;
 
@@ -14,6 +15,7 @@ pub use bench::{BenchArgs, BenchPlan, MAX_REPEATS, MAX_SECONDS, MIN_REPEATS};
 pub use eval::EvalArgs;
 pub use generate::GenerateArgs;
 pub use profile::{MAX_PROFILE_SECONDS, ProfileArgs};
+pub use sweep::{MAX_UNASKED_S, SweepArgs};
 pub use train::{DEFAULT_EPOCHS, ModelArgs, TrainArgs};
 pub use verify::{
     DEFAULT_SHAPES, MAX_HIDDEN as VERIFY_MAX_HIDDEN, MAX_STEPS as VERIFY_MAX_STEPS,
@@ -53,6 +55,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Loss and accuracy of a saved model on fresh data.
     Eval(EvalArgs),
+    /// A grid of training runs (lags x time steps x hidden x seeds) in parallel, and one
+    /// heatmap of it: sweep.csv, sweep.json, sweep.png.
+    Sweep(SweepArgs),
 }
 
 impl Cli {

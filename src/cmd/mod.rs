@@ -4,6 +4,7 @@ pub mod bench;
 pub mod eval;
 pub mod generate;
 pub mod profile;
+pub mod sweep;
 pub mod train;
 pub mod verify;
 
@@ -19,5 +20,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Profile(args) => profile::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
     }
 }

@@ -1,0 +1,280 @@
+//! The flags of `bitrnn sweep` ([`SweepArgs`]): the grid's axes as lists and ranges, the
+//! settings every run shares, and their validation into a [`Grid`].
+
+use super::{default_threads, parse_lr};
+use crate::config::{Engine, MAX_THREADS, Optimizer, Rule, TrainSettings};
+use crate::error::{Error, Result};
+use crate::output::check_out_dir;
+use crate::sweep::{Grid, MAX_AXIS};
+use clap::Args;
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "Lists and ranges:
+  --time-steps 1..=12        the values 1 to 12
+  --time-steps 1,2,5,10      these values (ranges and values mix: 1..=4,8,16)
+  --lags 1..=12              first lags a = 1 to 12, each with b = a + 1: (1,2), (2,3), ... (12,13)
+  --lags 1..=12+5            first lags 1 to 12, each with b = a + 5: (1,6), ... (3,8), ... (12,17)
+  --lags 1,2 5,6 3,8         these pairs (a,b), separated by spaces
+An axis must not be empty or repeat a value; a grid has at most 100000 runs.
+
+Every run is `bitrnn train --threads 1` with its settings (bit for bit: same final_loss,
+same weights_checksum); the runs share the cores, one run per thread, and the outputs are in
+grid order whatever --threads. A run learned when its final_loss is below the midpoint
+between the nothing-learned level and the level below it (seed rule: 0.5199; r2rt: 0.5904).
+
+Outputs in --out: sweep.csv (one row per run), sweep.json (the grid, per-cell medians, the
+levels, timings) and sweep.png (median final_loss over seeds: time_step across, lags down,
+one panel per hidden size; each cell shows the median and the seeds that learned).
+Ctrl-C finishes the runs in flight, writes the outputs for the runs done and exits 130;
+--resume then runs only the rest.
+
+The defaults (seed rule, lags 1..=12, time steps 1..=12, hidden 6, 5 seeds, 10 epochs: 720
+runs) take well under a minute on two cores.";
+
+/// `bitrnn sweep`: a grid of training runs and one picture of it.
+#[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct SweepArgs {
+    /// The rule of the targets: seed or r2rt (see `bitrnn train --help`).
+    #[arg(long, value_enum, default_value_t = Rule::Seed)]
+    pub rule: Rule,
+    /// The lag pairs (a,b): a range of first lags `A..=B[+D]` (b = a + D, D = 1 when not
+    /// given) or pairs `A,B`, several separated by spaces [default: 1..=12 for --rule seed,
+    /// 1..=12+5 for --rule r2rt].
+    #[arg(long, num_args = 1.., value_parser = parse_lag_item)]
+    pub lags: Vec<Vec<(usize, usize)>>,
+    /// Steps per training window: a list and/or ranges, e.g. 1..=12 or 1,2,5,10.
+    #[arg(long, default_value = "1..=12", value_parser = parse_list)]
+    pub time_steps: ::std::vec::Vec<usize>,
+    /// Hidden units: a list and/or ranges, e.g. 6 or 4,6,8 (one heatmap panel each).
+    #[arg(long, default_value = "6", value_parser = parse_list)]
+    pub hidden: ::std::vec::Vec<usize>,
+    /// Seeds per grid point: seeds 0 to N-1 (data and initial weights).
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+    /// Epochs of every run.
+    #[arg(long, default_value_t = super::DEFAULT_EPOCHS)]
+    pub epochs: usize,
+    /// Samples in each run's generated bit sequence.
+    #[arg(long, default_value_t = TrainSettings::SEED.data_size)]
+    pub data_size: usize,
+    /// The length of each stream (the tutorial's batch_size; see `bitrnn train --help`).
+    #[arg(long, default_value_t = TrainSettings::SEED.batch_size)]
+    pub batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = TrainSettings::SEED.lr, value_parser = parse_lr)]
+    pub lr: f32,
+    /// Optimizer: adagrad or sgd.
+    #[arg(long, value_enum, default_value_t = TrainSettings::SEED.optimizer)]
+    pub optimizer: Optimizer,
+    /// simd or scalar (the reference; 8 to 16 times slower at the seed shape).
+    #[arg(long, value_enum, default_value_t = TrainSettings::SEED.engine)]
+    pub engine: Engine,
+    /// Runs at once, one thread each (default: all cores). The results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Output directory for sweep.csv, sweep.json and sweep.png.
+    #[arg(long, default_value = "runs/sweep")]
+    pub out: PathBuf,
+    /// Skip the runs already in --out's sweep.csv with the same settings; run the rest and
+    /// add them.
+    #[arg(long)]
+    pub resume: bool,
+    /// Start even when the estimate says the sweep takes more than an hour.
+    #[arg(long)]
+    pub yes: bool,
+    /// No progress bar and no report on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Sweeps estimated to take longer than this (seconds) need `--yes`.
+pub const MAX_UNASKED_S: f64 = 3600.0;
+
+/// Parses one integer or one range `A..=B` (inclusive; at most [`MAX_AXIS`] values).
+fn parse_range(s: &str) -> std::result::Result<Vec<usize>, String> {
+    let int = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("'{s}': expected an integer or a range A..=B such as 1..=12"))
+    };
+    match s.split_once("..") {
+        None => Ok(vec![int(s)?]),
+        Some((a, b)) => {
+            let Some(b) = b.strip_prefix('=') else {
+                return Err(format!(
+                    "'{s}': write an inclusive range as A..=B (such as 1..=12)"
+                ));
+            };
+            let (a, b) = (int(a)?, int(b)?);
+            if a > b {
+                return Err(format!("'{s}': empty range ({a} > {b})"));
+            }
+            if b - a >= MAX_AXIS {
+                return Err(format!(
+                    "'{s}': {} values, more than the {MAX_AXIS} an axis may have",
+                    b - a + 1
+                ));
+            }
+            Ok((a..=b).collect())
+        }
+    }
+}
+
+/// Parses a comma-separated list of integers and ranges: `1..=4,8,16`.
+pub(crate) fn parse_list(s: &str) -> std::result::Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for item in s.split(',') {
+        out.extend(parse_range(item)?);
+        if out.len() > MAX_AXIS {
+            return Err(format!(
+                "'{s}': more than the {MAX_AXIS} values an axis may have"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Parses one `--lags` value: a pair `A,B` or a range of first lags `A..=B[+D]`.
+pub(crate) fn parse_lag_item(s: &str) -> std::result::Result<Vec<(usize, usize)>, String> {
+    if s.contains("..") {
+        let (range, gap) = match s.split_once('+') {
+            Some((r, d)) => (
+                r,
+                d.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&d| d >= 1)
+                    .ok_or_else(|| format!("'{s}': the gap after + must be an integer >= 1"))?,
+            ),
+            None => (s, 1),
+        };
+        let firsts = parse_range(range)?;
+        firsts
+            .into_iter()
+            .map(|a| {
+                a.checked_add(gap)
+                    .map(|b| (a, b))
+                    .ok_or_else(|| format!("'{s}': a lag overflows"))
+            })
+            .collect()
+    } else {
+        super::parse_lags(s).map(|p| vec![p]).map_err(|_| {
+            format!(
+                "'{s}': expected a pair A,B (such as 1,2) or a range A..=B[+D] (such as 1..=12)"
+            )
+        })
+    }
+}
+
+impl SweepArgs {
+    /// The lags the grid uses: the flag's, or the rule's default range.
+    #[must_use]
+    pub fn lag_pairs(&self) -> Vec<(usize, usize)> {
+        if self.lags.is_empty() {
+            let gap = match self.rule {
+                Rule::Seed => 1,
+                Rule::R2rt => 5,
+            };
+            (1..=12).map(|a| (a, a + gap)).collect()
+        } else {
+            self.lags.iter().flatten().copied().collect()
+        }
+    }
+
+    /// Threads to run on (`--threads`, default all cores), checked.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] outside 1..=[`MAX_THREADS`].
+    pub fn thread_count(&self) -> Result<usize> {
+        let n = self.threads.unwrap_or_else(default_threads);
+        if n == 0 || n > MAX_THREADS {
+            return Err(Error::Usage(format!(
+                "--threads {n}: must be between 1 and {MAX_THREADS}"
+            )));
+        }
+        Ok(n)
+    }
+
+    /// The validated grid, `--out` checked.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the first bad flag ([`Grid::new`]).
+    pub fn to_grid(&self) -> Result<Grid> {
+        check_out_dir("--out", &self.out)?;
+        self.thread_count()?;
+        if self.seeds > MAX_AXIS as u64 {
+            return Err(Error::Usage(format!(
+                "--seeds {}: at most {MAX_AXIS}",
+                self.seeds
+            )));
+        }
+        let base = TrainSettings {
+            data_size: self.data_size,
+            batch_size: self.batch_size,
+            rule: self.rule,
+            lr: self.lr,
+            optimizer: self.optimizer,
+            epochs: self.epochs,
+            engine: self.engine,
+            threads: 1,
+            ..TrainSettings::SEED
+        };
+        Grid::new(
+            base,
+            self.lag_pairs(),
+            self.time_steps.clone(),
+            self.hidden.clone(),
+            (0..self.seeds).collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_and_ranges_parse() {
+        assert_eq!(parse_list("1..=4,8,16").unwrap(), [1, 2, 3, 4, 8, 16]);
+        assert_eq!(parse_list("6").unwrap(), [6]);
+        assert_eq!(parse_list("3..=3").unwrap(), [3]);
+        for bad in ["", "1..4", "4..=1", "a", "1,,2", "-1", "1..=1000000"] {
+            assert!(parse_list(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lag_items_are_pairs_or_ranges_of_first_lags() {
+        assert_eq!(parse_lag_item("3,8").unwrap(), [(3, 8)]);
+        assert_eq!(parse_lag_item("1..=3").unwrap(), [(1, 2), (2, 3), (3, 4)]);
+        assert_eq!(parse_lag_item("2..=3+5").unwrap(), [(2, 7), (3, 8)]);
+        for bad in ["3", "1..=3+0", "1..=3+x", "1..3", "1,2,3", "a,b"] {
+            assert!(parse_lag_item(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_the_720_run_grid() {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            sweep: SweepArgs,
+        }
+        let args = <Only as clap::Parser>::try_parse_from(["bitrnn"])
+            .unwrap()
+            .sweep;
+        let grid = args.to_grid().unwrap();
+        assert_eq!(grid.len(), 720);
+        assert_eq!(grid.lags[11], (12, 13));
+        let r2rt = <Only as clap::Parser>::try_parse_from(["bitrnn", "--rule", "r2rt"])
+            .unwrap()
+            .sweep;
+        assert!(r2rt.lag_pairs().contains(&(3, 8)));
+        let mixed =
+            <Only as clap::Parser>::try_parse_from(["bitrnn", "--lags", "1,2", "5..=6", "3,8"])
+                .unwrap()
+                .sweep;
+        assert_eq!(mixed.lag_pairs(), [(1, 2), (5, 6), (6, 7), (3, 8)]);
+    }
+}

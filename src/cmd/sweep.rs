@@ -1,0 +1,307 @@
+//! `bitrnn sweep`: a grid of independent training runs ([`crate::sweep`]), run in parallel
+//! over the cores (one run per thread, each single-threaded, so each run's result is
+//! `bitrnn train --threads 1`'s), then `sweep.csv`, `sweep.json` and `sweep.png` in `--out`
+//! (each whole or not at all).
+//!
+//! The results are collected in grid order, whatever order the runs finish in: the same flags
+//! give the same `sweep.csv` (but its `wall_s` column) for any `--threads`.
+//!
+//! # Before any work
+//!
+//! The grid is validated ([`crate::sweep::Grid::new`]) and its training time estimated
+//! ([`crate::sweep::estimate_run_s`]); a sweep estimated above an hour is refused (exit 2)
+//! unless `--yes` is given, so that a typo in an axis does not start a night's work.
+//!
+//! # Ctrl-C and --resume
+//!
+//! SIGINT ([`crate::signal`]) stops starting runs; the runs in flight finish, the outputs are
+//! written for every run done, and the command exits with code 130. `--resume` reads
+//! `sweep.csv` back, skips the runs whose settings (the first twelve columns) are there, and
+//! writes the old rows followed by the new ones.
+
+use crate::cli::{MAX_UNASKED_S, SweepArgs};
+use crate::cmd::train::describe_levels;
+use crate::config::TrainSettings;
+use crate::data::ReferenceLevel;
+use crate::error::{Error, Result};
+use crate::output;
+use crate::plot::{self, HeatmapCell, HeatmapPanel};
+use crate::sweep::{self, Cell, Grid, RunResult};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+/// What `sweep.json` holds.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    rule: &'a str,
+    lags: &'a [(usize, usize)],
+    time_steps: &'a [usize],
+    hidden: &'a [usize],
+    seeds: &'a [u64],
+    /// The settings every run shares (`lags`, `time_step`, `hidden`, `seed` are the axes').
+    shared: &'a TrainSettings,
+    /// Runs in the grid, and how many of them are done (in sweep.csv now).
+    runs: usize,
+    runs_done: usize,
+    /// Runs this command trained, and runs it found in sweep.csv (`--resume`).
+    runs_trained: usize,
+    runs_resumed: usize,
+    #[serde(serialize_with = "levels_by_name")]
+    reference_levels: &'a [ReferenceLevel],
+    /// A run learned when its final_loss is below this.
+    learned_below: f64,
+    cells: Vec<CellJson>,
+    threads: usize,
+    /// The estimate made before starting (seconds, for the runs this command trained).
+    estimate_s: f64,
+    /// Wall time of the whole command.
+    wall_s: f64,
+    /// Sum of the trained runs' own wall times: what one thread would have taken.
+    run_s: f64,
+    interrupted: bool,
+    simd_level: &'static str,
+    version: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct CellJson {
+    hidden: usize,
+    lags: (usize, usize),
+    time_step: usize,
+    runs: usize,
+    median_final_loss: Option<f64>,
+    learned: usize,
+}
+
+fn levels_by_name<S: serde::Serializer>(
+    levels: &&[ReferenceLevel],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(levels.len()))?;
+    for level in *levels {
+        map.serialize_entry(level.name, &level.loss)?;
+    }
+    map.end()
+}
+
+/// `seconds` as `42 s`, `12 min` or `3.4 h`.
+#[must_use]
+pub fn human_seconds(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 7200.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{:.1} h", seconds / 3600.0)
+    }
+}
+
+/// The heatmap's panels: one per hidden size, lags down, time steps across.
+fn panels(grid: &Grid, cells: &[Cell]) -> Vec<HeatmapPanel> {
+    grid.hidden
+        .iter()
+        .map(|&hidden| HeatmapPanel {
+            title: format!("hidden {hidden}"),
+            rows: grid.lags.iter().map(|(a, b)| format!("{a},{b}")).collect(),
+            columns: grid.time_steps.iter().map(ToString::to_string).collect(),
+            cells: cells
+                .iter()
+                .filter(|c| c.hidden == hidden)
+                .map(|c| HeatmapCell {
+                    value: (c.runs > 0).then_some(c.median_final_loss),
+                    label: if c.runs == 0 {
+                        String::new()
+                    } else {
+                        format!("{}/{}", c.learned, c.runs)
+                    },
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+pub fn run(args: &SweepArgs) -> Result<()> {
+    let start = Instant::now();
+    let grid = args.to_grid()?;
+    let threads = args.thread_count()?;
+    let csv_path = args.out.join("sweep.csv");
+    let previous = if args.resume && csv_path.is_file() {
+        sweep::read_csv(&csv_path)?
+    } else {
+        Vec::new()
+    };
+    let done: HashSet<String> = previous
+        .iter()
+        .map(|r| sweep::settings_key(&r.settings))
+        .collect();
+    let todo: Vec<TrainSettings> = grid
+        .runs()
+        .into_iter()
+        .filter(|s| !done.contains(&sweep::settings_key(s)))
+        .collect();
+    let resumed = grid.len() - todo.len();
+    let estimate_s =
+        todo.iter().map(sweep::estimate_run_s).sum::<f64>() / threads.min(todo.len()).max(1) as f64;
+    let shape = format!(
+        "{} runs ({} lags x {} time steps x {} hidden x {} seeds), {} epochs each",
+        grid.len(),
+        grid.lags.len(),
+        grid.time_steps.len(),
+        grid.hidden.len(),
+        grid.seeds.len(),
+        grid.base().epochs
+    );
+    if estimate_s > MAX_UNASKED_S && !args.yes {
+        return Err(Error::Usage(format!(
+            "--lags x --time-steps x --hidden x --seeds x --epochs: {} runs of {} epochs, \
+             estimated at about {} on {threads} thread(s) (more than an hour); pass --yes to \
+             start it, or shorten an axis",
+            todo.len(),
+            grid.base().epochs,
+            human_seconds(estimate_s)
+        )));
+    }
+    output::ensure_dir(&args.out)?;
+    let levels = grid.base().rule.reference_levels();
+    let threshold = sweep::learned_below(&levels);
+    // Before the first line on stderr: who waits for that line may send SIGINT at once.
+    crate::signal::install();
+    if !args.quiet {
+        eprintln!(
+            "bitrnn sweep: {shape}, rule {}, {threads} thread(s){}; estimated at most {}",
+            grid.base().rule,
+            if resumed > 0 {
+                format!(", {resumed} already in {}", output::shown(&csv_path))
+            } else {
+                String::new()
+            },
+            human_seconds(estimate_s)
+        );
+    }
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    let bar = if show {
+        let bar = ProgressBar::new(todo.len() as u64);
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {elapsed} < {eta}")
+                .expect("static template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("bitrnn-sweep-{i}"))
+        .build()
+        .map_err(|e| Error::Usage(format!("--threads {threads}: {e}")))?;
+    // One run per item, handed out one at a time: a run is milliseconds to seconds, and
+    // after Ctrl-C no new run starts.
+    let outcomes: Vec<Option<Result<RunResult>>> = pool.install(|| {
+        todo.par_iter()
+            .with_max_len(1)
+            .map(|&settings| {
+                if crate::signal::interrupted() {
+                    return None;
+                }
+                let result = sweep::run_one(settings, threshold);
+                bar.inc(1);
+                Some(result)
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    let mut trained = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes.into_iter().flatten() {
+        trained.push(outcome?);
+    }
+    let interrupted = trained.len() < todo.len();
+    let runs_trained = trained.len();
+    let run_s: f64 = trained.iter().map(|r| r.wall_s).sum();
+    let mut all = previous;
+    all.extend(trained);
+    let cells = sweep::cells(&grid, &all);
+    let runs_done = cells.iter().map(|c| c.runs).sum();
+    sweep::write_csv(&csv_path, &all)?;
+    let title = format!(
+        "median final loss over {} seed(s), rule {}, {} epochs, {} streams x {}, {:?} lr {}",
+        grid.seeds.len(),
+        grid.base().rule,
+        grid.base().epochs,
+        grid.base().streams(),
+        grid.base().batch_size,
+        grid.base().optimizer,
+        grid.base().lr
+    )
+    .replace("Adagrad", "adagrad")
+    .replace("Sgd", "sgd");
+    plot::heatmap(
+        &args.out.join("sweep.png"),
+        &panels(&grid, &cells),
+        &levels,
+        &title,
+        &format!("cell: median final loss, seeds learned (below {threshold:.4})"),
+    )?;
+    let learned_cells = cells
+        .iter()
+        .filter(|c| c.runs > 0 && c.learned * 2 > c.runs)
+        .count();
+    let summary = Summary {
+        rule: grid.base().rule.name(),
+        lags: &grid.lags,
+        time_steps: &grid.time_steps,
+        hidden: &grid.hidden,
+        seeds: &grid.seeds,
+        shared: grid.base(),
+        runs: grid.len(),
+        runs_done,
+        runs_trained,
+        runs_resumed: resumed,
+        reference_levels: &levels,
+        learned_below: threshold,
+        cells: cells
+            .iter()
+            .map(|c| CellJson {
+                hidden: c.hidden,
+                lags: c.lags,
+                time_step: c.time_step,
+                runs: c.runs,
+                median_final_loss: c
+                    .median_final_loss
+                    .is_finite()
+                    .then_some(c.median_final_loss),
+                learned: c.learned,
+            })
+            .collect(),
+        threads,
+        estimate_s,
+        wall_s: start.elapsed().as_secs_f64(),
+        run_s,
+        interrupted,
+        simd_level: bitrnn_kernels::simd_level(),
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    let json = serde_json::to_string(&summary).expect("summary serializes");
+    output::write_atomic_bytes(&args.out.join("sweep.json"), format!("{json}\n").as_bytes())?;
+    if !args.quiet {
+        eprintln!(
+            "{runs_trained} run(s) trained in {:.1} s ({:.1} s of runs on {threads} thread(s)); \
+             {runs_done}/{} done; {learned_cells}/{} cells learned in most seeds ({}); wrote {}/{{sweep.csv,sweep.json,sweep.png}}",
+            start.elapsed().as_secs_f64(),
+            run_s,
+            grid.len(),
+            cells.len(),
+            describe_levels(&levels),
+            output::shown(&args.out)
+        );
+    }
+    if interrupted {
+        return Err(Error::Interrupted);
+    }
+    Ok(())
+}
