@@ -6,7 +6,9 @@
 //! SIGILL. [`check`] compares the features the compiler was allowed to use
 //! (`cfg!(target_feature)`) with those the CPU reports (`is_x86_feature_detected!`) and
 //! refuses with one line naming what is missing and how to rebuild. It is called first in
-//! `main`, before any of the program's own vector code.
+//! `main`, before any of the program's own vector code. (The check is compiled for the same
+//! target, so in principle the compiler may use a wider instruction in it too; it is a few
+//! comparisons and a string, which LLVM has no reason to vectorise with AVX-512.)
 //!
 //! `BITRNN_CPU_LACKS=feature[,feature...]` makes the check treat those features as absent:
 //! the test of the refusal on a machine that has them all.

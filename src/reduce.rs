@@ -16,8 +16,9 @@ pub trait ShardGradient {
     fn grad_mut(&mut self) -> &mut [f32];
 }
 
-/// Below this many additions a gradient reduction runs on one thread: splitting it costs two
-/// barriers (about a microsecond), a few thousand additions' worth.
+/// Below this many additions a gradient reduction runs on one thread: splitting it costs a
+/// team round (publishing, claiming, waiting for the last unit: about a microsecond), a few
+/// thousand additions' worth.
 const PARALLEL_REDUCTION_ADDS: usize = 1 << 15;
 
 /// Whether a team shares the reduction of a gradient of `len` numbers from `shards` shards
@@ -76,7 +77,7 @@ pub fn reduce_shards<S: ShardGradient>(
     }
 }
 
-/// `out[i] = tree_sum(grads[..][first + i])` for every `i`, eight elements at a time.
+/// `out[i] = tree_sum(grads[..][first + i])` for every `i`, `LANES` elements at a time.
 fn reduce_range(grads: &[&[f32]], first: usize, out: &mut [f32]) {
     let n = grads.len();
     let (vectors, tail) = out.as_chunks_mut::<LANES>();

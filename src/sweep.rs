@@ -45,7 +45,7 @@ pub struct Grid {
 }
 
 /// Refuses an empty axis or one with a repeated value.
-fn check_axis<T: PartialEq + std::fmt::Debug>(
+fn check_axis<T: Eq + std::hash::Hash + std::fmt::Debug>(
     flag: &str,
     values: &[T],
     show: impl Fn(&T) -> String,
@@ -61,8 +61,9 @@ fn check_axis<T: PartialEq + std::fmt::Debug>(
             values.len()
         )));
     }
-    for (i, v) in values.iter().enumerate() {
-        if values[..i].contains(v) {
+    let mut seen = std::collections::HashSet::with_capacity(values.len());
+    for v in values {
+        if !seen.insert(v) {
             return Err(Error::Usage(format!(
                 "{flag}: {} appears twice; each value may appear once",
                 show(v)

@@ -77,7 +77,7 @@ const HOLD_SPIN: Duration = Duration::from_micros(20);
 /// on a team of two against 9 us alone, measured 2026-12-01); a member that a busy process
 /// deschedules for a time slice (milliseconds) does.
 pub const BATCH: u32 = 256;
-/// The first, and the longest, solo stretch in rounds: a false alarm costs little (32 rounds
+/// The first (and shortest) and the longest solo stretch in rounds: a false alarm costs little (32 rounds
 /// at one thread's speed), a lasting one doubles the stretch batch after batch.
 pub const SOLO_MIN: u32 = 32;
 pub const SOLO_MAX: u32 = 1 << 16;

@@ -49,8 +49,8 @@ pub struct Trainer {
     planes: PlaneChunks,
     /// The `--threads - 1` workers that join the calling thread (`--threads` > 1, SIMD
     /// engine). Each [`Trainer::run`] of more than one window makes them a [`Team`] for its
-    /// whole length, so a window's fork-join costs two barriers, not a pool entry or a
-    /// wake-up (a seed-size window is ~14 us of work).
+    /// whole length, so a window's fork-join costs a team round (publish, claim, wait for the
+    /// last unit), not a pool entry or a wake-up (a seed-size window is under 10 us of work).
     pool: Option<rayon::ThreadPool>,
     /// The largest team: the available cores, unless [`Trainer::set_max_team`] says more.
     max_team: usize,

@@ -734,7 +734,8 @@ fn saturated_windows_are_exact() {
 // 3. Sweeps around every multiple of 8 with NaN-poisoned outputs.
 // ---------------------------------------------------------------------------------------
 
-/// Every stream count 1..=41 (every residue mod 8, one to six lane groups, odd and even
+/// Every stream count 1..=41 (every residue mod 8 and mod 16, one to six lane groups of 8 or
+/// one to three of 16, odd and even
 /// tile counts) against hidden sizes around 8, 16, 32 and 64 (small kernels, blocked tiles
 /// with every remainder mod 4): the gradient buffer pre-filled with NaN comes back entirely
 /// written and finite, the result is the same bit for bit whatever the buffer held, and it is

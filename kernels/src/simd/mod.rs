@@ -1,6 +1,7 @@
 //! The fused SIMD kernels: one window of forward + truncated BPTT on the build's vector
-//! [`Vf32`] ([`LANES`] = 16 with AVX-512, else 8), with the **streams in the SIMD lanes**. The math is the reference's (see [`crate::reference`]); this
-//! module only changes the order of the arithmetic.
+//! [`Vf32`] ([`LANES`] = 16 with AVX-512, else 8), with the **streams in the SIMD lanes**. The
+//! math is the reference's (see [`crate::reference`]); this module only changes the order of
+//! the arithmetic.
 //!
 //! # Layout
 //!
@@ -230,7 +231,9 @@ pub fn forward_train(w: &Prepared, ws: &mut Workspace, planes: &Planes, scale: f
 }
 
 /// The backward half of [`forward_backward`]: BPTT over the window last run by
-/// [`forward_train`], writing the shard's gradient to `grad`.
+/// [`forward_train`], writing the shard's gradient to `grad`. `w` must be the weights that
+/// `forward_train` ran with (for hidden sizes up to [`SMALL_MAX`] the kernels read the copy
+/// of them that `forward_train` splatted into the workspace).
 pub fn backward(w: &Prepared, ws: &mut Workspace, grad: &mut [f32]) {
     let h = ws.hidden;
     assert_eq!(w.hidden, h, "Prepared and Workspace disagree on hidden");

@@ -165,5 +165,5 @@ pub(super) fn grad_tile<const M: usize, const N: usize>(
 
 const _: () = assert!(
     MR == 6 && NR <= 4 && GR == 6 && GC <= 4,
-    "dispatch_tile covers 6 x 2, dispatch_tile 6 x 4"
+    "dispatch_tile covers tiles up to 6 x 4"
 );
