@@ -80,6 +80,31 @@ fn check_all(cases: &[(Vec<String>, By, String)]) {
     );
 }
 
+/// Runs `command ARGS --out DIR/outI` for every case, checks each refusal, and that none of
+/// them left anything in `dir`.
+fn check_all_with_out(
+    command: &str,
+    cases: impl IntoIterator<Item = (Vec<String>, By, String)>,
+    dir: &TestDir,
+) {
+    let cases: Vec<_> = cases
+        .into_iter()
+        .enumerate()
+        .map(|(i, (args, by, needle))| {
+            let mut full = vec![command.to_string()];
+            full.extend(args);
+            full.extend([
+                "--out".into(),
+                dir.path(&format!("out{i}")).display().to_string(),
+            ]);
+            (full, by, needle)
+        })
+        .collect();
+    check_all(&cases);
+    let left: Vec<_> = fs::read_dir(&dir.0).unwrap().collect();
+    assert!(left.is_empty(), "failing commands left {left:?}");
+}
+
 fn case(args: &[&str], by: By, needle: &str) -> (Vec<String>, By, String) {
     (
         args.iter().map(|s| (*s).to_string()).collect(),
@@ -175,22 +200,7 @@ fn bad_train_flags_are_refused_and_write_nothing() {
             "memory",
         ),
     ];
-    let cases: Vec<_> = cases
-        .into_iter()
-        .enumerate()
-        .map(|(i, (args, by, needle))| {
-            let mut full = vec!["train".to_string()];
-            full.extend(args);
-            full.extend([
-                "--out".into(),
-                dir.path(&format!("out{i}")).display().to_string(),
-            ]);
-            (full, by, needle)
-        })
-        .collect();
-    check_all(&cases);
-    let left: Vec<_> = fs::read_dir(&dir.0).unwrap().collect();
-    assert!(left.is_empty(), "failing commands left {left:?}");
+    check_all_with_out("train", cases, &dir);
 }
 
 /// Bad `sweep` grids: an empty axis, a repeated value, a lag beyond the data, too many runs,
@@ -254,22 +264,7 @@ fn bad_sweep_grids_are_refused_and_write_nothing() {
         case(&["--threads", "0"], Us, "--threads 0"),
         case(&["--epochs", "100000"], Us, "pass --yes"),
     ];
-    let cases: Vec<_> = cases
-        .into_iter()
-        .enumerate()
-        .map(|(i, (args, by, needle))| {
-            let mut full = vec!["sweep".to_string()];
-            full.extend(args);
-            full.extend([
-                "--out".into(),
-                dir.path(&format!("out{i}")).display().to_string(),
-            ]);
-            (full, by, needle)
-        })
-        .collect();
-    check_all(&cases);
-    let left: Vec<_> = fs::read_dir(&dir.0).unwrap().collect();
-    assert!(left.is_empty(), "failing commands left {left:?}");
+    check_all_with_out("sweep", cases, &dir);
 }
 
 /// Every other command's bad flags, and bad command lines.
