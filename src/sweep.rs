@@ -240,6 +240,40 @@ pub struct RunResult {
     pub wall_s: f64,
 }
 
+/// Refuses a sweep whose `at_once` concurrent runs would together need more than `limit`
+/// bytes: each run's shapes are checked against the limit by [`Grid`]'s validation, but
+/// `--threads` of them run at the same time.
+///
+/// # Errors
+/// [`Error::Usage`] naming `--threads` and the memory it would take.
+pub fn check_concurrent_memory(grid: &Grid, at_once: usize, limit: u64) -> Result<()> {
+    let mut largest = 0u64;
+    for &hidden in &grid.hidden {
+        for &time_step in &grid.time_steps {
+            let cfg = TrainConfig::new(TrainSettings {
+                hidden,
+                time_step,
+                lags: grid.lags[0],
+                seed: grid.seeds[0],
+                ..grid.base
+            })?;
+            largest = largest.max(cfg.memory_bytes().total());
+        }
+    }
+    let total = largest.saturating_mul(at_once as u64);
+    if total <= limit {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "--threads {at_once}: {at_once} runs at once would need about {} (the largest run {} \
+         each), more than the {} this machine allows; use fewer --threads, or a smaller \
+         --hidden or --data-size",
+        crate::config::human_bytes(total),
+        crate::config::human_bytes(largest),
+        crate::config::human_bytes(limit)
+    )))
+}
+
 /// Runs one grid point to the end, as `bitrnn train --threads 1` does: the same data, the
 /// same initial weights, the same windows, the same `final_loss`. A run that diverges is a
 /// result with `final_loss` NaN (it did not learn), not an error of the sweep.
@@ -694,6 +728,24 @@ mod tests {
         for (t, measured) in [(1, 0.135), (5, 0.069), (12, 0.035)] {
             let e = estimate_run_s(&s(t));
             assert!(e > measured * 0.7 && e < measured * 3.0, "{t}: {e}");
+        }
+    }
+
+    #[test]
+    fn concurrent_runs_must_fit_in_memory_together() {
+        let grid = Grid::new(TrainSettings::SEED, vec![(1, 2)], vec![5], vec![6], vec![0])
+            .expect("a valid grid");
+        let one = TrainConfig::new(TrainSettings {
+            threads: 1,
+            ..TrainSettings::SEED
+        })
+        .unwrap()
+        .memory_bytes()
+        .total();
+        assert!(check_concurrent_memory(&grid, 2, 2 * one).is_ok());
+        match check_concurrent_memory(&grid, 3, 2 * one) {
+            Err(Error::Usage(m)) => assert!(m.starts_with("--threads 3:"), "{m}"),
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -166,6 +166,11 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             human_seconds(estimate_s)
         )));
     }
+    sweep::check_concurrent_memory(
+        &grid,
+        threads.min(todo.len()).max(1),
+        crate::config::memory_limit(),
+    )?;
     output::ensure_dir(&args.out)?;
     let levels = grid.base().rule.reference_levels();
     let threshold = sweep::learned_below(&levels);
