@@ -131,18 +131,26 @@ impl Grid {
         };
         // The axes are in range; what is left is shared (lr, epochs, data size) or the memory
         // of the largest run, which the shapes decide: check each shape once.
-        for &hidden in &grid.hidden {
-            for &time_step in &grid.time_steps {
+        for cfg in grid.shape_configs() {
+            cfg?;
+        }
+        Ok(grid)
+    }
+
+    /// The validated config of each (hidden, time_step) shape, with the first lags and seed:
+    /// what the shapes decide (memory, windows) is the same for every run of the shape.
+    fn shape_configs(&self) -> impl Iterator<Item = Result<TrainConfig>> + '_ {
+        self.hidden.iter().flat_map(move |&hidden| {
+            self.time_steps.iter().map(move |&time_step| {
                 TrainConfig::new(TrainSettings {
                     hidden,
                     time_step,
-                    lags: grid.lags[0],
-                    seed: grid.seeds[0],
-                    ..grid.base
-                })?;
-            }
-        }
-        Ok(grid)
+                    lags: self.lags[0],
+                    seed: self.seeds[0],
+                    ..self.base
+                })
+            })
+        })
     }
 
     /// The shared settings (`threads` 1).
@@ -248,17 +256,8 @@ pub struct RunResult {
 /// [`Error::Usage`] naming `--threads` and the memory it would take.
 pub fn check_concurrent_memory(grid: &Grid, at_once: usize, limit: u64) -> Result<()> {
     let mut largest = 0u64;
-    for &hidden in &grid.hidden {
-        for &time_step in &grid.time_steps {
-            let cfg = TrainConfig::new(TrainSettings {
-                hidden,
-                time_step,
-                lags: grid.lags[0],
-                seed: grid.seeds[0],
-                ..grid.base
-            })?;
-            largest = largest.max(cfg.memory_bytes().total());
-        }
+    for cfg in grid.shape_configs() {
+        largest = largest.max(cfg?.memory_bytes().total());
     }
     let total = largest.saturating_mul(at_once as u64);
     if total <= limit {
