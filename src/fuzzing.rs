@@ -375,18 +375,18 @@ pub fn simd_vs_reference(data: &[u8]) {
             "{what}: state {i}: {s} vs {r}: error {err:e} > {tol:e}"
         );
     }
-    let names = p32.layout().ranges();
+    let tensors: Vec<_> = p32.layout().tensors().collect();
     for (i, (&g, r)) in grad.iter().zip(&ref_grad.data).enumerate() {
         let err = (f64::from(g) - r).abs();
         let tol = b.grad_tol[i] + F64_SLACK * b.ref_terms[i];
-        let tensor = names
+        let tensor = tensors
             .iter()
-            .position(|&(lo, hi)| (lo..hi).contains(&i))
-            .unwrap_or(0);
+            .find(|(_, (lo, hi))| (*lo..*hi).contains(&i))
+            .map_or("?", |(name, _)| *name);
         assert!(
             err <= tol,
             "{what}: grad {} entry {i}: {g} vs {r}: error {err:e} > {tol:e}",
-            bitrnn_kernels::TENSOR_NAMES[tensor]
+            tensor
         );
     }
 }

@@ -102,7 +102,7 @@ use bitrnn_kernels::rounding::{
     LOSS_REL, P1_REL, TANH_REL, U, gamma, lane_sum_roundings, sigmoid, softplus,
 };
 use bitrnn_kernels::simd::{FLUSH, groups_for};
-use bitrnn_kernels::{Params, TENSOR_NAMES, reference};
+use bitrnn_kernels::{Layout, Params, reference};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use serde::Serialize;
@@ -357,7 +357,7 @@ pub fn bound_window(
     let zero: Rep = [0.0; REPLICAS];
 
     let layout = p.layout();
-    let [r_xh, r_hh, r_bh, r_hy, r_by] = layout.ranges();
+    let [r_xh, r_hh, r_bh, _, r_hy, r_by] = layout.ranges();
     let len = layout.len();
     let (mut grad, mut g_err, mut g_terms) = (vec![0.0; len], vec![zero; len], vec![0.0; len]);
     let mut add = |i: usize, a: f64, e_a: &Rep, b: f64, e_b: &Rep| {
@@ -555,12 +555,11 @@ pub fn window_bits(data: &Dataset, cfg: &TrainConfig, window: usize) -> (Vec<u8>
 /// The entries of each tensor to check by finite differences: all of them for small models,
 /// else the largest-gradient entry and [`FD_RANDOM`] random ones of each tensor.
 fn fd_entries(grad: &Params<f64>, seed: u64) -> Vec<Vec<usize>> {
-    let ranges = grad.layout().ranges();
     let all = grad.data.len() <= FD_ALL_ENTRIES;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xfd);
-    ranges
-        .iter()
-        .map(|&(a, b)| {
+    grad.layout()
+        .tensors()
+        .map(|(_, (a, b))| {
             if all {
                 return (a..b).collect();
             }
@@ -603,7 +602,7 @@ fn finite_differences(
     let mut f = |q: &Params<f64>| reference::forward(q, h0, win, &mut h_last);
     let mut out = Vec::new();
     let mut count = 0;
-    for (name, idx) in TENSOR_NAMES.iter().zip(fd_entries(grad, seed)) {
+    for ((name, _), idx) in p.layout().tensors().zip(fd_entries(grad, seed)) {
         let mut check = Check::new(format!("fd {name}"));
         let (mut got, mut want, mut tol) = (vec![], vec![], vec![]);
         for i in idx {
@@ -654,11 +653,12 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
     )?;
 
     let mut checks = vec![Check::new("loss")];
-    checks.extend(TENSOR_NAMES.iter().map(|t| Check::new(format!("grad {t}"))));
+    let tensors: Vec<_> = Layout::new(h).tensors().collect();
+    checks.extend(tensors.iter().map(|(t, _)| Check::new(format!("grad {t}"))));
     checks.extend(
-        TENSOR_NAMES
+        tensors
             .iter()
-            .map(|t| Check::new(format!("param {t}"))),
+            .map(|(t, _)| Check::new(format!("param {t}"))),
     );
     checks.push(Check::new("state h"));
     let (mut fd_checks, mut fd_count) = (Vec::new(), 0);
@@ -694,7 +694,7 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
         let got_state = as_f64(&trainer.carried_state());
 
         checks[0].add(k, &[got_loss], &[loss], &[b.loss_tol]);
-        for (i, &(lo, hi)) in p.layout().ranges().iter().enumerate() {
+        for (i, &(_, (lo, hi))) in tensors.iter().enumerate() {
             let r = lo..hi;
             checks[1 + i].add(
                 k,
@@ -702,14 +702,14 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
                 &grad.data[r.clone()],
                 &b.grad_tol[r.clone()],
             );
-            checks[6 + i].add(
+            checks[1 + tensors.len() + i].add(
                 k,
                 &got_params[r.clone()],
                 &new_params[r.clone()],
                 &param_tol[r],
             );
         }
-        checks[11].add(k, &got_state, &h_last, &b.state_tol);
+        checks[1 + 2 * tensors.len()].add(k, &got_state, &h_last, &b.state_tol);
         if k + 1 == steps {
             (fd_checks, fd_count) =
                 finite_differences(&p, &h0, &win, &grad, &b.grad_tol, b.loss_tol, seed, k);

@@ -2,57 +2,158 @@
 //! as one flat vector, so that reductions, optimizer updates, checksums and comparisons are
 //! plain loops over a slice.
 //!
-//! Layout for hidden size `H` and `CLASSES = 2` (`x` is the input symbol, `c` the class):
+//! Layout for a cell with `G` gates ([`Cell::gates`]: 1 for the tanh RNN, 3 for the GRU, 4
+//! for the LSTM), hidden size `H` and `CLASSES = 2` (`x` is the input symbol, `c` the class,
+//! `r` a gate row, `r = gate * H + j`):
 //!
-//! | tensor | shape     | index        | meaning                                  |
-//! |--------|-----------|--------------|------------------------------------------|
-//! | `w_xh` | [2][H]    | `x*H + j`    | input weight: column `x` of the one-hot  |
-//! | `w_hh` | [H][H]    | `j*H + k`    | `z_j += w_hh[j][k] * h_k`                |
-//! | `b_h`  | [H]       | `j`          | hidden bias                              |
-//! | `w_hy` | [2][H]    | `c*H + j`    | `logit_c += w_hy[c][j] * h_j`            |
-//! | `b_y`  | [2]       | `c`          | output bias                              |
+//! | tensor | shape     | index        | meaning                                             |
+//! |--------|-----------|--------------|-----------------------------------------------------|
+//! | `w_x`  | [2][G H]  | `x*G*H + r`  | input weight: column `x` of the one-hot (`w_xh` for the RNN, `w_ih` for the gated cells) |
+//! | `w_hh` | [G H][H]  | `r*H + k`    | `a_r += w_hh[r][k] * h_k`                            |
+//! | `b_ih` | [G H]     | `r`          | input-side bias (`b_h`, the only hidden bias, for the RNN) |
+//! | `b_hh` | [G H]     | `r`          | hidden-side bias: gated cells only (the GRU's `r` multiplies `b_hn`) |
+//! | `w_hy` | [2][H]    | `c*H + j`    | `logit_c += w_hy[c][j] * h_j`                        |
+//! | `b_y`  | [2]       | `c`          | output bias                                         |
 //!
-//! `P = H^2 + 5H + 2` numbers in all.
+//! Gates are in PyTorch's order: the GRU's `r, z, n`, the LSTM's `i, f, g, o`.
+//! `P = G H^2 + 2 G H (+ G H) + 2 H + 2` numbers in all (`H^2 + 5H + 2` for the RNN).
 
 use crate::real::Real;
 
 /// Number of output classes (and of input symbols): the data are bits.
 pub const CLASSES: usize = 2;
 
-/// The names of the five tensors, in layout order.
-pub const TENSOR_NAMES: [&str; 5] = ["w_xh", "w_hh", "b_h", "w_hy", "b_y"];
+/// The recurrent cell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Cell {
+    /// `h' = tanh(w_xh[x] + w_hh h + b_h)`, the seed's cell.
+    #[default]
+    Rnn,
+    /// PyTorch's `nn.GRU`: gates `r, z, n`,
+    /// `n = tanh(W_in x + b_in + r * (W_hn h + b_hn))`, `h' = (1 - z) n + z h`.
+    Gru,
+    /// PyTorch's `nn.LSTM`: gates `i, f, g, o`, `c' = f c + i g`, `h' = o tanh(c')`.
+    Lstm,
+}
 
-/// Offsets of the tensors inside the flat vector for one hidden size.
+impl Cell {
+    /// Every cell, in the order of [`Cell::name`]'s list.
+    pub const ALL: [Self; 3] = [Self::Rnn, Self::Gru, Self::Lstm];
+
+    /// Gate blocks of `H` rows in `w_x`, `w_hh` and the biases.
+    #[must_use]
+    pub const fn gates(self) -> usize {
+        match self {
+            Self::Rnn => 1,
+            Self::Gru => 3,
+            Self::Lstm => 4,
+        }
+    }
+    /// Vectors of `H` numbers in one stream's carried state: `h` (and the LSTM's `c`).
+    #[must_use]
+    pub const fn state_rows(self) -> usize {
+        match self {
+            Self::Lstm => 2,
+            _ => 1,
+        }
+    }
+    /// The name used on the command line, in checkpoints and in reports.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Rnn => "rnn",
+            Self::Gru => "gru",
+            Self::Lstm => "lstm",
+        }
+    }
+    /// The PyTorch module the checkpoint's `rnn.*` tensors load into.
+    #[must_use]
+    pub const fn torch_module(self) -> &'static str {
+        match self {
+            Self::Rnn => "nn.RNN",
+            Self::Gru => "nn.GRU",
+            Self::Lstm => "nn.LSTM",
+        }
+    }
+}
+
+/// The names of the six tensors, in layout order, for the tanh RNN (its `b_hh` is empty).
+pub const TENSOR_NAMES: [&str; 6] = ["w_xh", "w_hh", "b_h", "b_hh", "w_hy", "b_y"];
+/// The names of the six tensors, in layout order, for the gated cells.
+pub const GATED_TENSOR_NAMES: [&str; 6] = ["w_ih", "w_hh", "b_ih", "b_hh", "w_hy", "b_y"];
+
+/// Offsets of the tensors inside the flat vector for one cell and hidden size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
+    pub cell: Cell,
     pub hidden: usize,
 }
 
 impl Layout {
+    /// The tanh RNN's layout.
     #[must_use]
     pub const fn new(hidden: usize) -> Self {
-        Self { hidden }
+        Self {
+            cell: Cell::Rnn,
+            hidden,
+        }
     }
-    /// Total number of parameters, `H^2 + 5H + 2`.
+    #[must_use]
+    pub const fn of(cell: Cell, hidden: usize) -> Self {
+        Self { cell, hidden }
+    }
+    /// Rows of the gate pre-activations, `G H`.
+    #[must_use]
+    pub const fn gate_rows(self) -> usize {
+        self.cell.gates() * self.hidden
+    }
+    /// Total number of parameters.
     #[must_use]
     pub const fn len(self) -> usize {
-        let h = self.hidden;
-        h * h + 5 * h + 2
+        self.ranges()[5].1
     }
     #[must_use]
     pub const fn is_empty(self) -> bool {
         false
     }
-    /// `(start, end)` of each tensor, in the order of [`TENSOR_NAMES`].
+    /// `(start, end)` of each tensor, in the order of [`Layout::names`] (the RNN's `b_hh` is
+    /// the empty range at the end of `b_h`).
     #[must_use]
-    pub const fn ranges(self) -> [(usize, usize); 5] {
+    pub const fn ranges(self) -> [(usize, usize); 6] {
         let h = self.hidden;
-        let w_xh = (0, CLASSES * h);
-        let w_hh = (w_xh.1, w_xh.1 + h * h);
-        let b_h = (w_hh.1, w_hh.1 + h);
-        let w_hy = (b_h.1, b_h.1 + CLASSES * h);
+        let gh = self.gate_rows();
+        let w_x = (0, CLASSES * gh);
+        let w_hh = (w_x.1, w_x.1 + gh * h);
+        let b_ih = (w_hh.1, w_hh.1 + gh);
+        let b_hh_len = if matches!(self.cell, Cell::Rnn) {
+            0
+        } else {
+            gh
+        };
+        let b_hh = (b_ih.1, b_ih.1 + b_hh_len);
+        let w_hy = (b_hh.1, b_hh.1 + CLASSES * h);
         let b_y = (w_hy.1, w_hy.1 + CLASSES);
-        [w_xh, w_hh, b_h, w_hy, b_y]
+        [w_x, w_hh, b_ih, b_hh, w_hy, b_y]
+    }
+    /// The tensors' names, in layout order.
+    #[must_use]
+    pub const fn names(self) -> [&'static str; 6] {
+        match self.cell {
+            Cell::Rnn => TENSOR_NAMES,
+            _ => GATED_TENSOR_NAMES,
+        }
+    }
+    /// `(name, (start, end))` of each non-empty tensor, in layout order.
+    pub fn tensors(self) -> impl Iterator<Item = (&'static str, (usize, usize))> {
+        self.names()
+            .into_iter()
+            .zip(self.ranges())
+            .filter(|(_, (a, b))| b > a)
+    }
+    /// Numbers in the carried state of `streams` streams, `[streams][state_rows * H]`.
+    #[must_use]
+    pub const fn state_len(self, streams: usize) -> usize {
+        streams * self.cell.state_rows() * self.hidden
     }
 }
 
@@ -60,6 +161,7 @@ impl Layout {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params<F> {
     pub hidden: usize,
+    pub cell: Cell,
     pub data: Vec<F>,
 }
 
@@ -78,51 +180,80 @@ macro_rules! tensor_accessors {
 }
 
 impl<F: Real> Params<F> {
-    /// All zeros.
+    /// All zeros, the tanh RNN.
     #[must_use]
     pub fn zeros(hidden: usize) -> Self {
-        Self {
-            hidden,
-            data: vec![F::ZERO; Layout::new(hidden).len()],
-        }
+        Self::filled_as(Layout::new(hidden), F::ZERO)
     }
-    /// Every entry set to `value` (Adagrad's accumulator starts at 0.1).
+    /// Every entry set to `value`, the tanh RNN (Adagrad's accumulator starts at 0.1).
     #[must_use]
     pub fn filled(hidden: usize, value: F) -> Self {
+        Self::filled_as(Layout::new(hidden), value)
+    }
+    /// Every entry of `layout` set to `value`.
+    #[must_use]
+    pub fn filled_as(layout: Layout, value: F) -> Self {
         Self {
-            hidden,
-            data: vec![value; Layout::new(hidden).len()],
+            hidden: layout.hidden,
+            cell: layout.cell,
+            data: vec![value; layout.len()],
         }
     }
-    /// From a flat vector; `None` when the length does not match `hidden`.
+    /// From a flat vector; `None` when the length does not match `layout`.
+    #[must_use]
+    pub fn from_vec_as(layout: Layout, data: Vec<F>) -> Option<Self> {
+        (data.len() == layout.len()).then_some(Self {
+            hidden: layout.hidden,
+            cell: layout.cell,
+            data,
+        })
+    }
+    /// From a flat vector, the tanh RNN; `None` when the length does not match `hidden`.
     #[must_use]
     pub fn from_vec(hidden: usize, data: Vec<F>) -> Option<Self> {
-        (data.len() == Layout::new(hidden).len()).then_some(Self { hidden, data })
+        Self::from_vec_as(Layout::new(hidden), data)
     }
     #[must_use]
     pub const fn layout(&self) -> Layout {
-        Layout::new(self.hidden)
+        Layout::of(self.cell, self.hidden)
     }
     /// The same parameters in another precision.
     #[must_use]
     pub fn cast<G: Real>(&self) -> Params<G> {
         Params {
             hidden: self.hidden,
+            cell: self.cell,
             data: self.data.iter().map(|v| G::from_f64(v.to_f64())).collect(),
         }
     }
-    /// `(name, slice)` for each tensor, in layout order.
+    /// `(name, slice)` for each non-empty tensor, in layout order.
     pub fn tensors(&self) -> impl Iterator<Item = (&'static str, &[F])> {
-        TENSOR_NAMES
-            .into_iter()
-            .zip(self.layout().ranges())
+        self.layout()
+            .tensors()
             .map(|(n, (a, b))| (n, &self.data[a..b]))
     }
     tensor_accessors! {
-        w_xh, w_xh_mut, 0;
+        w_x, w_x_mut, 0;
         w_hh, w_hh_mut, 1;
-        b_h, b_h_mut, 2;
-        w_hy, w_hy_mut, 3;
-        b_y, b_y_mut, 4;
+        b_ih, b_ih_mut, 2;
+        b_hh, b_hh_mut, 3;
+        w_hy, w_hy_mut, 4;
+        b_y, b_y_mut, 5;
+    }
+    /// The RNN's name for [`Params::w_x`].
+    #[must_use]
+    pub fn w_xh(&self) -> &[F] {
+        self.w_x()
+    }
+    pub fn w_xh_mut(&mut self) -> &mut [F] {
+        self.w_x_mut()
+    }
+    /// The RNN's name for [`Params::b_ih`].
+    #[must_use]
+    pub fn b_h(&self) -> &[F] {
+        self.b_ih()
+    }
+    pub fn b_h_mut(&mut self) -> &mut [F] {
+        self.b_ih_mut()
     }
 }

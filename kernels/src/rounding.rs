@@ -399,7 +399,7 @@ pub fn window_bound(
 
     // Backward, with the gradient's exact value, error and term magnitudes.
     let layout = Layout::new(hd);
-    let [r_xh, r_hh, r_bh, r_hy, r_by] = layout.ranges();
+    let [r_xh, r_hh, r_bh, _, r_hy, r_by] = layout.ranges();
     let mut grad = vec![0.0; layout.len()];
     let mut g_err = vec![0.0; layout.len()];
     let mut g_terms = vec![0.0; layout.len()];

@@ -216,7 +216,7 @@ fn check_zero_weights<F: Real>(case: &Case, u: f64) {
         "loss {loss} != ln 2 for {n} samples"
     );
     assert!(h_last.iter().all(|&h| h == 0.0), "h_last = tanh(0) = 0");
-    let b_y = case.params.layout().ranges()[4].0;
+    let b_y = case.params.layout().ranges()[5].0;
     for (i, &g) in grad[..b_y].iter().enumerate() {
         assert_eq!(g, 0.0, "gradient entry {i} must be exactly 0");
     }
@@ -253,7 +253,7 @@ fn zero_weights_give_ln2_and_half_dlogits() {
             y: vec![y],
         };
         let (_, grad, _) = case.run::<f64>();
-        let b_y = case.params.layout().ranges()[4].0;
+        let b_y = case.params.layout().ranges()[5].0;
         let mut expected = [0.5, 0.5];
         expected[usize::from(y)] = -0.5;
         assert_eq!(grad[b_y..], expected);
@@ -601,7 +601,7 @@ fn train(lags: (usize, usize), seed: u64, streams: usize, windows: usize, carry:
     let mut params = Params::<f64>::zeros(HIDDEN);
     let glorot = |fan_in: usize, fan_out: usize| (6.0 / (fan_in + fan_out) as f64).sqrt();
     let ranges = params.layout().ranges();
-    for (k, (fan_in, fan_out)) in [(0, (2, HIDDEN)), (1, (HIDDEN, HIDDEN)), (3, (HIDDEN, 2))] {
+    for (k, (fan_in, fan_out)) in [(0, (2, HIDDEN)), (1, (HIDDEN, HIDDEN)), (4, (HIDDEN, 2))] {
         let limit = glorot(fan_in, fan_out);
         for w in &mut params.data[ranges[k].0..ranges[k].1] {
             *w = rng.range(-limit, limit);

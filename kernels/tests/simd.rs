@@ -603,7 +603,7 @@ fn exact_case(hidden: usize, streams: usize, time_step: usize, seed: u64) -> Cas
         .collect();
     let dominant = zero.iter().position(|&z| !z);
     let mut p = Params::<f64>::zeros(hd);
-    let [r_xh, r_hh, r_bh, r_hy, r_by] = p.layout().ranges();
+    let [r_xh, r_hh, r_bh, _, r_hy, r_by] = p.layout().ranges();
     let zero_units: Vec<usize> = (0..hd).filter(|&j| zero[j]).collect();
     for (j, &is_zero) in zero.iter().enumerate() {
         if is_zero {

@@ -92,7 +92,7 @@ pub(super) fn weight_gradients(ws: &Workspace, grad: &mut [f32]) {
     let rows = h + 2;
     let layout = Layout::new(h);
 
-    let [r_xh, r_hh, r_bh, r_hy, r_by] = layout.ranges();
+    let [r_xh, r_hh, r_bh, _, r_hy, r_by] = layout.ranges();
     {
         let mut emit = |j: usize, c: usize, v: f32| {
             if c < h {

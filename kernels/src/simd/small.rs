@@ -130,7 +130,7 @@ pub(super) fn backward_small<const H: usize>(w: &Prepared, ws: &mut Workspace) {
 pub(super) fn small_gradients(ws: &Workspace, grad: &mut [f32]) {
     let h = ws.hidden;
     let rows = h + 2;
-    let [r_xh, r_hh, r_bh, r_hy, r_by] = Layout::new(h).ranges();
+    let [r_xh, r_hh, r_bh, _, r_hy, r_by] = Layout::new(h).ranges();
     for j in 0..h {
         for k in 0..h {
             grad[r_hh.0 + j * h + k] = hsum(ws.gacc[j * rows + k]);
