@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 pub use crate::data::Rule;
+pub use bitrnn_kernels::Cell;
 
 /// Largest accepted `--hidden`: `w_hh` alone is then 64 MiB.
 pub const MAX_HIDDEN: usize = 4096;
@@ -58,6 +59,10 @@ pub struct TrainSettings {
     pub time_step: usize,
     /// Hidden units.
     pub hidden: usize,
+    /// The recurrent cell (`--cell`); a checkpoint written before there was a choice has no
+    /// `cell` key and is the tanh RNN.
+    #[serde(default, with = "cell_name")]
+    pub cell: Cell,
     /// The rule of the targets (`--rule`); a checkpoint written before there was a choice
     /// has no `rule` key and is the seed rule.
     #[serde(default)]
@@ -87,6 +92,7 @@ impl TrainSettings {
         batch_size: BATCH_SIZE,
         time_step: 5,
         hidden: 6,
+        cell: Cell::Rnn,
         rule: Rule::Seed,
         lags: (1, 2),
         lr: 0.1,
@@ -100,12 +106,13 @@ impl TrainSettings {
     /// The flags a resumed run takes from its checkpoint (all but `--epochs` and
     /// `--threads`), each with its value as messages show it.
     #[must_use]
-    pub fn model_flags(&self) -> [(&'static str, String); 10] {
+    pub fn model_flags(&self) -> [(&'static str, String); 11] {
         [
             ("--data-size", format!("{:?}", self.data_size)),
             ("--batch-size", format!("{:?}", self.batch_size)),
             ("--time-step", format!("{:?}", self.time_step)),
             ("--hidden", format!("{:?}", self.hidden)),
+            ("--cell", self.cell.name().to_string()),
             ("--rule", self.rule.to_string()),
             ("--lags", format!("{:?}", self.lags)),
             ("--lr", format!("{:?}", self.lr)),
@@ -137,22 +144,31 @@ impl TrainSettings {
     ///
     /// - `data`: the x and y bit planes, `2 * 8 * ceil(data_size / 64)`;
     /// - `losses`: one `f32` per training step, `4 * epochs * windows_per_epoch`;
-    /// - `weights`: params, Adagrad accumulator, summed gradient (`3 (H^2 + 5H + 2)` f32),
-    ///   the kernels' `w_hh` and its transpose (`2 H^2`), and one gradient per shard of the
-    ///   SIMD engine ([`crate::shards::shard_ranges`], at most [`crate::shards::MAX_SHARDS`]);
+    /// - `weights`: params, Adagrad accumulator, summed gradient (`3 P` f32 for the cell's
+    ///   `P` parameters, `H^2 + 5H + 2` for the RNN), the kernels' `w_hh` and its transpose
+    ///   (`2 G H^2` for `G` gates), and one gradient per shard of the SIMD engine
+    ///   ([`crate::shards::shard_ranges`], at most [`crate::shards::MAX_SHARDS`]);
     /// - `activations`: the SIMD workspace, one vector (`4 LANES` bytes) per lane group
-    ///   for each of `(T + 1)(H + 2)` states and inputs, `T H` values of `dz` and `2T + 2`
-    ///   more; the scalar engine instead keeps two states (`2 S H` f32) and the window's bits.
+    ///   for each of `(T + 1)(H + 2)` states and inputs, `T G H` values of `dz` and `2T + 2`
+    ///   more, and for the gated cells `T G H` gates, `T H` more per step (`tanh c` or
+    ///   `W_hn h`; the GRU's `dn`, the LSTM's `c`) and `(G + 1) H` of scratch; the scalar
+    ///   engine instead keeps two states (`2 S H` f32 per state row) and the window's bits.
     #[must_use]
     pub fn memory_bytes(&self) -> MemoryEstimate {
         let n = |v: usize| v as u128;
         let (h, t, s) = (n(self.hidden), n(self.time_step), n(self.streams()));
         let lanes = n(bitrnn_kernels::lanes::LANES);
         let groups = s.div_ceil(lanes);
-        let params = h * h + 5 * h + 2;
+        let layout = bitrnn_kernels::Layout::of(self.cell, self.hidden);
+        let params = n(layout.len());
+        let gh = n(layout.gate_rows());
+        let gated = match self.cell {
+            Cell::Rnn => 0,
+            Cell::Gru | Cell::Lstm => t * gh + 2 * t * h + (gh + h) + h,
+        };
         let (activations, shards) = match self.engine {
             Engine::Simd => (
-                4 * lanes * groups * ((t + 1) * (h + 2) + t * h + 2 * t + 2),
+                4 * lanes * groups * ((t + 1) * (h + 2) + t * gh + 2 * t + 2 + gated),
                 crate::shards::shard_ranges(
                     bitrnn_kernels::simd::groups_for(self.streams()),
                     self.hidden,
@@ -160,13 +176,13 @@ impl TrainSettings {
                 )
                 .len(),
             ),
-            Engine::Scalar => (8 * s * h + 2 * s * t, 1),
+            Engine::Scalar => (8 * s * h * n(self.cell.state_rows()) + 2 * s * t, 1),
         };
         let sat = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
         MemoryEstimate {
             data: data_bytes(self.data_size),
             losses: sat(4 * n(self.epochs) * n(self.windows_per_epoch())),
-            weights: sat(4 * ((3 + n(shards)) * params + 2 * h * h)),
+            weights: sat(4 * ((3 + n(shards)) * params + 2 * gh * h)),
             activations: sat(activations),
         }
     }
@@ -223,8 +239,12 @@ impl TrainSettings {
     /// A one-line description for plot titles and logs.
     #[must_use]
     pub fn describe(&self) -> String {
+        let cell = match self.cell {
+            Cell::Rnn => String::new(),
+            c => format!("{} ", c.name()),
+        };
         format!(
-            "hidden {}, rule {}, lags ({},{}), time_step {}, {} streams x {}, {:?} lr {}",
+            "{cell}hidden {}, rule {}, lags ({},{}), time_step {}, {} streams x {}, {:?} lr {}",
             self.hidden,
             self.rule,
             self.lags.0,
@@ -299,6 +319,12 @@ impl TrainConfig {
                 s.threads
             ));
         }
+        if s.cell != Cell::Rnn && s.engine == Engine::Scalar {
+            return usage(format!(
+                "--engine scalar with --cell {}: the scalar engine runs the rnn cell only",
+                s.cell.name()
+            ));
+        }
         s.check_memory(memory_limit())?;
         Ok(Self { settings })
     }
@@ -337,6 +363,37 @@ impl From<TrainConfig> for TrainSettings {
     fn from(cfg: TrainConfig) -> Self {
         cfg.settings
     }
+}
+
+/// The serde form of a [`Cell`]: its name (`"rnn"`, `"gru"`, `"lstm"`), as on the command
+/// line.
+pub mod cell_name {
+    use super::Cell;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    /// # Errors
+    /// Never (the serializer's own errors aside).
+    pub fn serialize<S: Serializer>(cell: &Cell, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(cell.name())
+    }
+
+    /// # Errors
+    /// A name that is not one of the cells'.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Cell, D::Error> {
+        let name = String::deserialize(d)?;
+        super::parse_cell(&name).map_err(D::Error::custom)
+    }
+}
+
+/// A cell by its name, for `--cell` and the serde form.
+///
+/// # Errors
+/// The name and the allowed ones, when it is not one of them.
+pub fn parse_cell(name: &str) -> std::result::Result<Cell, String> {
+    Cell::ALL
+        .into_iter()
+        .find(|c| c.name() == name)
+        .ok_or_else(|| format!("unknown cell '{name}': use rnn, gru or lstm"))
 }
 
 /// Checks the rule's lags against the data size (for `train` and `generate`).

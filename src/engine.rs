@@ -11,7 +11,7 @@ use crate::shards::shard_ranges;
 use crate::team::Team;
 use bitrnn_kernels::lanes::{LANE_BYTES, LANES};
 use bitrnn_kernels::simd::{self, Planes, Prepared, WindowStats, Workspace};
-use bitrnn_kernels::{Params, reference};
+use bitrnn_kernels::{Layout, Params, reference};
 use std::time::Instant;
 
 /// Where the time of the windows went, accumulated while
@@ -58,10 +58,11 @@ pub trait WindowEngine: Send {
     /// Zeroes the carried hidden state (start of an epoch).
     fn reset_state(&mut self);
 
-    /// Writes the carried hidden state into `out`, `[streams][hidden]`.
+    /// Writes the carried state into `out`, `[streams][state_rows * hidden]`.
     fn store_state(&self, out: &mut [f32]);
 
-    /// Takes new weights and a carried hidden state (`[streams][hidden]`), for a resume.
+    /// Takes new weights and a carried state (`[streams][state_rows * hidden]`), for a
+    /// resume.
     fn restore(&mut self, params: &Params<f32>, state: &[f32]);
 
     /// The units of work a team can share per window (1: the engine runs on one thread).
@@ -73,7 +74,7 @@ pub trait WindowEngine: Send {
 pub fn new_engine(cfg: &TrainConfig, params: &Params<f32>) -> Box<dyn WindowEngine> {
     match cfg.engine {
         Engine::Simd => Box::new(SimdEngine::new(cfg, params)),
-        Engine::Scalar => Box::new(ScalarEngine::new(cfg, params.hidden)),
+        Engine::Scalar => Box::new(ScalarEngine::new(cfg, params.layout())),
     }
 }
 
@@ -101,7 +102,8 @@ impl ShardGradient for Shard {
 
 /// The fused SIMD kernels over the shards of [`shard_ranges`].
 pub struct SimdEngine {
-    hidden: usize,
+    /// Numbers of one stream's carried state: `h` (and the LSTM's `c`).
+    state_width: usize,
     prepared: Prepared,
     shards: Vec<Shard>,
     /// `1 / (streams * time_step)`: the loss is a mean over the window's sample-steps.
@@ -117,17 +119,17 @@ impl SimdEngine {
                 let streams = ((g1 * LANES).min(s)) - g0 * LANES;
                 Shard {
                     first_group: g0,
-                    ws: Workspace::new(h, streams, t),
+                    ws: Workspace::with_cell(cfg.cell, h, streams, t),
                     grad: vec![0.0; params.data.len()],
                     stats: WindowStats::default(),
                     times: (0.0, 0.0),
                 }
             })
             .collect();
-        let mut prepared = Prepared::new(h);
+        let mut prepared = Prepared::with_cell(cfg.cell, h);
         prepared.load(params);
         Self {
-            hidden: h,
+            state_width: cfg.cell.state_rows() * h,
             prepared,
             shards,
             scale: 1.0 / (s * t) as f32,
@@ -231,7 +233,7 @@ impl WindowEngine for SimdEngine {
     }
 
     fn store_state(&self, out: &mut [f32]) {
-        let h = self.hidden;
+        let h = self.state_width;
         for sh in &self.shards {
             let first = sh.first_group * LANES;
             let n = sh.ws.streams();
@@ -241,7 +243,7 @@ impl WindowEngine for SimdEngine {
 
     fn restore(&mut self, params: &Params<f32>, state: &[f32]) {
         self.prepared.load(params);
-        let h = params.hidden;
+        let h = self.state_width;
         for sh in &mut self.shards {
             let first = sh.first_group * LANES;
             let n = sh.ws.streams();
@@ -269,14 +271,14 @@ pub struct ScalarEngine {
 }
 
 impl ScalarEngine {
-    fn new(cfg: &TrainConfig, hidden: usize) -> Self {
+    fn new(cfg: &TrainConfig, layout: Layout) -> Self {
         let (s, t) = (cfg.streams(), cfg.time_step);
         Self {
             streams: s,
             time_step: t,
-            h: vec![0.0; s * hidden],
-            h_next: vec![0.0; s * hidden],
-            grad: Params::zeros(hidden),
+            h: vec![0.0; layout.state_len(s)],
+            h_next: vec![0.0; layout.state_len(s)],
+            grad: Params::filled_as(layout, 0.0),
             x: vec![0; s * t],
             y: vec![0; s * t],
         }

@@ -1,21 +1,24 @@
-//! The model's initial weights, as TensorFlow initialises the tutorial's graph: Glorot-uniform
-//! weights and zero biases.
+//! The model's initial weights. The tanh RNN's as TensorFlow initialises the tutorial's graph:
+//! Glorot-uniform weights and zero biases. The gated cells' as PyTorch initialises `nn.GRU`
+//! and `nn.LSTM`: every weight and bias of the cell `U(-1/sqrt(H), 1/sqrt(H))`; their output
+//! layer as the RNN's (Glorot-uniform `w_hy`, zero `b_y`).
 //!
 //! The tutorial's `BasicRNNCell` keeps one kernel of shape `[2 + H, H]` for the input and the
 //! recurrent weights together, so both `w_xh` and `w_hh` are drawn from
 //! `U(-l, l)` with `l = sqrt(6 / ((2 + H) + H))`; the output layer `W` `[H, 2]` uses
 //! `l = sqrt(6 / (H + 2))`.
 
-use bitrnn_kernels::Params;
+use bitrnn_kernels::{Cell, Layout, Params};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
-/// Glorot-uniform weights and zero biases for hidden size `hidden`, from `seed`.
+/// The initial weights of `cell` with hidden size `hidden`, from `seed` (module docs).
 ///
 /// The generator is `Xoshiro256PlusPlus::seed_from_u64(seed)` advanced by `long_jump()`, a
-/// stream disjoint from the data's (which uses the unjumped and `jump()`ed streams).
+/// stream disjoint from the data's (which uses the unjumped and `jump()`ed streams). Draws
+/// are in layout order: `w_x`, `w_hh`, (`b_ih`, `b_hh` for the gated cells), `w_hy`.
 #[must_use]
-pub fn init_params(hidden: usize, seed: u64) -> Params<f32> {
+pub fn init_params(cell: Cell, hidden: usize, seed: u64) -> Params<f32> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     rng.long_jump();
     let mut uniform = |limit: f64| {
@@ -24,14 +27,17 @@ pub fn init_params(hidden: usize, seed: u64) -> Params<f32> {
         ((2.0 * u - 1.0) * limit) as f32
     };
     let h = hidden as f64;
-    let cell = (6.0 / ((2.0 + h) + h)).sqrt();
     let out = (6.0 / (h + 2.0)).sqrt();
-    let mut p = Params::zeros(hidden);
-    for v in p.w_xh_mut() {
-        *v = uniform(cell);
-    }
-    for v in p.w_hh_mut() {
-        *v = uniform(cell);
+    let mut p = Params::filled_as(Layout::of(cell, hidden), 0.0);
+    // The RNN's w_xh and w_hh (`U(-l, l)`, `l` Glorot's), or the gated cells' w_ih, w_hh,
+    // b_ih and b_hh (`U(-1/sqrt(H), 1/sqrt(H))`): the layout's leading tensors.
+    let [_, (_, w_hh_end), _, (_, b_hh_end), ..] = p.layout().ranges();
+    let (end, limit) = match cell {
+        Cell::Rnn => (w_hh_end, (6.0 / ((2.0 + h) + h)).sqrt()),
+        Cell::Gru | Cell::Lstm => (b_hh_end, 1.0 / h.sqrt()),
+    };
+    for v in &mut p.data[..end] {
+        *v = uniform(limit);
     }
     for v in p.w_hy_mut() {
         *v = uniform(out);

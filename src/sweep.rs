@@ -408,6 +408,7 @@ fn parse_row(line: &str) -> std::result::Result<RunResult, String> {
         lags: (num("lag_a", f[1])?, num("lag_b", f[2])?),
         time_step: num("time_step", f[3])?,
         hidden: num("hidden", f[4])?,
+        cell: crate::config::Cell::Rnn,
         seed: num("seed", f[5])?,
         epochs: num("epochs", f[6])?,
         data_size: num("data_size", f[7])?,

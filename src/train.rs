@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::model;
 use crate::planes::PlaneChunks;
 use crate::team::{self, Team, TeamStats};
-use bitrnn_kernels::Params;
+use bitrnn_kernels::{Layout, Params};
 use std::time::Instant;
 
 pub use crate::engine::PhaseTimes;
@@ -68,7 +68,7 @@ impl Trainer {
     /// [`Error::Usage`] when the worker threads cannot be started.
     pub fn new(cfg: TrainConfig) -> Result<Self> {
         let data = Dataset::generate_rule(cfg.rule, cfg.data_size, cfg.lags, cfg.seed);
-        let params = model::init_params(cfg.hidden, cfg.seed);
+        let params = model::init_params(cfg.cell, cfg.hidden, cfg.seed);
         Self::with_params(cfg, data, params)
     }
 
@@ -77,7 +77,10 @@ impl Trainer {
     /// # Errors
     /// [`Error::Usage`] when the worker threads cannot be started.
     pub fn with_params(cfg: TrainConfig, data: Dataset, params: Params<f32>) -> Result<Self> {
-        assert_eq!(params.hidden, cfg.hidden, "params do not match --hidden");
+        assert!(
+            params.hidden == cfg.hidden && params.cell == cfg.cell,
+            "params do not match --hidden and --cell"
+        );
         let pool = match (cfg.engine, cfg.threads) {
             (Engine::Simd, n) if n > 1 => Some(
                 rayon::ThreadPoolBuilder::new()
@@ -89,7 +92,7 @@ impl Trainer {
             _ => None,
         };
         Ok(Self {
-            accum: Params::filled(cfg.hidden, ADAGRAD_INITIAL_ACCUMULATOR),
+            accum: Params::filled_as(params.layout(), ADAGRAD_INITIAL_ACCUMULATOR),
             grad: vec![0.0; params.data.len()],
             engine: new_engine(&cfg, &params),
             planes: PlaneChunks::new(cfg.streams(), cfg.batch_size, cfg.time_step),
@@ -262,22 +265,29 @@ impl Trainer {
         self.timing
     }
 
+    /// The parameters' layout: the config's cell and hidden size.
+    #[must_use]
+    pub fn layout(&self) -> Layout {
+        Layout::of(self.cfg.cell, self.cfg.hidden)
+    }
+
     /// Adagrad's accumulator (all 0.1 at the start; unused by SGD).
     #[must_use]
     pub fn accumulator(&self) -> &Params<f32> {
         &self.accum
     }
 
-    /// The carried hidden state of every stream, `[streams][hidden]`.
+    /// The carried state of every stream, `[streams][state_rows * hidden]`: `h`, then the
+    /// LSTM's `c` ([`bitrnn_kernels::Layout::state_len`]).
     #[must_use]
     pub fn carried_state(&self) -> Vec<f32> {
-        let mut out = vec![0.0; self.cfg.streams() * self.cfg.hidden];
+        let mut out = vec![0.0; self.layout().state_len(self.cfg.streams())];
         self.engine.store_state(&mut out);
         out
     }
 
     /// Puts a run back where it stood (for `--resume`): weights, optimizer state, position
-    /// and the carried hidden state (`[streams][hidden]`). The caller checks the shapes.
+    /// and the carried state (`[streams][state_rows * hidden]`). The caller checks the shapes.
     ///
     /// # Panics
     /// If a shape does not match the config, or the window is out of range.
@@ -288,10 +298,14 @@ impl Trainer {
         progress: Progress,
         state: &[f32],
     ) {
-        let (s, h) = (self.cfg.streams(), self.cfg.hidden);
-        assert_eq!(params.hidden, h, "restore: params shape");
-        assert_eq!(accum.hidden, h, "restore: accumulator shape");
-        assert_eq!(state.len(), s * h, "restore: state is [streams][hidden]");
+        let layout = self.layout();
+        assert_eq!(params.layout(), layout, "restore: params shape");
+        assert_eq!(accum.layout(), layout, "restore: accumulator shape");
+        assert_eq!(
+            state.len(),
+            layout.state_len(self.cfg.streams()),
+            "restore: state is [streams][state_rows * hidden]"
+        );
         assert!(
             progress.window < self.cfg.windows_per_epoch(),
             "restore: window in range"

@@ -3,7 +3,7 @@
 //! [`TrainConfig`].
 
 use super::{default_threads, parse_lags, parse_lr};
-use crate::config::{Engine, Optimizer, Rule, TrainConfig, TrainSettings};
+use crate::config::{Cell, Engine, Optimizer, Rule, TrainConfig, TrainSettings, parse_cell};
 use crate::error::Result;
 use crate::output::{check_input_file, check_out_dir};
 use clap::Args;
@@ -24,9 +24,13 @@ pub struct ModelArgs {
     /// (seed: 400).
     #[arg(long, default_value_t = TrainSettings::SEED.time_step)]
     pub time_step: usize,
-    /// Hidden units of the tanh cell.
+    /// Hidden units of the cell.
     #[arg(long, default_value_t = TrainSettings::SEED.hidden)]
     pub hidden: usize,
+    /// The recurrent cell: rnn (the seed's tanh RNN), gru or lstm (PyTorch's nn.GRU and
+    /// nn.LSTM formulas, gates r,z,n and i,f,g,o).
+    #[arg(long, default_value = "rnn", value_parser = parse_cell)]
+    pub cell: Cell,
     /// The rule of the targets: seed (where x[i-A] == x[i-B] the target is !x[i-A], else a
     /// coin) or r2rt (P(y[i] = 1) = 0.5 + 0.5 x[i-A] - 0.25 x[i-B], a fresh draw each step).
     #[arg(long, value_enum, default_value_t = TrainSettings::SEED.rule)]
@@ -100,6 +104,7 @@ impl ModelArgs {
             batch_size: self.batch_size,
             time_step: self.time_step,
             hidden: self.hidden,
+            cell: self.cell,
             rule: self.rule,
             lags: self.lags.unwrap_or(self.rule.default_lags()),
             lr: self.lr,

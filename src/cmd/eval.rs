@@ -82,9 +82,9 @@ pub fn evaluate(
     let streams = data.data_size() / batch_size;
     let windows = batch_size / time_step;
     assert!(streams >= 1 && windows >= 1, "evaluate: empty shape");
-    let mut prepared = Prepared::new(params.hidden);
+    let mut prepared = Prepared::with_cell(params.cell, params.hidden);
     prepared.load(params);
-    let mut ws = Workspace::new(params.hidden, streams, time_step);
+    let mut ws = Workspace::with_cell(params.cell, params.hidden, streams, time_step);
     let mut chunks = PlaneChunks::new(streams, batch_size, time_step);
     let (mut loss_sum, mut correct) = (0.0, 0.0);
     for w in 0..windows {

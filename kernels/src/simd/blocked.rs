@@ -7,7 +7,7 @@ use super::head::head;
 use super::tiles::{GC, GR, MR, NR, backward_tile, forward_tile, grad_tile};
 use super::{Prepared, Workspace};
 use crate::lanes::{Vf32, hsum};
-use crate::params::Layout;
+use crate::params::{Cell, Layout};
 
 /// Forward over the window for any hidden size: per step, the register-blocked GEMM with
 /// `tanh` and the output projection in its epilogue, then the head per group.
@@ -85,35 +85,80 @@ pub(super) fn backward_blocked(w: &Prepared, ws: &mut Workspace) {
     }
 }
 
-/// The window's weight gradients from the stored activations and `dz`, `dl`: one GEMM over
-/// the reduction index (t, group) for `[dw_hh | dw_xh[1] | dw_xh[0]]`, lane sums once.
+/// The window's weight gradients from the stored activations and `dz`, `dl`, for the
+/// blocked RNN and the gated cells: one GEMM over the reduction index (t, group) for
+/// `[dw_hh | dw_x[1] | dw_x[0]]` (`G H` rows), lane sums once; the biases' gradients are the
+/// sums of the input columns' (`x + (1 - x) = 1`).
 pub(super) fn weight_gradients(ws: &Workspace, grad: &mut [f32]) {
-    let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
+    let (h, cell) = (ws.hidden, ws.cell);
     let rows = h + 2;
-    let layout = Layout::new(h);
-
-    let [r_xh, r_hh, r_bh, _, r_hy, r_by] = layout.ranges();
+    let gh = cell.gates() * h;
+    let [r_x, r_hh, r_bih, r_bhh, r_hy, r_by] = Layout::of(cell, h).ranges();
     {
-        let mut emit = |j: usize, c: usize, v: f32| {
+        let mut emit = |r: usize, c: usize, v: f32| {
             if c < h {
-                grad[r_hh.0 + j * h + c] = v;
+                grad[r_hh.0 + r * h + c] = v;
             } else if c == h {
-                grad[r_xh.0 + h + j] = v;
+                grad[r_x.0 + gh + r] = v;
             } else {
-                grad[r_xh.0 + j] = v;
+                grad[r_x.0 + r] = v;
             }
         };
-        for j0 in (0..h).step_by(GR) {
-            let mr = GR.min(h - j0);
+        for j0 in (0..gh).step_by(GR) {
+            let mr = GR.min(gh - j0);
             for c0 in (0..rows).step_by(GC) {
                 let nr = GC.min(rows - c0);
-                dispatch_tile!(grad_tile, mr, nr, ws, j0, c0, &mut emit);
+                dispatch_tile!(grad_tile, mr, nr, ws, gh, j0, c0, &mut emit);
             }
         }
     }
-    for j in 0..h {
-        grad[r_bh.0 + j] = grad[r_xh.0 + j] + grad[r_xh.0 + h + j];
+    for r in 0..gh {
+        let b = grad[r_x.0 + r] + grad[r_x.0 + gh + r];
+        grad[r_bih.0 + r] = b;
+        if cell != Cell::Rnn {
+            grad[r_bhh.0 + r] = b;
+        }
     }
+    if cell == Cell::Gru {
+        let (w_x, rest) = grad[r_x.0..r_bih.1].split_at_mut(r_x.1 - r_x.0);
+        gru_input_gradients(ws, w_x, &mut rest[r_bih.0 - r_x.1..]);
+    }
+    let (w_hy, b_y) = grad[r_hy.0..r_by.1].split_at_mut(r_hy.1 - r_hy.0);
+    head_gradients(ws, w_hy, b_y);
+}
+
+/// The GRU's `n` rows of `dw_x` and `db_ih` from the input side's gradient `dn` (the
+/// GEMM above gave them `r dn`, the hidden side's, which went to `db_hh`).
+fn gru_input_gradients(ws: &Workspace, w_x: &mut [f32], b_ih: &mut [f32]) {
+    let (h, groups) = (ws.hidden, ws.groups);
+    let (rows, gh) = (h + 2, 3 * h);
+    for j in 0..h {
+        let (mut x1, mut x0) = (Vf32::ZERO, Vf32::ZERO);
+        for t in 0..ws.time_step {
+            let dn = &ws.dn[(t * h + j) * groups..][..groups];
+            let hb = &ws.hbuf[t * rows * groups..(t + 1) * rows * groups];
+            let (xs, xc) = (
+                &hb[h * groups..][..groups],
+                &hb[(h + 1) * groups..][..groups],
+            );
+            for g in 0..groups {
+                x1 = dn[g].mul_add(xs[g], x1);
+                x0 = dn[g].mul_add(xc[g], x0);
+            }
+        }
+        let (x1, x0) = (hsum(x1), hsum(x0));
+        let n = 2 * h + j;
+        w_x[gh + n] = x1;
+        w_x[n] = x0;
+        b_ih[n] = x0 + x1;
+    }
+}
+
+/// The output layer's gradients, `dw_hy = sum dl_t h_t` and `db_y = sum dl_t` over the
+/// window (two classes: the rows for class 0 are the negatives of class 1's).
+fn head_gradients(ws: &Workspace, w_hy: &mut [f32], b_y: &mut [f32]) {
+    let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
+    let rows = h + 2;
     let mut dby = Vf32::ZERO;
     for t in 0..t_n {
         for g in 0..groups {
@@ -130,10 +175,10 @@ pub(super) fn weight_gradients(ws: &Workspace, grad: &mut [f32]) {
             }
         }
         let v = hsum(acc);
-        grad[r_hy.0 + h + j] = v;
-        grad[r_hy.0 + j] = -v;
+        w_hy[h + j] = v;
+        w_hy[j] = -v;
     }
     let v = hsum(dby);
-    grad[r_by.0 + 1] = v;
-    grad[r_by.0] = -v;
+    b_y[1] = v;
+    b_y[0] = -v;
 }

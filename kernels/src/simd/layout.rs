@@ -6,50 +6,63 @@
 use super::tiles::MR;
 use super::{LANES, SMALL_MAX, groups_for};
 use crate::lanes::Vf32;
-use crate::params::Params;
+use crate::params::{Cell, Params};
 
 /// Weights arranged for the kernels. Rebuilt by [`Prepared::load`] after every update (a copy
-/// of `H^2 + 4H` numbers, negligible next to a window's work).
+/// of the weights, negligible next to a window's work).
 #[derive(Clone, Debug)]
 pub struct Prepared {
+    pub(super) cell: Cell,
     pub(super) hidden: usize,
-    /// `w_hh[j][k]`, row-major (the small kernels splat it).
+    /// `w_hh[r][k]`, row-major `[G H][H]` (the small kernels splat it).
     pub(super) w_hh: Vec<f32>,
-    /// `w_hh` and `w_hh^T` packed for the register tiles ([`pack_rows`]): for each block of
-    /// `MR` rows, `[k][MR]`, so a tile's broadcasts for one `k` are `MR` consecutive floats
-    /// behind one pointer (zero rows pad the last block). Blocked kernels only.
+    /// `w_hh` (`G H x H`) and `w_hh^T` (`H x G H`) packed for the register tiles
+    /// ([`pack_rows`]): for each block of `MR` rows, `[k][MR]`, so a tile's broadcasts for one
+    /// `k` are `MR` consecutive floats behind one pointer (zero rows pad the last block).
+    /// Blocked kernels only.
     pub(super) w_hh_packed: Vec<f32>,
     pub(super) w_hh_t_packed: Vec<f32>,
-    /// `w_xh[0][j] + b_h[j]` and `w_xh[1][j] + b_h[j]`: the start of `z_j` for each input.
+    /// The start of each gate row's pre-activation for input 0 and 1: `w_x[x][r] + b_ih[r]`
+    /// (+ `b_hh[r]` for the gated cells). The GRU's `n` rows start at `b_hn` alone (the
+    /// hidden-side term that `r` multiplies); their input side is `nx0`, `nx1`.
     pub(super) zx0: Vec<f32>,
     pub(super) zx1: Vec<f32>,
+    /// GRU only: `w_x[x][n_j] + b_in[j]`, the input side of the `n` gate.
+    pub(super) nx0: Vec<f32>,
+    pub(super) nx1: Vec<f32>,
     /// `w_hy[1][j] - w_hy[0][j]`: the logit difference's weights.
     pub(super) wy_diff: Vec<f32>,
     /// `b_y[1] - b_y[0]`.
     pub(super) by_diff: f32,
 }
 
-/// Floats of a packed `h x h` matrix: `ceil(h / MR)` blocks of `h x MR`.
-fn packed_len(h: usize) -> usize {
-    if h > SMALL_MAX {
-        h.div_ceil(MR) * MR * h
-    } else {
-        0
-    }
+/// Whether `cell` at `hidden` runs the small kernels (the tanh RNN up to [`SMALL_MAX`]).
+pub(super) const fn is_small(cell: Cell, hidden: usize) -> bool {
+    matches!(cell, Cell::Rnn) && hidden <= SMALL_MAX
 }
 
-/// Packs the row-major `h x h` matrix `a` (or its transpose, reading `a[k][j]` for row `j`)
-/// for the register tiles: block `b` holds rows `MR b .. MR b + MR` as `[k][MR]` (rows past
-/// `h` are zeros).
-fn pack_rows(a: &[f32], h: usize, transpose: bool, out: &mut [f32]) {
-    for (b, block) in out.chunks_exact_mut(MR * h).enumerate() {
+/// Floats of a matrix of `rows` rows and `cols` columns packed by [`pack_rows`].
+fn packed_len(rows: usize, cols: usize) -> usize {
+    rows.div_ceil(MR) * MR * cols
+}
+
+/// Packs the row-major `a_rows x a_cols` matrix `a`, or its transpose, for the register
+/// tiles: block `b` of the packed matrix `M` holds rows `MR b .. MR b + MR` as `[k][MR]`
+/// (rows past the end are zeros).
+fn pack_rows(a: &[f32], a_rows: usize, a_cols: usize, transpose: bool, out: &mut [f32]) {
+    let (m_rows, m_cols) = if transpose {
+        (a_cols, a_rows)
+    } else {
+        (a_rows, a_cols)
+    };
+    for (b, block) in out.chunks_exact_mut(MR * m_cols).enumerate() {
         for (k, at_k) in block.chunks_exact_mut(MR).enumerate() {
             for (i, v) in at_k.iter_mut().enumerate() {
                 let j = b * MR + i;
-                *v = match (j < h, transpose) {
+                *v = match (j < m_rows, transpose) {
                     (false, _) => 0.0,
-                    (true, false) => a[j * h + k],
-                    (true, true) => a[k * h + j],
+                    (true, false) => a[j * a_cols + k],
+                    (true, true) => a[k * a_cols + j],
                 };
             }
         }
@@ -57,16 +70,28 @@ fn pack_rows(a: &[f32], h: usize, transpose: bool, out: &mut [f32]) {
 }
 
 impl Prepared {
-    /// Buffers for hidden size `hidden`; call [`Prepared::load`] before use.
+    /// Buffers for the tanh RNN of hidden size `hidden`; call [`Prepared::load`] before use.
     #[must_use]
     pub fn new(hidden: usize) -> Self {
+        Self::with_cell(Cell::Rnn, hidden)
+    }
+
+    /// Buffers for `cell` of hidden size `hidden`; call [`Prepared::load`] before use.
+    #[must_use]
+    pub fn with_cell(cell: Cell, hidden: usize) -> Self {
+        let gh = cell.gates() * hidden;
+        let blocked = !is_small(cell, hidden);
+        let nx = if matches!(cell, Cell::Gru) { hidden } else { 0 };
         Self {
+            cell,
             hidden,
-            w_hh: vec![0.0; hidden * hidden],
-            w_hh_packed: vec![0.0; packed_len(hidden)],
-            w_hh_t_packed: vec![0.0; packed_len(hidden)],
-            zx0: vec![0.0; hidden],
-            zx1: vec![0.0; hidden],
+            w_hh: vec![0.0; gh * hidden],
+            w_hh_packed: vec![0.0; if blocked { packed_len(gh, hidden) } else { 0 }],
+            w_hh_t_packed: vec![0.0; if blocked { packed_len(hidden, gh) } else { 0 }],
+            zx0: vec![0.0; gh],
+            zx1: vec![0.0; gh],
+            nx0: vec![0.0; nx],
+            nx1: vec![0.0; nx],
             wy_diff: vec![0.0; hidden],
             by_diff: 0.0,
         }
@@ -74,17 +99,37 @@ impl Prepared {
 
     /// Arranges `p` for the kernels (no allocation).
     pub fn load(&mut self, p: &Params<f32>) {
-        let h = self.hidden;
-        assert_eq!(p.hidden, h, "Prepared::load: hidden size");
+        let (h, cell) = (self.hidden, self.cell);
+        assert!(
+            p.hidden == h && p.cell == cell,
+            "Prepared::load: cell and hidden size"
+        );
+        let gh = cell.gates() * h;
         self.w_hh.copy_from_slice(p.w_hh());
-        if h > SMALL_MAX {
-            pack_rows(&self.w_hh, h, false, &mut self.w_hh_packed);
-            pack_rows(&self.w_hh, h, true, &mut self.w_hh_t_packed);
+        if !is_small(cell, h) {
+            pack_rows(&self.w_hh, gh, h, false, &mut self.w_hh_packed);
+            pack_rows(&self.w_hh, gh, h, true, &mut self.w_hh_t_packed);
         }
-        let (w_xh, b_h, w_hy, b_y) = (p.w_xh(), p.b_h(), p.w_hy(), p.b_y());
+        let (w_x, b_ih, b_hh, w_hy, b_y) = (p.w_x(), p.b_ih(), p.b_hh(), p.w_hy(), p.b_y());
+        for r in 0..gh {
+            let b = if b_hh.is_empty() {
+                b_ih[r]
+            } else {
+                b_ih[r] + b_hh[r]
+            };
+            self.zx0[r] = w_x[r] + b;
+            self.zx1[r] = w_x[gh + r] + b;
+        }
+        if cell == Cell::Gru {
+            for j in 0..h {
+                let n = 2 * h + j;
+                self.zx0[n] = b_hh[n];
+                self.zx1[n] = b_hh[n];
+                self.nx0[j] = w_x[n] + b_ih[n];
+                self.nx1[j] = w_x[gh + n] + b_ih[n];
+            }
+        }
         for j in 0..h {
-            self.zx0[j] = w_xh[j] + b_h[j];
-            self.zx1[j] = w_xh[h + j] + b_h[j];
             self.wy_diff[j] = w_hy[h + j] - w_hy[j];
         }
         self.by_diff = b_y[1] - b_y[0];
@@ -93,6 +138,10 @@ impl Prepared {
     #[must_use]
     pub fn hidden(&self) -> usize {
         self.hidden
+    }
+    #[must_use]
+    pub fn cell(&self) -> Cell {
+        self.cell
     }
 }
 
@@ -111,17 +160,19 @@ pub(super) fn padded(n: usize) -> Vec<Vf32> {
 /// Spare vectors after each workspace buffer: 256 bytes.
 pub(super) const PAD: usize = 256 / core::mem::size_of::<Vf32>();
 
-/// One shard's buffers for the whole run: the carried hidden state and the window's
-/// activations. Allocated once; the kernels never allocate.
+/// One shard's buffers for the whole run: the carried state and the window's activations.
+/// Allocated once; the kernels never allocate.
 #[derive(Clone, Debug)]
 pub struct Workspace {
+    pub(super) cell: Cell,
     pub(super) hidden: usize,
     pub(super) streams: usize,
     pub(super) groups: usize,
     pub(super) time_step: usize,
     /// `[t][H + 2][groups]`, see the module docs.
     pub(super) hbuf: Vec<Vf32>,
-    /// `[t][H][groups]`.
+    /// `[t][G H][groups]`: the gradient of the loss with respect to the gate
+    /// pre-activations (`dL/dz_t` for the RNN; the hidden side's for the GRU).
     pub(super) dz: Vec<Vf32>,
     /// `[t][groups]`.
     pub(super) dl: Vec<Vf32>,
@@ -137,6 +188,19 @@ pub struct Workspace {
     /// `[H][H + 2]` for `[dw_hh | dw_xh[1] | dw_xh[0]]`, then `[H]` for `dw_hy[1]`, then 1 for
     /// `db_y[1]`.
     pub(super) gacc: Vec<Vf32>,
+    /// Gated cells (see [`super::gated`]): `[t][G H][groups]`, the gates' activations.
+    pub(super) gates: Vec<Vf32>,
+    /// LSTM: `[t][H][groups]` for `t = 0..=T`, `c_{t-1}` (`cbuf[0]` = the carried cell state).
+    pub(super) cbuf: Vec<Vf32>,
+    /// Gated cells: `[t][H][groups]`, the LSTM's `tanh(c_t)`, the GRU's `W_hn h_{t-1} + b_hn`.
+    pub(super) aux: Vec<Vf32>,
+    /// GRU: `[t][H][groups]`, the gradient of the `n` gate's pre-activation (its input side).
+    pub(super) dn: Vec<Vf32>,
+    /// Gated cells: `[G H][groups]`, a step's pre-activations (forward) or `dL/dh` (backward).
+    pub(super) pre: Vec<Vf32>,
+    /// Gated cells: `[H][groups]`, the gradient carried to the previous step outside the
+    /// recurrent GEMM (the LSTM's `dc f`, the GRU's `dh z`).
+    pub(super) carry: Vec<Vf32>,
 }
 
 /// What a forward pass over one window measured, summed over the shard's real streams and
@@ -150,16 +214,29 @@ pub struct WindowStats {
 }
 
 impl Workspace {
-    /// Buffers for `streams` streams (any count >= 1), hidden size `hidden`, windows of
-    /// `time_step` steps. The carried state starts at zero.
+    /// Buffers for the tanh RNN: `streams` streams (any count >= 1), hidden size `hidden`,
+    /// windows of `time_step` steps. The carried state starts at zero.
     #[must_use]
     pub fn new(hidden: usize, streams: usize, time_step: usize) -> Self {
+        Self::with_cell(Cell::Rnn, hidden, streams, time_step)
+    }
+
+    /// Buffers for `cell`: `streams` streams (any count >= 1), hidden size `hidden`, windows
+    /// of `time_step` steps. The carried state starts at zero.
+    #[must_use]
+    pub fn with_cell(cell: Cell, hidden: usize, streams: usize, time_step: usize) -> Self {
         assert!(
             hidden >= 1 && streams >= 1 && time_step >= 1,
             "Workspace::new: empty shape"
         );
         let groups = groups_for(streams);
         let rows = hidden + 2;
+        let gh = cell.gates() * hidden;
+        let small = is_small(cell, hidden);
+        let gated = cell != Cell::Rnn;
+        let lstm = cell == Cell::Lstm;
+        let gru = cell == Cell::Gru;
+        let sized = |yes: bool, n: usize| if yes { padded(n) } else { Vec::new() };
         let mut valid = padded(groups);
         for (g, v) in valid.iter_mut().enumerate() {
             *v = Vf32::new(core::array::from_fn(|lane| {
@@ -167,29 +244,32 @@ impl Workspace {
             }));
         }
         Self {
+            cell,
             hidden,
             streams,
             groups,
             time_step,
             hbuf: padded((time_step + 1) * rows * groups),
-            dz: padded(time_step * hidden * groups),
+            dz: padded(time_step * gh * groups),
             dl: padded(time_step * groups),
             y: padded(time_step * groups),
             logit: padded(groups),
             valid,
-            splat: if hidden <= SMALL_MAX {
-                padded(hidden * hidden + 3 * hidden)
-            } else {
-                Vec::new()
-            },
-            gacc: if hidden <= SMALL_MAX {
-                padded(hidden * rows + hidden + 1)
-            } else {
-                Vec::new()
-            },
+            splat: sized(small, hidden * hidden + 3 * hidden),
+            gacc: sized(small, hidden * rows + hidden + 1),
+            gates: sized(gated, time_step * gh * groups),
+            cbuf: sized(lstm, (time_step + 1) * hidden * groups),
+            aux: sized(gated, time_step * hidden * groups),
+            dn: sized(gru, time_step * hidden * groups),
+            pre: sized(gated, gh * groups),
+            carry: sized(gated, hidden * groups),
         }
     }
 
+    #[must_use]
+    pub fn cell(&self) -> Cell {
+        self.cell
+    }
     #[must_use]
     pub fn streams(&self) -> usize {
         self.streams
@@ -207,40 +287,65 @@ impl Workspace {
         self.time_step
     }
 
-    /// Zeroes the carried hidden state (the start of an epoch).
+    /// Zeroes the carried state (the start of an epoch).
     pub fn reset(&mut self) {
         let n = self.hidden * self.groups;
         self.hbuf[..n].fill(Vf32::ZERO);
+        if self.cell == Cell::Lstm {
+            self.cbuf[..n].fill(Vf32::ZERO);
+        }
     }
 
-    /// Sets the carried state from `h` laid out `[streams][hidden]` (the reference's layout);
-    /// padding lanes are zeroed.
-    pub fn load_state(&mut self, h: &[f32]) {
+    /// Numbers in one stream's carried state: `h`, and the LSTM's `c` after it.
+    fn state_width(&self) -> usize {
+        self.cell.state_rows() * self.hidden
+    }
+
+    /// Row `j` of the carried state, `groups` vectors (`h` rows, then the LSTM's `c` rows).
+    fn state_row(&self, j: usize) -> &[Vf32] {
+        let (h, g) = (self.hidden, self.groups);
+        if j < h {
+            &self.hbuf[j * g..(j + 1) * g]
+        } else {
+            &self.cbuf[(j - h) * g..(j - h + 1) * g]
+        }
+    }
+
+    /// Sets the carried state from `state` laid out `[streams][state_rows * hidden]` (the
+    /// reference's layout: `h`, then the LSTM's `c`); padding lanes are zeroed.
+    pub fn load_state(&mut self, state: &[f32]) {
+        let width = self.state_width();
         assert_eq!(
-            h.len(),
-            self.streams * self.hidden,
-            "load_state: [streams][hidden]"
+            state.len(),
+            self.streams * width,
+            "load_state: [streams][state_rows * hidden]"
         );
         self.reset();
+        let (h, groups) = (self.hidden, self.groups);
         for s in 0..self.streams {
-            for j in 0..self.hidden {
-                self.hbuf[j * self.groups + s / LANES].as_mut_array()[s % LANES] =
-                    h[s * self.hidden + j];
+            for j in 0..width {
+                let v = state[s * width + j];
+                let row = if j < h {
+                    &mut self.hbuf[j * groups..]
+                } else {
+                    &mut self.cbuf[(j - h) * groups..]
+                };
+                row[s / LANES].as_mut_array()[s % LANES] = v;
             }
         }
     }
 
-    /// Writes the carried state to `h`, laid out `[streams][hidden]`.
-    pub fn store_state(&self, h: &mut [f32]) {
+    /// Writes the carried state to `state`, laid out `[streams][state_rows * hidden]`.
+    pub fn store_state(&self, state: &mut [f32]) {
+        let width = self.state_width();
         assert_eq!(
-            h.len(),
-            self.streams * self.hidden,
-            "store_state: [streams][hidden]"
+            state.len(),
+            self.streams * width,
+            "store_state: [streams][state_rows * hidden]"
         );
         for s in 0..self.streams {
-            for j in 0..self.hidden {
-                h[s * self.hidden + j] =
-                    self.hbuf[j * self.groups + s / LANES].as_array()[s % LANES];
+            for j in 0..width {
+                state[s * width + j] = self.state_row(j)[s / LANES].as_array()[s % LANES];
             }
         }
     }

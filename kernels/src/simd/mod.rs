@@ -55,11 +55,13 @@
 //! model, hence this design.
 
 use crate::lanes::{LANE_BYTES, Vf32, bits_to_lanes};
-use crate::params::Layout;
+use crate::params::{Cell, Layout};
 use blocked::{backward_blocked, forward_blocked, weight_gradients};
+use gated::{backward_gated, forward_gated};
 use small::{backward_small, forward_small, small_gradients};
 
 pub use crate::lanes::{LANES, hsum};
+pub use gated::GATE_CLAMP;
 pub use layout::{Planes, Prepared, WindowStats, Workspace};
 pub use optim::{adagrad_step, sgd_step};
 
@@ -134,6 +136,7 @@ const _: () = assert!(SMALL_MAX == 8, "dispatch_small covers 1..=8");
 
 // The parts, declared after the dispatch macros they use.
 mod blocked;
+mod gated;
 mod head;
 mod layout;
 mod optim;
@@ -151,7 +154,10 @@ fn forward_pass(
 ) -> WindowStats {
     let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
     let rows = h + 2;
-    assert_eq!(w.hidden, h, "Prepared and Workspace disagree on hidden");
+    assert!(
+        w.hidden == h && w.cell == ws.cell,
+        "Prepared and Workspace disagree on the cell or hidden"
+    );
     let group_bytes = groups * LANE_BYTES;
     assert!(
         planes.stride >= group_bytes,
@@ -178,12 +184,16 @@ fn forward_pass(
         }
     }
     let scale = scale.map_or(Vf32::ZERO, Vf32::splat);
-    let (loss, correct) = dispatch_small!(
-        forward_small,
-        h,
-        (w, ws, scale),
-        forward_blocked(w, ws, scale)
-    );
+    let (loss, correct) = if ws.cell == Cell::Rnn {
+        dispatch_small!(
+            forward_small,
+            h,
+            (w, ws, scale),
+            forward_blocked(w, ws, scale)
+        )
+    } else {
+        forward_gated(w, ws, scale)
+    };
     WindowStats {
         loss_sum: f64::from(hsum(loss)),
         correct: f64::from(hsum(correct)),
@@ -196,6 +206,10 @@ pub fn carry_state(ws: &mut Workspace) {
     let n = ws.hidden * ws.groups;
     let last = ws.time_step * (ws.hidden + 2) * ws.groups;
     ws.hbuf.copy_within(last..last + n, 0);
+    if ws.cell == Cell::Lstm {
+        ws.cbuf
+            .copy_within(ws.time_step * n..(ws.time_step + 1) * n, 0);
+    }
 }
 
 /// Forward pass only over one window (evaluation): returns loss and accuracy sums and
@@ -236,13 +250,18 @@ pub fn forward_train(w: &Prepared, ws: &mut Workspace, planes: &Planes, scale: f
 /// of them that `forward_train` splatted into the workspace).
 pub fn backward(w: &Prepared, ws: &mut Workspace, grad: &mut [f32]) {
     let h = ws.hidden;
-    assert_eq!(w.hidden, h, "Prepared and Workspace disagree on hidden");
+    assert!(
+        w.hidden == h && w.cell == ws.cell,
+        "Prepared and Workspace disagree on the cell or hidden"
+    );
     assert_eq!(
         grad.len(),
-        Layout::new(h).len(),
+        Layout::of(ws.cell, h).len(),
         "grad has the Params layout"
     );
-    if h <= SMALL_MAX {
+    if ws.cell != Cell::Rnn {
+        backward_gated(w, ws, grad);
+    } else if h <= SMALL_MAX {
         dispatch_small!(backward_small, h, (w, ws), unreachable!("h <= SMALL_MAX"));
         small_gradients(ws, grad);
     } else {

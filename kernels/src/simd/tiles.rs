@@ -127,13 +127,15 @@ pub(super) fn backward_tile<const M: usize, const N: usize>(
 }
 
 /// Weight-gradient tile: `out[i][c] = sum over lanes, steps t and groups g of
-/// dz_t[j0+i][g] * hbuf_t[c0+c][g]`, written as `(row j0+i, column c0+c)` to `emit`.
+/// a_t[j0+i][g] * hbuf_t[c0+c][g]`, written as `(row j0+i, column c0+c)` to `emit`. `a` is
+/// `[t][a_rows][groups]` (`dz`: the gate pre-activations' gradient).
 // Not inlined: inlined into the loop nest with its 11 sibling sizes, its accumulators were
 // kept on the stack (a store after every FMA: 2.4x the time of the other two GEMMs at hidden
 // 256, perf, 2026-12-01); on its own they stay in registers.
 #[inline(never)]
 pub(super) fn grad_tile<const M: usize, const N: usize>(
     ws: &Workspace,
+    a_rows: usize,
     j0: usize,
     c0: usize,
     emit: &mut impl FnMut(usize, usize, f32),
@@ -142,7 +144,7 @@ pub(super) fn grad_tile<const M: usize, const N: usize>(
     let rows = h + 2;
     let mut acc = [[Vf32::ZERO; N]; M];
     for t in 0..ws.time_step {
-        let dz = &ws.dz[t * h * groups..(t + 1) * h * groups];
+        let dz = &ws.dz[t * a_rows * groups..(t + 1) * a_rows * groups];
         let hb = &ws.hbuf[t * rows * groups..(t + 1) * rows * groups];
         let a_rows: [&[Vf32]; M] = core::array::from_fn(|i| &dz[(j0 + i) * groups..][..groups]);
         let b_rows: [&[Vf32]; N] = core::array::from_fn(|n| &hb[(c0 + n) * groups..][..groups]);
@@ -159,6 +161,63 @@ pub(super) fn grad_tile<const M: usize, const N: usize>(
     for (i, row) in acc.iter().enumerate() {
         for (n, v) in row.iter().enumerate() {
             emit(j0 + i, c0 + n, hsum(*v));
+        }
+    }
+}
+
+/// Gated cells' forward tile: rows `r0..r0+M` of a step's gate pre-activations for groups
+/// `g0..g0+N`, `pre = select(x, zx1, zx0) + sum_k w_hh[r][k] h_{t-1}[k]` (no epilogue: the
+/// gates of one unit are `H` rows apart, so the cell's nonlinearities run in a pass of
+/// their own, [`super::gated`]).
+#[inline(always)]
+pub(super) fn preact_tile<const M: usize, const N: usize>(
+    w: &Prepared,
+    prev: &[Vf32],
+    pre: &mut [Vf32],
+    groups: usize,
+    r0: usize,
+    g0: usize,
+) {
+    let h = w.hidden;
+    let xmask: [_; N] = core::array::from_fn(|n| prev[h * groups + g0 + n].simd_ne(Vf32::ZERO));
+    let mut acc: [[Vf32; N]; M] = core::array::from_fn(|i| {
+        core::array::from_fn(|n| {
+            xmask[n].select(Vf32::splat(w.zx1[r0 + i]), Vf32::splat(w.zx0[r0 + i]))
+        })
+    });
+    let packed = &w.w_hh_packed[r0 * h..][..MR * h];
+    gemm_tile(&mut acc, packed, prev, groups, g0, h);
+    for (i, row) in acc.iter().enumerate() {
+        for (n, v) in row.iter().enumerate() {
+            pre[(r0 + i) * groups + g0 + n] = *v;
+        }
+    }
+}
+
+/// Gated cells' backward tile: rows `j0..j0+M` of `dL/dh_t` for groups `g0..g0+N`,
+/// `dh = wy_diff[j] dl_t + sum_r w_hh[r][j] dz_{t+1}[r]` (the sum empty at the window's last
+/// step, `dz_next` empty).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn dh_tile<const M: usize, const N: usize>(
+    w: &Prepared,
+    dz_next: &[Vf32],
+    dh: &mut [Vf32],
+    dl: &[Vf32],
+    groups: usize,
+    j0: usize,
+    g0: usize,
+) {
+    let gh = w.cell.gates() * w.hidden;
+    let k_len = if dz_next.is_empty() { 0 } else { gh };
+    let mut acc: [[Vf32; N]; M] = core::array::from_fn(|i| {
+        core::array::from_fn(|n| Vf32::splat(w.wy_diff[j0 + i]) * dl[g0 + n])
+    });
+    let packed = &w.w_hh_t_packed[j0 * gh..][..MR * gh];
+    gemm_tile(&mut acc, packed, dz_next, groups, g0, k_len);
+    for (i, row) in acc.iter().enumerate() {
+        for (n, v) in row.iter().enumerate() {
+            dh[(j0 + i) * groups + g0 + n] = *v;
         }
     }
 }
