@@ -3,23 +3,27 @@
 //!
 //! # Tensors (all `F32`, little-endian, C order)
 //!
-//! The model is saved as the state dict of `nn.RNN(2, H)` + `nn.Linear(H, 2)` held under the
-//! attributes `rnn` and `fc` (the one-hot input makes `x_t @ weight_ih^T` a column select):
+//! The model is saved as the state dict of `nn.RNN(2, H)` (`nn.GRU(2, H)`, `nn.LSTM(2, H)` for
+//! `--cell gru`, `lstm`) + `nn.Linear(H, 2)` held under the attributes `rnn` and `fc` (the
+//! one-hot input makes `x_t @ weight_ih^T` a column select). `G` is the cell's gate count (1,
+//! 3 for the GRU's `r, z, n`, 4 for the LSTM's `i, f, g, o`, PyTorch's order):
 //!
 //! | name                  | shape          | from bitrnn's [`Params`] layout                   |
 //! |-----------------------|----------------|---------------------------------------------------|
-//! | `rnn.weight_ih_l0`    | `[H, 2]`       | `w_xh` transposed: `[j][k] = w_xh[k][j]`          |
-//! | `rnn.weight_hh_l0`    | `[H, H]`       | `w_hh` as is: `z_j += w_hh[j][k] h_k`             |
-//! | `rnn.bias_ih_l0`      | `[H]`          | `b_h`                                             |
-//! | `rnn.bias_hh_l0`      | `[H]`          | zeros: bitrnn has one hidden bias                 |
+//! | `rnn.weight_ih_l0`    | `[G H, 2]`     | `w_x` transposed: `[r][k] = w_x[k][r]`            |
+//! | `rnn.weight_hh_l0`    | `[G H, H]`     | `w_hh` as is: `a_r += w_hh[r][k] h_k`             |
+//! | `rnn.bias_ih_l0`      | `[G H]`        | `b_ih` (the RNN's `b_h`)                          |
+//! | `rnn.bias_hh_l0`      | `[G H]`        | `b_hh`; zeros for the RNN, which has one hidden bias |
 //! | `fc.weight`           | `[2, H]`       | `w_hy`                                            |
 //! | `fc.bias`             | `[2]`          | `b_y`                                             |
-//! | `bitrnn.adagrad_accum`| `[H^2 + 5H + 2]` | Adagrad's accumulator, flat, in the Params layout |
+//! | `bitrnn.adagrad_accum`| `[P]`          | Adagrad's accumulator, flat, in the Params layout |
 //! | `bitrnn.hidden_state` | `[streams, H]` | the carried hidden state of every stream          |
+//! | `bitrnn.cell_state`   | `[streams, H]` | LSTM only: the carried cell state `c`             |
 //! | `bitrnn.losses`       | `[steps]`      | the loss of every training step so far            |
 //!
-//! so `h_t = tanh(weight_ih x_t + bias_ih + weight_hh h_{t-1} + bias_hh)` and
-//! `logits = fc.weight h_t + fc.bias` are exactly bitrnn's equations. PyTorch loads the model
+//! so `h_t = tanh(weight_ih x_t + bias_ih + weight_hh h_{t-1} + bias_hh)` (the GRU's and
+//! LSTM's formulas, [`bitrnn_kernels::reference`]) and `logits = fc.weight h_t + fc.bias` are
+//! exactly bitrnn's equations. PyTorch loads the model
 //! after dropping the `bitrnn.` tensors (then `load_state_dict(..., strict=True)` checks that
 //! nothing else is missing or extra); see `scripts/pytorch_check.py`.
 //!
@@ -53,10 +57,10 @@
 //! file is exactly as long as those tensors need; only then does it read the data (so it
 //! never allocates more than the file holds, nor more than the config implies). Then it
 //! checks every value (finite; Adagrad's accumulator at least its initial 0.1; the hidden
-//! state within tanh's range [-1, 1]; `rnn.bias_hh_l0` zero) and both checksums. Any
+//! state within tanh's range [-1, 1]; the RNN's `rnn.bias_hh_l0` zero) and both checksums. Any
 //! failure is an [`Error::BadFile`] naming the file and what is wrong.
 
-use crate::config::{ADAGRAD_INITIAL_ACCUMULATOR, TrainConfig, TrainSettings};
+use crate::config::{ADAGRAD_INITIAL_ACCUMULATOR, Cell, TrainConfig, TrainSettings};
 use crate::error::{Error, Result};
 use crate::train::{Progress, Trainer};
 use crate::{model, output};
@@ -87,6 +91,7 @@ pub const FC_WEIGHT: &str = "fc.weight";
 pub const FC_BIAS: &str = "fc.bias";
 pub const ADAGRAD_ACCUM: &str = "bitrnn.adagrad_accum";
 pub const HIDDEN_STATE: &str = "bitrnn.hidden_state";
+pub const CELL_STATE: &str = "bitrnn.cell_state";
 pub const LOSSES: &str = "bitrnn.losses";
 
 /// Everything a checkpoint holds.
@@ -100,7 +105,8 @@ pub struct Checkpoint {
     pub accumulator: Params<f32>,
     /// The next window to train.
     pub progress: Progress,
-    /// The carried hidden state, `[streams][hidden]`.
+    /// The carried state, `[streams][state_rows * hidden]`: `h`, then the LSTM's `c`
+    /// ([`Layout::state_len`]).
     pub hidden_state: Vec<f32>,
     /// The loss of each training step so far: `epoch * windows_per_epoch + window` of them.
     pub losses: Vec<f32>,
@@ -133,19 +139,36 @@ impl Checkpoint {
 }
 
 /// The tensors' expected shapes for `cfg` and `steps` trained steps, in checking order.
-fn expected_shapes(cfg: &TrainConfig, steps: usize) -> [(&'static str, Vec<usize>); 9] {
+fn expected_shapes(cfg: &TrainConfig, steps: usize) -> Vec<(&'static str, Vec<usize>)> {
     let h = cfg.hidden;
-    [
-        (WEIGHT_IH, vec![h, CLASSES]),
-        (WEIGHT_HH, vec![h, h]),
-        (BIAS_IH, vec![h]),
-        (BIAS_HH, vec![h]),
+    let layout = Layout::of(cfg.cell, h);
+    let gh = layout.gate_rows();
+    let mut shapes = vec![
+        (WEIGHT_IH, vec![gh, CLASSES]),
+        (WEIGHT_HH, vec![gh, h]),
+        (BIAS_IH, vec![gh]),
+        (BIAS_HH, vec![gh]),
         (FC_WEIGHT, vec![CLASSES, h]),
         (FC_BIAS, vec![CLASSES]),
-        (ADAGRAD_ACCUM, vec![Layout::new(h).len()]),
+        (ADAGRAD_ACCUM, vec![layout.len()]),
         (HIDDEN_STATE, vec![cfg.streams(), h]),
         (LOSSES, vec![steps]),
-    ]
+    ];
+    if cfg.cell == Cell::Lstm {
+        shapes.push((CELL_STATE, vec![cfg.streams(), h]));
+    }
+    shapes
+}
+
+/// Row `row` (0: `h`, 1: the LSTM's `c`) of every stream's carried state
+/// (`[streams][state_rows * hidden]`), as a `[streams, H]` tensor.
+fn state_part(state: &[f32], layout: Layout, row: usize) -> Vec<f32> {
+    let (h, width) = (layout.hidden, layout.cell.state_rows() * layout.hidden);
+    state
+        .chunks_exact(width)
+        .flat_map(|s| &s[row * h..(row + 1) * h])
+        .copied()
+        .collect()
 }
 
 fn from_le_bytes(b: &[u8]) -> Vec<f32> {
@@ -161,35 +184,48 @@ fn from_le_bytes(b: &[u8]) -> Vec<f32> {
 #[must_use]
 pub fn to_bytes(ckpt: &Checkpoint) -> Vec<u8> {
     let cfg = &ckpt.config;
-    let h = cfg.hidden;
+    let layout = Layout::of(cfg.cell, cfg.hidden);
     let p = &ckpt.params;
-    assert_eq!(p.hidden, h, "params match the config");
-    assert_eq!(ckpt.accumulator.hidden, h, "accumulator matches the config");
+    assert_eq!(p.layout(), layout, "params match the config");
+    assert_eq!(
+        ckpt.accumulator.layout(),
+        layout,
+        "accumulator matches the config"
+    );
     assert_eq!(
         ckpt.hidden_state.len(),
-        cfg.streams() * h,
-        "state is [streams][hidden]"
+        layout.state_len(cfg.streams()),
+        "state is [streams][state_rows * hidden]"
     );
     let steps = ckpt.progress.epoch * cfg.windows_per_epoch() + ckpt.progress.window;
     assert_eq!(ckpt.losses.len(), steps, "one loss per step");
 
-    let mut weight_ih = vec![0.0f32; h * CLASSES];
+    let gh = layout.gate_rows();
+    let mut weight_ih = vec![0.0f32; gh * CLASSES];
     for k in 0..CLASSES {
-        for j in 0..h {
-            weight_ih[j * CLASSES + k] = p.w_xh()[k * h + j];
+        for r in 0..gh {
+            weight_ih[r * CLASSES + k] = p.w_x()[k * gh + r];
         }
     }
-    let data: [Vec<f32>; 9] = [
+    let bias_hh = if cfg.cell == Cell::Rnn {
+        vec![0.0; gh]
+    } else {
+        p.b_hh().to_vec()
+    };
+    let mut data: Vec<Vec<f32>> = vec![
         weight_ih,
         p.w_hh().to_vec(),
-        p.b_h().to_vec(),
-        vec![0.0; h],
+        p.b_ih().to_vec(),
+        bias_hh,
         p.w_hy().to_vec(),
         p.b_y().to_vec(),
         ckpt.accumulator.data.clone(),
-        ckpt.hidden_state.clone(),
+        state_part(&ckpt.hidden_state, layout, 0),
         ckpt.losses.clone(),
     ];
+    if cfg.cell == Cell::Lstm {
+        data.push(state_part(&ckpt.hidden_state, layout, 1));
+    }
     let config = serde_json::to_string(cfg).expect("config serializes");
     let metadata: BTreeMap<&str, String> = [
         ("format", FORMAT.to_string()),
@@ -495,19 +531,24 @@ fn decode(bytes: &[u8], header: Header) -> std::result::Result<Checkpoint, Strin
         Ok(v)
     };
     let h = config.hidden;
-    let mut params = Params::<f32>::zeros(h);
+    let layout = Layout::of(config.cell, h);
+    let gh = layout.gate_rows();
+    let mut params = Params::<f32>::filled_as(layout, 0.0);
     let weight_ih = tensor(WEIGHT_IH)?;
     for k in 0..CLASSES {
-        for j in 0..h {
-            params.w_xh_mut()[k * h + j] = weight_ih[j * CLASSES + k];
+        for r in 0..gh {
+            params.w_x_mut()[k * gh + r] = weight_ih[r * CLASSES + k];
         }
     }
     params.w_hh_mut().copy_from_slice(&tensor(WEIGHT_HH)?);
-    params.b_h_mut().copy_from_slice(&tensor(BIAS_IH)?);
-    if tensor(BIAS_HH)?.iter().any(|&b| b != 0.0) {
+    params.b_ih_mut().copy_from_slice(&tensor(BIAS_IH)?);
+    let bias_hh = tensor(BIAS_HH)?;
+    if config.cell != Cell::Rnn {
+        params.b_hh_mut().copy_from_slice(&bias_hh);
+    } else if bias_hh.iter().any(|&b| b != 0.0) {
         return Err(format!(
-            "tensor '{BIAS_HH}' is not zero: bitrnn has one hidden bias (fold it into \
-             '{BIAS_IH}')"
+            "tensor '{BIAS_HH}' is not zero: bitrnn's rnn cell has one hidden bias (fold it \
+             into '{BIAS_IH}')"
         ));
     }
     params.w_hy_mut().copy_from_slice(&tensor(FC_WEIGHT)?);
@@ -527,13 +568,24 @@ fn decode(bytes: &[u8], header: Header) -> std::result::Result<Checkpoint, Strin
             accum[i]
         ));
     }
-    let hidden_state = tensor(HIDDEN_STATE)?;
-    if let Some(i) = hidden_state.iter().position(|s| s.abs() > 1.0) {
+    let h_state = tensor(HIDDEN_STATE)?;
+    if let Some(i) = h_state.iter().position(|s| s.abs() > 1.0) {
         return Err(format!(
             "tensor '{HIDDEN_STATE}' holds {} at index {i}, outside tanh's range [-1, 1]",
-            hidden_state[i]
+            h_state[i]
         ));
     }
+    let hidden_state = if config.cell == Cell::Lstm {
+        let c_state = tensor(CELL_STATE)?;
+        h_state
+            .chunks_exact(h)
+            .zip(c_state.chunks_exact(h))
+            .flat_map(|(hs, cs)| hs.iter().chain(cs))
+            .copied()
+            .collect()
+    } else {
+        h_state
+    };
     let losses = tensor(LOSSES)?;
     if let Some(i) = losses.iter().position(|&l| l < 0.0) {
         return Err(format!(
@@ -550,7 +602,7 @@ fn decode(bytes: &[u8], header: Header) -> std::result::Result<Checkpoint, Strin
         ));
     }
     Ok(Checkpoint {
-        accumulator: Params::from_vec(h, accum).expect("shape checked"),
+        accumulator: Params::from_vec_as(layout, accum).expect("shape checked"),
         config,
         params,
         progress,
