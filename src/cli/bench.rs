@@ -1,7 +1,7 @@
 //! The flags of `bitrnn bench` and their validation into a [`BenchPlan`].
 
 use super::default_threads;
-use crate::config::{BATCH_SIZE, MAX_DATA_SIZE, MAX_HIDDEN, MAX_THREADS};
+use crate::config::{BATCH_SIZE, Cell, MAX_DATA_SIZE, MAX_HIDDEN, MAX_THREADS, parse_cell};
 use crate::error::{Error, Result};
 use crate::output::check_output_file;
 use clap::Args;
@@ -15,10 +15,11 @@ pub const MAX_SECONDS: f64 = 86_400.0;
 
 const AFTER_HELP: &str = "\
 FLOP model (SEED.md): one sample-step (one stream advancing one time step, forward + backward
-+ update) costs 6H^2 + 6HC FLOPs for hidden H and C = 2 classes, i.e. 6H^2 + 12H: the forward
-W_hh h (2H^2) and W_hy h (2HC), the backward dW_hh (2H^2), W_hh^T dz (2H^2), dW_hy (2HC) and
-W_hy^T dl (2HC), a multiply-add counting 2. The one-hot input is a gather and costs nothing.
-gflops = median sample-steps/s x (6H^2 + 12H) / 1e9; pct_of_peak = 100 gflops / peak_gflops,
++ update) costs 6GH^2 + 6HC FLOPs for hidden H, C = 2 classes and G gates (rnn 1, gru 3,
+lstm 4), i.e. 6GH^2 + 12H: the forward W_hh h (2GH^2) and W_hy h (2HC), the backward dW_hh
+(2GH^2), W_hh^T dz (2GH^2), dW_hy (2HC) and W_hy^T dl (2HC), a multiply-add counting 2. The
+one-hot input is a gather and the gates' nonlinearities and state updates (O(GH) per
+sample-step) are not counted. gflops = median sample-steps/s x (6GH^2 + 12H) / 1e9; pct_of_peak = 100 gflops / peak_gflops,
 where peak_gflops is the machine's f32 FMA peak on as many threads with the widest FMA the CPU
 has (AVX-512 where present, detected at run time, whatever this binary was built for),
 measured at start (median of 5 runs of 0.2 s of independent multiply-add chains per thread);
@@ -35,6 +36,7 @@ update (Adagrad) are wall time; other is the rest (bit planes, loss, bookkeeping
 
 Examples:
   bitrnn bench                                 hidden 6,64,256 x threads 1,all
+  bitrnn bench --cell gru,lstm --hidden 64     the gated cells
   bitrnn bench --hidden 6 --threads 2 --json   one JSON object per row
   bitrnn bench --hidden 256 --streams 4096 --threads 1,2,4,8,16 --plot scaling.png
                                                a thread-scaling curve";
@@ -42,6 +44,9 @@ Examples:
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct BenchArgs {
+    /// Cells to measure, comma-separated: rnn, gru, lstm.
+    #[arg(long, value_delimiter = ',', default_value = "rnn", value_parser = parse_cell)]
+    pub cell: Vec<Cell>,
     /// Hidden sizes to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "6,64,256")]
     pub hidden: Vec<usize>,
@@ -72,6 +77,7 @@ pub struct BenchArgs {
 /// The flags, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BenchPlan {
+    pub cells: Vec<Cell>,
     pub hidden: Vec<usize>,
     pub threads: Vec<usize>,
     pub streams: usize,
@@ -119,7 +125,10 @@ impl BenchArgs {
         if let Some(path) = &self.plot {
             check_output_file("--plot", path, Some("png"), None)?;
         }
+        let mut cells = self.cell.clone();
+        cells.dedup();
         Ok(BenchPlan {
+            cells,
             plot: self.plot.clone(),
             hidden: self.hidden.clone(),
             threads,
@@ -162,6 +171,7 @@ mod tests {
 
     fn args() -> BenchArgs {
         BenchArgs {
+            cell: vec![Cell::Rnn],
             hidden: vec![6],
             threads: Some(vec![1]),
             streams: 250,

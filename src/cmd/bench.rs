@@ -8,7 +8,9 @@
 //! phase timing on, whose clock reads therefore never touch the throughput figures.
 
 use crate::cli::{BenchArgs, BenchPlan};
-use crate::config::{BATCH_SIZE, Engine, Optimizer, TrainConfig, TrainSettings, default_threads};
+use crate::config::{
+    BATCH_SIZE, Cell, Engine, Optimizer, TrainConfig, TrainSettings, default_threads,
+};
 use crate::error::Result;
 use crate::train::{PhaseTimes, Trainer};
 use crate::{peak, plot};
@@ -18,16 +20,19 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Instant;
 
-/// FLOPs of one sample-step for hidden size `hidden`: `6H^2 + 6HC` with `C = 2` classes.
+/// FLOPs of one sample-step of `cell` with hidden size `hidden`: `6 G H^2 + 6HC` for `G`
+/// gates and `C = 2` classes (the help text derives it).
 #[must_use]
-pub fn flops_per_sample_step(hidden: usize) -> f64 {
-    let h = hidden as f64;
-    6.0 * h * h + 6.0 * h * bitrnn_kernels::CLASSES as f64
+pub fn flops_per_sample_step(cell: Cell, hidden: usize) -> f64 {
+    let (h, g) = (hidden as f64, cell.gates() as f64);
+    6.0 * g * h * h + 6.0 * h * bitrnn_kernels::CLASSES as f64
 }
 
 /// One row of the report (one JSON line).
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchRow {
+    #[serde(with = "crate::config::cell_name")]
+    pub cell: Cell,
     pub hidden: usize,
     pub threads: usize,
     pub streams: usize,
@@ -117,6 +122,7 @@ struct Peaks {
 /// Measures one row. `peaks` are the measured peaks for `threads`; `date` goes in the row.
 fn bench_row(
     plan: &BenchPlan,
+    cell: Cell,
     hidden: usize,
     threads: usize,
     peaks: &Peaks,
@@ -128,13 +134,14 @@ fn bench_row(
         batch_size: BATCH_SIZE,
         time_step: plan.time_step,
         hidden,
+        cell,
         threads,
         engine: Engine::Simd,
         optimizer: Optimizer::Adagrad,
         ..TrainSettings::SEED
     })?;
     let per_window = cfg.sample_steps_per_window() as f64;
-    let label = format!("hidden {hidden}, threads {threads}");
+    let label = format!("{} hidden {hidden}, threads {threads}", cell.name());
     bar.set_message(format!("{label}: data and warm-up"));
     let mut trainer = Trainer::new(cfg)?;
 
@@ -177,9 +184,10 @@ fn bench_row(
     ] = shares(&pt, wall);
 
     let median = peak::median(&rates);
-    let flops = flops_per_sample_step(hidden);
+    let flops = flops_per_sample_step(cell, hidden);
     let gflops = median * flops / 1e9;
     Ok(BenchRow {
+        cell,
         hidden,
         threads,
         streams: plan.streams,
@@ -238,7 +246,7 @@ fn table_header(plan: &BenchPlan, peaks: &BTreeMap<usize, Peaks>, date: &str) ->
     );
     s += &format!(
         "{} streams x {BATCH_SIZE} steps, time_step {}; median of {} repeats over {} s per row; \
-         FLOP model 6H^2 + 12H per sample-step\n",
+         FLOP model 6GH^2 + 12H per sample-step (G gates)\n",
         plan.streams, plan.time_step, plan.repeats, plan.seconds
     );
     let show = |p: &peak::Peak| {
@@ -260,7 +268,8 @@ fn table_header(plan: &BenchPlan, peaks: &BTreeMap<usize, Peaks>, date: &str) ->
         binary.join(", ")
     );
     s += &format!(
-        "{:>6} {:>7}  {:>33}  {:>7} {:>6} {:>6}  {:>4} {:>4} {:>4} {:>4} {:>5}",
+        "{:>4} {:>6} {:>7}  {:>33}  {:>7} {:>6} {:>6}  {:>4} {:>4} {:>4} {:>4} {:>5}",
+        "cell",
         "hidden",
         "threads",
         "sample-steps/s  median [min, max]",
@@ -279,7 +288,8 @@ fn table_header(plan: &BenchPlan, peaks: &BTreeMap<usize, Peaks>, date: &str) ->
 fn table_row(r: &BenchRow) -> String {
     let pct = |x: f64| format!("{:.0}%", 100.0 * x);
     format!(
-        "{:>6} {:>7}  {:>33}  {:>7.2} {:>6.1} {:>5.1}%  {:>4} {:>4} {:>4} {:>4} {:>5}",
+        "{:>4} {:>6} {:>7}  {:>33}  {:>7.2} {:>6.1} {:>5.1}%  {:>4} {:>4} {:>4} {:>4} {:>5}",
+        r.cell.name(),
         r.hidden,
         r.threads,
         format!(
@@ -299,18 +309,26 @@ fn table_row(r: &BenchRow) -> String {
     )
 }
 
-/// The rows as one scaling series per hidden size, by increasing thread count.
+/// The rows as one scaling series per (cell, hidden size), by increasing thread count.
 fn scaling_series(rows: &[BenchRow]) -> Vec<plot::ScalingSeries> {
-    let mut by_hidden: BTreeMap<usize, Vec<&BenchRow>> = BTreeMap::new();
+    let mut by_shape: BTreeMap<(&str, usize), Vec<&BenchRow>> = BTreeMap::new();
     for r in rows {
-        by_hidden.entry(r.hidden).or_default().push(r);
+        by_shape
+            .entry((r.cell.name(), r.hidden))
+            .or_default()
+            .push(r);
     }
-    by_hidden
+    let one_cell = by_shape.keys().all(|k| k.0 == "rnn");
+    by_shape
         .into_iter()
-        .map(|(hidden, mut rows)| {
+        .map(|((cell, hidden), mut rows)| {
             rows.sort_by_key(|r| r.threads);
             plot::ScalingSeries {
-                label: format!("hidden {hidden}"),
+                label: if one_cell {
+                    format!("hidden {hidden}")
+                } else {
+                    format!("{cell} hidden {hidden}")
+                },
                 points: rows
                     .iter()
                     .map(|r| {
@@ -331,7 +349,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let plan = args.plan()?;
     let date = utc_date();
     let show = std::io::stderr().is_terminal();
-    let rows = plan.hidden.len() * plan.threads.len();
+    let rows = plan.cells.len() * plan.hidden.len() * plan.threads.len();
     let bar = if show {
         let bar = ProgressBar::with_draw_target(Some(rows as u64), ProgressDrawTarget::stderr());
         bar.set_style(
@@ -362,9 +380,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut first = true;
     let mut over_peak = false;
     let mut measured = Vec::with_capacity(rows);
-    for &hidden in &plan.hidden {
+    for (&cell, &hidden) in plan
+        .cells
+        .iter()
+        .flat_map(|c| plan.hidden.iter().map(move |h| (c, h)))
+    {
         for &threads in &plan.threads {
-            let row = bench_row(&plan, hidden, threads, &peaks[&threads], &date, &bar)?;
+            let row = bench_row(&plan, cell, hidden, threads, &peaks[&threads], &date, &bar)?;
             bar.inc(1);
             // Rows print as they are measured; the table's header goes with the first.
             bar.suspend(|| {
@@ -409,8 +431,17 @@ mod tests {
     #[test]
     fn flop_model_matches_seed_md() {
         // SEED.md: 288 FLOPs per sample-step at H = 6.
-        assert_eq!(flops_per_sample_step(6), 288.0);
-        assert_eq!(flops_per_sample_step(64), 6.0 * 4096.0 + 12.0 * 64.0);
+        assert_eq!(flops_per_sample_step(Cell::Rnn, 6), 288.0);
+        assert_eq!(
+            flops_per_sample_step(Cell::Rnn, 64),
+            6.0 * 4096.0 + 12.0 * 64.0
+        );
+        // Gated cells: G = 3 and 4 times the recurrent GEMMs' FLOPs, the head's unchanged.
+        assert_eq!(
+            flops_per_sample_step(Cell::Gru, 64),
+            18.0 * 4096.0 + 12.0 * 64.0
+        );
+        assert_eq!(flops_per_sample_step(Cell::Lstm, 6), 24.0 * 36.0 + 72.0);
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
          set-up {setup_s:.2} s",
         windows as f64 / wpe as f64,
         rate / 1e6,
-        rate * super::bench::flops_per_sample_step(cfg.hidden) / 1e9,
+        rate * super::bench::flops_per_sample_step(cfg.cell, cfg.hidden) / 1e9,
         loss_sum / loss_n as f64,
     );
     Ok(())
