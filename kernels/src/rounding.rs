@@ -12,12 +12,17 @@
 //!   [`LANES`] lanes ([`LANE_SUM_LEVELS`], [`lane_sum_roundings`]);
 //! - the exact (f64) sigmoid and softplus of the logit difference;
 //! - [`window_bound`]: a rigorous running error bound of one window of the SIMD engine,
-//!   evaluated along the window's exact trajectory.
+//!   evaluated along the window's exact trajectory;
+//! - [`Rounded`]: a number carrying replicas of its rounding error, for running the generic
+//!   reference with tolerances (the gated cells' checks).
 //!
 //! `bitrnn verify` propagates the same roundings as random signs (a probabilistic model, far
 //! tighter at large hidden sizes) in `bitrnn::verify`; only the propagation differs.
 //!
 //! Always compiled (unlike [`crate::testing`]): `bitrnn verify` ships with the binary.
+
+mod rounded;
+pub use rounded::{LAMBDA as ROUNDED_LAMBDA, REPLICAS as ROUNDED_REPLICAS, Rounded};
 
 use crate::approx;
 use crate::params::{Layout, Params};
