@@ -98,11 +98,12 @@ use crate::model;
 use crate::shards::shard_ranges;
 use crate::train::Trainer;
 use bitrnn_kernels::approx;
+use bitrnn_kernels::rounding::Rounded;
 use bitrnn_kernels::rounding::{
     LOSS_REL, P1_REL, TANH_REL, U, gamma, lane_sum_roundings, sigmoid, softplus,
 };
 use bitrnn_kernels::simd::{FLUSH, groups_for};
-use bitrnn_kernels::{Layout, Params, reference};
+use bitrnn_kernels::{Cell, Layout, Params, reference};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use serde::Serialize;
@@ -122,6 +123,8 @@ pub const FD_EPS: f64 = 1.0 / 8192.0;
 /// One shape to check (the flags' limits and the default shapes are in `crate::cli`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Shape {
+    #[serde(with = "crate::config::cell_name")]
+    pub cell: Cell,
     pub hidden: usize,
     pub streams: usize,
     pub time_step: usize,
@@ -515,6 +518,29 @@ pub fn bound_window(
     }
 }
 
+/// The tolerances of one window of a gated cell: the reference run on
+/// [`Rounded`] numbers (the same probabilistic model as [`bound_window`], propagated
+/// operation by operation through the reference's formulas; `seed` chooses the signs), plus
+/// the flush of gradients below [`FLUSH`] in every term of a gradient sum.
+#[must_use]
+pub fn gated_bound(p: &Params<f64>, h0: &[f64], win: &reference::Window, seed: u64) -> Bound {
+    Rounded::reseed(seed);
+    let pr = p.cast::<Rounded>();
+    let h0r: Vec<Rounded> = h0.iter().map(|&v| Rounded::exact(v)).collect();
+    let mut grad = Params::<Rounded>::filled_as(p.layout(), Rounded::exact(0.0));
+    let mut last = vec![Rounded::exact(0.0); h0.len()];
+    let loss = reference::forward_backward(&pr, &h0r, win, &mut grad, &mut last);
+    let flushed = f64::from(FLUSH) * (win.streams * win.time_step) as f64;
+    Bound {
+        loss: loss.v,
+        loss_tol: loss.tolerance(),
+        state: last.iter().map(|r| r.v).collect(),
+        state_tol: last.iter().map(Rounded::tolerance).collect(),
+        grad: grad.data.iter().map(|r| r.v).collect(),
+        grad_tol: grad.data.iter().map(|r| r.tolerance() + flushed).collect(),
+    }
+}
+
 /// Tolerances of the weights after one Adagrad step with learning rate `lr` from weights `w`
 /// and accumulator `a` (exact) and a gradient within `g_tol` of `g`; see the module docs.
 #[must_use]
@@ -638,6 +664,7 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
         batch_size,
         time_step: shape.time_step,
         hidden: shape.hidden,
+        cell: shape.cell,
         seed,
         threads: default_threads(),
         ..TrainSettings::SEED
@@ -653,14 +680,19 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
     )?;
 
     let mut checks = vec![Check::new("loss")];
-    let tensors: Vec<_> = Layout::new(h).tensors().collect();
+    let layout = Layout::of(cfg.cell, h);
+    let tensors: Vec<_> = layout.tensors().collect();
     checks.extend(tensors.iter().map(|(t, _)| Check::new(format!("grad {t}"))));
     checks.extend(
         tensors
             .iter()
             .map(|(t, _)| Check::new(format!("param {t}"))),
     );
-    checks.push(Check::new("state h"));
+    checks.push(Check::new(if cfg.cell == Cell::Lstm {
+        "state h, c"
+    } else {
+        "state h"
+    }));
     let (mut fd_checks, mut fd_count) = (Vec::new(), 0);
     let as_f64 = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
 
@@ -669,7 +701,7 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
         let p = trainer.params().cast::<f64>();
         let accum = as_f64(&trainer.accumulator().data);
         let h0 = if window == 0 {
-            vec![0.0; s_n * h]
+            vec![0.0; layout.state_len(s_n)]
         } else {
             as_f64(&trainer.carried_state())
         };
@@ -680,12 +712,16 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
             x: &x,
             y: &y,
         };
-        let mut grad = Params::<f64>::zeros(h);
-        let mut h_last = vec![0.0; s_n * h];
+        let mut grad = Params::<f64>::filled_as(layout, 0.0);
+        let mut h_last = vec![0.0; h0.len()];
         let loss = reference::forward_backward(&p, &h0, &win, &mut grad, &mut h_last);
         let mut new_params = p.data.clone();
         reference::adagrad_step(&mut new_params, &mut accum.clone(), &grad.data, lr);
-        let b = bound_window(&p, &h0, &win, sums, seed ^ ((k as u64) << 32));
+        let sign_seed = seed ^ ((k as u64) << 32);
+        let b = match cfg.cell {
+            Cell::Rnn => bound_window(&p, &h0, &win, sums, sign_seed),
+            Cell::Gru | Cell::Lstm => gated_bound(&p, &h0, &win, sign_seed),
+        };
         let param_tol = adagrad_tol(&p.data, &accum, &grad.data, &b.grad_tol, lr);
 
         let got_loss = f64::from(trainer.step()?);
@@ -788,6 +824,7 @@ mod tests {
     #[test]
     fn seed_shape_passes_with_tight_tolerances() {
         let seed = Shape {
+            cell: Cell::Rnn,
             hidden: 6,
             streams: 250,
             time_step: 5,

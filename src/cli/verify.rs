@@ -1,5 +1,6 @@
 //! The flags of `bitrnn verify` and their validation into the [`VerifyShape`]s to check.
 
+use crate::config::{Cell, parse_cell};
 use crate::error::{Error, Result};
 use clap::Args;
 
@@ -10,26 +11,18 @@ pub const MAX_STREAMS: usize = 100_000;
 pub const MAX_TIME_STEP: usize = 1_000;
 pub const MAX_STEPS: usize = 100_000;
 
-/// The shapes checked when no shape flag is given: the seed (the small kernels, several
-/// shards, 6 padding lanes) and a blocked-kernel size (27 lane groups, enough for two shards
-/// at the blocked kernels' minimum shard size; 6 padding lanes).
-pub const DEFAULT_SHAPES: [VerifyShape; 2] = [
-    VerifyShape {
-        hidden: 6,
-        streams: 250,
-        time_step: 5,
-    },
-    VerifyShape {
-        hidden: 64,
-        streams: 210,
-        time_step: 5,
-    },
-];
+/// The shapes checked when no shape flag is given, for each `--cell`: the seed (the small
+/// kernels, several shards, 6 padding lanes), a blocked-kernel size (27 lane groups, enough
+/// for two shards at the blocked kernels' minimum shard size; 6 padding lanes) and a size
+/// that is a multiple of neither the lane width nor the register tiles (hidden 37, 90
+/// streams: 6 or 10 padding lanes).
+pub const DEFAULT_SHAPES: [(usize, usize, usize); 3] = [(6, 250, 5), (64, 210, 5), (37, 90, 4)];
 
 const AFTER_HELP: &str = "\
-Without --hidden, --streams and --time-step, two shapes are checked: the seed (hidden 6, 250
-streams, time_step 5) and hidden 64 with 210 streams. Each window, the f64 reference starts
-from the SIMD trainer's own weights, accumulator and state, so every error is one window's.
+Without --hidden, --streams and --time-step, three shapes are checked for each --cell: the
+seed (hidden 6, 250 streams, time_step 5), hidden 64 with 210 streams, and hidden 37 with 90
+streams and time_step 4. Each window, the f64 reference starts from the SIMD trainer's own
+weights, accumulator and state, so every error is one window's.
 
 Tolerances: every compared number has its own, from the probabilistic model of rounding
 (each f32 operation off by a factor 1 + d, |d| <= u = 2^-24, independent, mean zero;
@@ -40,7 +33,9 @@ probability 3e-8), plus, in the worst case, the sums' roundings (gamma(k) = k u 
 times the sum of the terms' magnitudes), the flush of gradients below 2^-64 and the Adagrad
 step's own roundings. The approximate tanh, exp and ln enter with their measured maxima
 (approx::TANH_MAX_ULP, TANH_MAX_ABS, EXP_MAX_ULP, LN_MAX_ULP). The derivation is in the
-documentation of src/verify.rs.
+documentation of src/verify.rs. For --cell gru and lstm the same model runs operation by
+operation through the reference's formulas (bitrnn_kernels::rounding::Rounded), every
+operation's rounding a random sign times its bound in each of 16 replicas.
 
 The finite-difference check of the reference compares with the Richardson value
 (4 D(eps) - D(2eps)) / 3, eps = 2^-13 max(1,|w|), within 2 (|D(2eps) - D(eps)| / 3 + 1.5 rho
@@ -48,9 +43,12 @@ The finite-difference check of the reference compares with the Richardson value
 
 Exit status: 0 when every error is within its tolerance, 1 otherwise.";
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct VerifyArgs {
+    /// Cells to check, comma-separated: rnn, gru, lstm.
+    #[arg(long, value_delimiter = ',', default_value = "rnn", value_parser = parse_cell)]
+    pub cell: Vec<Cell>,
     /// Hidden units, at most 512 (alone or with --streams/--time-step: check this one shape)
     /// [default: 6].
     #[arg(long)]
@@ -87,15 +85,31 @@ impl VerifyArgs {
         check("--streams", self.streams, MAX_STREAMS)?;
         check("--time-step", self.time_step, MAX_TIME_STEP)?;
         check("--steps", Some(self.steps), MAX_STEPS)?;
-        if self.hidden.is_none() && self.streams.is_none() && self.time_step.is_none() {
-            return Ok(DEFAULT_SHAPES.to_vec());
-        }
-        let d = DEFAULT_SHAPES[0];
-        Ok(vec![VerifyShape {
-            hidden: self.hidden.unwrap_or(d.hidden),
-            streams: self.streams.unwrap_or(d.streams),
-            time_step: self.time_step.unwrap_or(d.time_step),
-        }])
+        let sizes = if self.hidden.is_none() && self.streams.is_none() && self.time_step.is_none() {
+            DEFAULT_SHAPES.to_vec()
+        } else {
+            let d = DEFAULT_SHAPES[0];
+            vec![(
+                self.hidden.unwrap_or(d.0),
+                self.streams.unwrap_or(d.1),
+                self.time_step.unwrap_or(d.2),
+            )]
+        };
+        let mut cells = self.cell.clone();
+        cells.dedup();
+        Ok(cells
+            .iter()
+            .flat_map(|&cell| {
+                sizes
+                    .iter()
+                    .map(move |&(hidden, streams, time_step)| VerifyShape {
+                        cell,
+                        hidden,
+                        streams,
+                        time_step,
+                    })
+            })
+            .collect())
     }
 }
 
@@ -106,6 +120,7 @@ mod tests {
     #[test]
     fn shapes_default_to_two_and_reject_bad_flags() {
         let a = VerifyArgs {
+            cell: vec![Cell::Rnn],
             hidden: None,
             streams: None,
             time_step: None,
@@ -113,12 +128,13 @@ mod tests {
             seed: 0,
             json: false,
         };
-        assert_eq!(a.shapes().unwrap(), DEFAULT_SHAPES.to_vec());
+        assert_eq!(a.shapes().unwrap().len(), DEFAULT_SHAPES.len());
         let one = VerifyArgs {
             hidden: Some(9),
-            ..a
+            ..a.clone()
         };
         let nine = VerifyShape {
+            cell: Cell::Rnn,
             hidden: 9,
             streams: 250,
             time_step: 5,
@@ -128,29 +144,35 @@ mod tests {
             (
                 VerifyArgs {
                     hidden: Some(0),
-                    ..a
+                    ..a.clone()
                 },
                 "--hidden 0",
             ),
             (
                 VerifyArgs {
                     hidden: Some(513),
-                    ..a
+                    ..a.clone()
                 },
                 "--hidden 513",
             ),
-            (VerifyArgs { steps: 0, ..a }, "--steps 0"),
+            (
+                VerifyArgs {
+                    steps: 0,
+                    ..a.clone()
+                },
+                "--steps 0",
+            ),
             (
                 VerifyArgs {
                     time_step: Some(0),
-                    ..a
+                    ..a.clone()
                 },
                 "--time-step 0",
             ),
             (
                 VerifyArgs {
                     streams: Some(MAX_STREAMS + 1),
-                    ..a
+                    ..a.clone()
                 },
                 "--streams",
             ),

@@ -20,8 +20,9 @@ fn print_table(report: &Report) {
     );
     for s in &report.shapes {
         println!(
-            "\nhidden {}, {} streams, time_step {}, {} windows from seed {} \
+            "\n{} hidden {}, {} streams, time_step {}, {} windows from seed {} \
              ({} lane groups in {} shards, {} threads)",
+            s.shape.cell.name(),
             s.shape.hidden,
             s.shape.streams,
             s.shape.time_step,
