@@ -5,7 +5,8 @@ use core::fmt::Debug;
 use core::ops::{Add, AddAssign, Div, Mul, Neg, Sub, SubAssign};
 
 /// A real number as the reference engine needs it: field operations and the handful of
-/// transcendental functions of the model, all from the standard library.
+/// transcendental functions of the model, all from the standard library (the gated cells'
+/// sigmoid is built from `exp`).
 pub trait Real:
     Copy
     + Debug
@@ -38,6 +39,18 @@ pub trait Real:
     fn sqrt(self) -> Self;
     #[must_use]
     fn max(self, other: Self) -> Self;
+    /// The logistic function `1 / (1 + e^-x)`, computed without overflow: for `x < 0` as
+    /// `e^x / (1 + e^x)` (where `e^-x` could overflow to infinity). Both branches round to
+    /// within a few ulp, and for `|x| > 40` (f64) the result is exactly 1 or below `e^-40`.
+    #[must_use]
+    fn sigmoid(self) -> Self {
+        if self >= Self::ZERO {
+            Self::ONE / (Self::ONE + (-self).exp())
+        } else {
+            let e = self.exp();
+            e / (Self::ONE + e)
+        }
+    }
 }
 
 macro_rules! impl_real {
