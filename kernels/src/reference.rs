@@ -19,9 +19,16 @@
 //! dw_hh += dz_t h_{t-1}^T    dw_xh[x_t] += dz_t    db_h += dz_t
 //! dw_hy += dl_t h_t^T        db_y += dl_t
 //! ```
+//!
+//! The gated cells (`p.cell` is [`Cell::Gru`] or [`Cell::Lstm`]: PyTorch's `nn.GRU` and
+//! `nn.LSTM`) have the same window, head, loss and truncation; their cell and its backward
+//! pass are in `reference/gated.rs`. Their carried state is `[streams][state_rows * hidden]`
+//! ([`Cell::state_rows`]): `h`, then the LSTM's cell state `c`, both carried across windows.
 
-use crate::params::{CLASSES, Params};
+use crate::params::{CLASSES, Cell, Params};
 use crate::real::Real;
+
+mod gated;
 
 /// One training window: the inputs and targets of `streams` streams for `time_step` steps,
 /// time-major (`x[t * streams + s]`), each value 0 or 1.
@@ -34,7 +41,8 @@ pub struct Window<'a> {
 }
 
 impl Window<'_> {
-    fn check(&self, hidden: usize, h0: &[impl Sized]) {
+    /// `state`: the numbers in one stream's carried state (`state_rows * hidden`).
+    fn check(&self, state: usize, h0: &[impl Sized]) {
         assert_eq!(
             self.x.len(),
             self.streams * self.time_step,
@@ -45,7 +53,11 @@ impl Window<'_> {
             self.streams * self.time_step,
             "y is [time_step][streams]"
         );
-        assert_eq!(h0.len(), self.streams * hidden, "h0 is [streams][hidden]");
+        assert_eq!(
+            h0.len(),
+            self.streams * state,
+            "h0 is [streams][state_rows * hidden]"
+        );
     }
 }
 
@@ -59,15 +71,21 @@ fn softmax2<F: Real>(l: [F; CLASSES], y: usize) -> ([F; CLASSES], F) {
     (p, loss)
 }
 
-/// Forward pass only: the mean loss of the window. `h_last` receives `h_{T-1}`
-/// (`[streams][hidden]`), the state carried into the next window.
+/// Forward pass only: the mean loss of the window. `h_last` receives the state after step
+/// `T-1` (`[streams][state_rows * hidden]`: `h_{T-1}`, and for the LSTM `c_{T-1}` after it),
+/// the state carried into the next window; `h0` is the state carried in, in the same layout.
 pub fn forward<F: Real>(p: &Params<F>, h0: &[F], win: &Window, h_last: &mut [F]) -> F {
+    check_state(p, h0, win, h_last);
+    if p.cell != Cell::Rnn {
+        return gated::forward_backward(p, h0, win, h_last, None);
+    }
     let mut grad = Params::zeros(p.hidden);
     forward_backward_impl(p, h0, win, h_last, &mut grad, false)
 }
 
-/// Forward pass and truncated BPTT over one window. Returns the mean loss; `grad` is
-/// overwritten with the gradient of that loss; `h_last` receives `h_{T-1}`.
+/// Forward pass and truncated BPTT over one window. Returns the mean loss; `grad` (in `p`'s
+/// layout: `Params::filled_as(p.layout(), 0)`) is overwritten with the gradient of that loss;
+/// `h_last` receives the state after step `T-1`, as in [`forward`].
 pub fn forward_backward<F: Real>(
     p: &Params<F>,
     h0: &[F],
@@ -75,7 +93,23 @@ pub fn forward_backward<F: Real>(
     grad: &mut Params<F>,
     h_last: &mut [F],
 ) -> F {
+    check_state(p, h0, win, h_last);
+    assert_eq!(grad.layout(), p.layout(), "grad has the parameters' layout");
+    if p.cell != Cell::Rnn {
+        return gated::forward_backward(p, h0, win, h_last, Some(grad));
+    }
     forward_backward_impl(p, h0, win, h_last, grad, true)
+}
+
+/// The shapes of the window and of the carried states, for every cell.
+fn check_state<F>(p: &Params<F>, h0: &[F], win: &Window, h_last: &[F]) {
+    let state = p.cell.state_rows() * p.hidden;
+    win.check(state, h0);
+    assert_eq!(
+        h_last.len(),
+        win.streams * state,
+        "h_last is [streams][state_rows * hidden]"
+    );
 }
 
 fn forward_backward_impl<F: Real>(

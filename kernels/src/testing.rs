@@ -3,7 +3,7 @@
 //! with their parameters and carried state, and the kernels' bit planes. Behind the
 //! `testing` feature: none of it is part of the engine.
 
-use crate::Params;
+use crate::params::{Cell, Layout, Params};
 use crate::real::Real;
 use crate::reference::{self, forward, forward_backward};
 use crate::simd;
@@ -52,7 +52,7 @@ pub struct Case {
     pub streams: usize,
     pub time_step: usize,
     pub params: Params<f64>,
-    /// `[streams][hidden]`.
+    /// The carried state, `[streams][state_rows * hidden]`: `h`, then the LSTM's `c`.
     pub h0: Vec<f64>,
     /// `[time_step][streams]`, 0 or 1.
     pub x: Vec<u8>,
@@ -60,15 +60,31 @@ pub struct Case {
 }
 
 impl Case {
-    /// Weights uniform in `[-weight, weight]`, `h0` in (-1, 1), fair-coin bits.
+    /// The tanh RNN: weights uniform in `[-weight, weight]`, `h0` in (-1, 1), fair-coin bits.
     pub fn random(hidden: usize, streams: usize, time_step: usize, weight: f64, seed: u64) -> Self {
+        Self::random_cell(Cell::Rnn, hidden, streams, time_step, weight, seed)
+    }
+    /// Any cell: weights uniform in `[-weight, weight]`, fair-coin bits; each stream's state
+    /// drawn in layout order, `h` in (-1, 1) and then the LSTM's `c` in (-2, 2) (a cell state
+    /// is not bounded by 1: `|c_t| <= |c_{t-1}| + 1`). For [`Cell::Rnn`] the draws, and so the
+    /// case, are those of [`Case::random`].
+    pub fn random_cell(
+        cell: Cell,
+        hidden: usize,
+        streams: usize,
+        time_step: usize,
+        weight: f64,
+        seed: u64,
+    ) -> Self {
         let mut rng = Lcg(seed);
-        let mut params = Params::zeros(hidden);
+        let layout = Layout::of(cell, hidden);
+        let mut params = Params::filled_as(layout, 0.0);
         for w in &mut params.data {
             *w = rng.symmetric_f32(weight);
         }
-        let h0 = (0..streams * hidden)
-            .map(|_| rng.symmetric_f32(0.999))
+        let h0 = (0..streams)
+            .flat_map(|_| (0..cell.state_rows()).flat_map(|row| vec![row; hidden]))
+            .map(|row| rng.symmetric_f32(if row == 0 { 0.999 } else { 2.0 }))
             .collect();
         let mut case = Self {
             streams,
@@ -90,6 +106,13 @@ impl Case {
     pub fn hidden(&self) -> usize {
         self.params.hidden
     }
+    pub fn cell(&self) -> Cell {
+        self.params.cell
+    }
+    /// Numbers in one stream's carried state, `state_rows * hidden`.
+    pub fn state_width(&self) -> usize {
+        self.cell().state_rows() * self.hidden()
+    }
     pub fn samples(&self) -> usize {
         self.streams * self.time_step
     }
@@ -105,7 +128,18 @@ impl Case {
     /// a priori rounding bounds of `kernels/tests/reference.rs` are informative (f32: below 2e-4
     /// on every quantity); with weights of 1.5 the recurrence can amplify them by `(1.5 H)^T`.
     pub fn glorot(hidden: usize, streams: usize, time_step: usize, seed: u64) -> Self {
-        Self::random(
+        Self::glorot_cell(Cell::Rnn, hidden, streams, time_step, seed)
+    }
+    /// [`Case::glorot`] for any cell: [`Case::random_cell`] with weights of `0.6 / sqrt(H)`.
+    pub fn glorot_cell(
+        cell: Cell,
+        hidden: usize,
+        streams: usize,
+        time_step: usize,
+        seed: u64,
+    ) -> Self {
+        Self::random_cell(
+            cell,
             hidden,
             streams,
             time_step,
@@ -117,7 +151,7 @@ impl Case {
     pub fn run<F: Real>(&self) -> (f64, Vec<f64>, Vec<f64>) {
         let params = self.params.cast::<F>();
         let h0: Vec<F> = self.h0.iter().map(|&v| F::from_f64(v)).collect();
-        let mut grad = Params::zeros(self.hidden());
+        let mut grad = Params::filled_as(self.params.layout(), F::ZERO);
         let mut h_last = vec![F::ZERO; h0.len()];
         let loss = forward_backward(&params, &h0, &self.window(), &mut grad, &mut h_last);
         let widen = |v: &[F]| v.iter().map(|x| x.to_f64()).collect::<Vec<_>>();
@@ -130,7 +164,7 @@ impl Case {
     }
     /// The streams `range` of this window (time-major data, so a strided gather).
     pub fn streams_subset(&self, range: core::ops::Range<usize>) -> Self {
-        let (hd, s_n) = (self.hidden(), self.streams);
+        let (width, s_n) = (self.state_width(), self.streams);
         let pick = |v: &[u8]| {
             (0..self.time_step)
                 .flat_map(|t| v[t * s_n + range.start..t * s_n + range.end].to_vec())
@@ -140,7 +174,7 @@ impl Case {
             streams: range.len(),
             time_step: self.time_step,
             params: self.params.clone(),
-            h0: self.h0[range.start * hd..range.end * hd].to_vec(),
+            h0: self.h0[range.start * width..range.end * width].to_vec(),
             x: pick(&self.x),
             y: pick(&self.y),
         }
