@@ -319,12 +319,6 @@ impl TrainConfig {
                 s.threads
             ));
         }
-        if s.cell != Cell::Rnn && s.engine == Engine::Scalar {
-            return usage(format!(
-                "--engine scalar with --cell {}: the scalar engine runs the rnn cell only",
-                s.cell.name()
-            ));
-        }
         s.check_memory(memory_limit())?;
         Ok(Self { settings })
     }

@@ -521,7 +521,8 @@ pub fn bound_window(
 /// The tolerances of one window of a gated cell: the reference run on
 /// [`Rounded`] numbers (the same probabilistic model as [`bound_window`], propagated
 /// operation by operation through the reference's formulas; `seed` chooses the signs), plus
-/// the flush of gradients below [`FLUSH`] in every term of a gradient sum.
+/// the flush below [`FLUSH`] of gradients in every term of a gradient sum and of the state at
+/// every step.
 #[must_use]
 pub fn gated_bound(p: &Params<f64>, h0: &[f64], win: &reference::Window, seed: u64) -> Bound {
     Rounded::reseed(seed);
@@ -535,7 +536,10 @@ pub fn gated_bound(p: &Params<f64>, h0: &[f64], win: &reference::Window, seed: u
         loss: loss.v,
         loss_tol: loss.tolerance(),
         state: last.iter().map(|r| r.v).collect(),
-        state_tol: last.iter().map(Rounded::tolerance).collect(),
+        state_tol: last
+            .iter()
+            .map(|r| r.tolerance() + f64::from(FLUSH) * win.time_step as f64)
+            .collect(),
         grad: grad.data.iter().map(|r| r.v).collect(),
         grad_tol: grad.data.iter().map(|r| r.tolerance() + flushed).collect(),
     }

@@ -350,6 +350,31 @@ impl Workspace {
         }
     }
 
+    /// Whether any number in any of the workspace's buffers is subnormal, for the tests of
+    /// the no-denormal design ([module docs](super)).
+    #[must_use]
+    pub fn has_subnormal(&self) -> bool {
+        [
+            &self.hbuf,
+            &self.dz,
+            &self.dl,
+            &self.y,
+            &self.logit,
+            &self.splat,
+            &self.gacc,
+            &self.gates,
+            &self.cbuf,
+            &self.aux,
+            &self.dn,
+            &self.pre,
+            &self.carry,
+        ]
+        .into_iter()
+        .flat_map(|b| b.iter())
+        .flat_map(|v| v.to_array())
+        .any(f32::is_subnormal)
+    }
+
     /// The whole carried state including padding lanes, for tests of their inertness.
     #[must_use]
     pub fn raw_state(&self) -> &[Vf32] {
