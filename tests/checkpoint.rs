@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 
 use bitrnn::checkpoint::{self, Checkpoint};
-use bitrnn::config::{Engine, Rule, TrainConfig, TrainSettings};
+use bitrnn::config::{Cell, Engine, Rule, TrainConfig, TrainSettings};
 use bitrnn::model;
 use bitrnn::train::{Progress, Trainer};
 
@@ -121,6 +121,33 @@ fn resuming_is_bit_for_bit_at_epoch_ends_and_mid_epoch() {
         let cfg = small(hidden, engine, 3);
         assert_resume_is_exact(&cfg, 100, 300, &dir);
         assert_resume_is_exact(&cfg, 137, 300, &dir);
+    }
+}
+
+/// The gated cells round-trip through a checkpoint (their `b_hh`, the LSTM's cell state) and
+/// resume bit for bit, with the SIMD and the scalar engine.
+#[test]
+fn gated_cells_round_trip_and_resume_bit_for_bit() {
+    let dir = TestDir::new("resume-gated");
+    for cell in [Cell::Gru, Cell::Lstm] {
+        for (hidden, engine) in [(5, Engine::Simd), (19, Engine::Simd), (3, Engine::Scalar)] {
+            let cfg = TrainConfig::new(TrainSettings {
+                cell,
+                ..*small(hidden, engine, 2).settings()
+            })
+            .unwrap();
+            assert_resume_is_exact(&cfg, 137, 200, &dir);
+            let mut t = Trainer::new(cfg).unwrap();
+            let losses = train_steps(&mut t, 30);
+            let ck = Checkpoint::of_trainer(&t, &losses);
+            let path = dir.path("gated.safetensors");
+            checkpoint::save(&path, &ck).unwrap();
+            assert_eq!(
+                checkpoint::load(&path).unwrap(),
+                ck,
+                "{cell:?} hidden {hidden}"
+            );
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! shapes with few streams, stream counts that are not a multiple of 8 and more shards than
 //! threads.
 
-use bitrnn::config::{Engine, TrainConfig, TrainSettings};
+use bitrnn::config::{Cell, Engine, TrainConfig, TrainSettings};
 use bitrnn::train::Trainer;
 mod common;
 use common::{config, settings, valid};
@@ -44,6 +44,27 @@ fn weights_are_identical_for_any_thread_count() {
                 "data_size {data_size}, batch_size {batch_size}, hidden {hidden}: weights \
                  differ between 1 and {threads} threads"
             );
+        }
+    }
+}
+
+#[test]
+fn gated_cells_are_identical_for_any_thread_count() {
+    for cell in [Cell::Gru, Cell::Lstm] {
+        for (data_size, batch_size, hidden) in [(37 * 100, 100, 6), (416 * 20, 20, 17)] {
+            let cfg = |threads| {
+                valid(TrainSettings {
+                    cell,
+                    ..settings(data_size, batch_size, hidden, threads)
+                })
+            };
+            let one = train_bits(cfg(1));
+            for threads in [2, 3, 4] {
+                assert!(
+                    one == train_bits(cfg(threads)),
+                    "{cell:?} hidden {hidden}: weights differ between 1 and {threads} threads"
+                );
+            }
         }
     }
 }
