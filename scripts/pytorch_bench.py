@@ -14,6 +14,11 @@ The data are fair random bits with the tutorial's targets (lags 1, 2: `y[t] = !x
 PyTorch's defaults (the speed does not depend on them). `torch.set_flush_denormal(True)` is
 on: without it the tanh RNN slows about 20x late in training (SEED.md).
 
+Measure on an idle machine: with other processes on the cores, PyTorch's OpenMP threads
+spin-wait and 2 threads ran 15-30x slower than 1 thread (2026-12-01, load 5 on 2 cores:
+tanh H 64, 19 k/s with 2 threads, 354 k/s with 1; `OMP_WAIT_POLICY=PASSIVE` gave 277 k/s with
+2). The JSON carries the load average before and after and OMP_WAIT_POLICY.
+
 Timing: `--warmup` windows, then `--reps` repetitions of a fixed number of windows (chosen
 after the warm-up, by timing doubling runs, so that one repetition takes about
 `--rep-seconds`), each timed with
@@ -216,6 +221,7 @@ def main():
         "load_before": [round(v, 2) for v in load_before],
         "load_after": [round(v, 2) for v in os.getloadavg()],
         "cpu": cpu_name(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }))
 
 
