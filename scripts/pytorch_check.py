@@ -2,15 +2,27 @@
 """Evaluate a bitrnn checkpoint in PyTorch, with the protocol of `bitrnn eval`.
 
 The checkpoint (`bitrnn train --save FILE`) is a safetensors file whose tensors are the state
-dict of `nn.RNN(2, H)` + `nn.Linear(H, 2)` under the attributes `rnn` and `fc`, plus three
-`bitrnn.*` tensors for resuming. This script drops the `bitrnn.*` tensors and loads the rest
-with `load_state_dict(..., strict=True)`, so a missing or misnamed tensor is an error.
+dict of a recurrent layer + `nn.Linear(H, 2)` under the attributes `rnn` and `fc`, plus
+`bitrnn.*` tensors for resuming. The layer is chosen by the `cell` field of the config
+metadata (absent means `rnn`):
+
+    rnn   nn.RNN(2, H) (tanh)  rnn.weight_ih_l0 [H, 2]   rnn.weight_hh_l0 [H, H]   biases [H]
+    gru   nn.GRU(2, H)         rnn.weight_ih_l0 [3H, 2]  rnn.weight_hh_l0 [3H, H]  biases [3H]
+    lstm  nn.LSTM(2, H)        rnn.weight_ih_l0 [4H, 2]  rnn.weight_hh_l0 [4H, H]  biases [4H]
+
+(gates in PyTorch's order: the GRU's r, z, n, the LSTM's i, f, g, o), all with
+batch_first=True, and `fc.weight` [2, H], `fc.bias` [2]. The carried state is
+`bitrnn.hidden_state` [streams, H] and, for the LSTM only, `bitrnn.cell_state` [streams, H];
+their presence and shapes are checked. This script drops the `bitrnn.*` tensors and loads the
+rest with `load_state_dict(..., strict=True)`, so a missing, misnamed or misshapen tensor is
+an error.
 
 The data is not regenerated here (no RNG is reimplemented): it is read from the x.npy and
 y.npy that `bitrnn generate` writes. The protocol is `bitrnn eval`'s: the sequence is cut
 into data_size // batch_size streams of batch_size steps (batch_size and time_step from the
 checkpoint's config), each walked in batch_size // time_step windows of time_step steps, the
-hidden state zero at the start and carried from window to window; loss is the mean
+state (h, and for the LSTM also c) zero at the start and carried from window to window; loss
+is the mean
 cross-entropy and accuracy the fraction of argmax predictions equal to the target.
 
 Two ways to run it:
@@ -42,17 +54,64 @@ from safetensors.torch import load_file
 from torch import nn
 
 
-class Net(nn.Module):
-    """The tutorial's model: a tanh RNN over the one-hot bit, a dense layer to 2 logits."""
+CELLS = ("rnn", "gru", "lstm")
+# Gate blocks of H rows in weight_ih, weight_hh and the biases.
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
-    def __init__(self, hidden: int):
+
+class Net(nn.Module):
+    """The tutorial's model: a recurrent layer over the one-hot bit, a dense layer to 2 logits.
+
+    `cell` "rnn" is the tutorial's tanh RNN; "gru" and "lstm" are PyTorch's gated cells.
+    `state` is h [1, streams, H] for rnn and gru, the pair (h, c) for the LSTM.
+    """
+
+    def __init__(self, hidden: int, cell: str = "rnn"):
         super().__init__()
-        self.rnn = nn.RNN(2, hidden, nonlinearity="tanh", batch_first=True)
+        if cell == "rnn":
+            self.rnn = nn.RNN(2, hidden, nonlinearity="tanh", batch_first=True)
+        elif cell == "gru":
+            self.rnn = nn.GRU(2, hidden, batch_first=True)
+        elif cell == "lstm":
+            self.rnn = nn.LSTM(2, hidden, batch_first=True)
+        else:
+            raise ValueError(f"unknown cell {cell!r} (expected one of {', '.join(CELLS)})")
+        self.cell = cell
+        self.hidden = hidden
         self.fc = nn.Linear(hidden, 2)
 
-    def forward(self, x, h):
-        out, h = self.rnn(x, h)
-        return self.fc(out), h
+    def zero_state(self, streams: int, dtype: torch.dtype):
+        h = torch.zeros(1, streams, self.hidden, dtype=dtype)
+        if self.cell == "lstm":
+            return (h, torch.zeros_like(h))
+        return h
+
+    def forward(self, x, state):
+        out, state = self.rnn(x, state)
+        return self.fc(out), state
+
+
+def cell_of(config: dict) -> str:
+    """The config's cell: the `cell` field, "rnn" where absent (checkpoints from before it)."""
+    cell = config.get("cell", "rnn")
+    if cell not in CELLS:
+        sys.exit(f"config cell {cell!r}: expected one of {', '.join(CELLS)}")
+    return cell
+
+
+def check_state_tensors(path: str, tensors: dict, config: dict, cell: str):
+    """The carried state's tensors: hidden_state [streams, H], cell_state only for the LSTM."""
+    hidden = config["hidden"]
+    want = {"bitrnn.hidden_state": [config["data_size"] // config["batch_size"], hidden]}
+    if cell == "lstm":
+        want["bitrnn.cell_state"] = want["bitrnn.hidden_state"]
+    elif "bitrnn.cell_state" in tensors:
+        sys.exit(f"{path}: bitrnn.cell_state in a {cell} checkpoint (only the LSTM has one)")
+    for name, shape in want.items():
+        if name not in tensors:
+            sys.exit(f"{path}: no {name} tensor (a {cell} checkpoint carries it)")
+        if list(tensors[name].shape) != shape:
+            sys.exit(f"{path}: {name} has shape {list(tensors[name].shape)}, expected {shape}")
 
 
 def load_model(path: str, dtype: torch.dtype):
@@ -61,26 +120,28 @@ def load_model(path: str, dtype: torch.dtype):
     if not meta or meta.get("format") != "bitrnn-checkpoint":
         sys.exit(f"{path}: not a bitrnn checkpoint (no bitrnn metadata)")
     config = json.loads(meta["config"])
+    cell = cell_of(config)
     tensors = load_file(path)
+    check_state_tensors(path, tensors, config, cell)
     state = {k: v for k, v in tensors.items() if not k.startswith("bitrnn.")}
-    net = Net(config["hidden"])
+    net = Net(config["hidden"], cell)
     net.load_state_dict(state, strict=True)
     return net.to(dtype).eval(), config
 
 
 @torch.no_grad()
-def evaluate(net, hidden, x, y, batch_size, time_step, dtype):
+def evaluate(net, x, y, batch_size, time_step, dtype):
     streams = len(x) // batch_size
     windows = batch_size // time_step
     used = streams * batch_size
     xs = torch.from_numpy(x[:used].astype(np.int64).reshape(streams, batch_size))
     ys = torch.from_numpy(y[:used].astype(np.int64).reshape(streams, batch_size))
     onehot = nn.functional.one_hot(xs, 2).to(dtype)
-    h = torch.zeros(1, streams, hidden, dtype=dtype)
+    state = net.zero_state(streams, dtype)
     loss_sum, correct = 0.0, 0
     for w in range(windows):
         t = slice(w * time_step, (w + 1) * time_step)
-        logits, h = net(onehot[:, t], h)
+        logits, state = net(onehot[:, t], state)
         target = ys[:, t]
         loss_sum += nn.functional.cross_entropy(
             logits.reshape(-1, 2).double(), target.reshape(-1), reduction="sum"
@@ -145,9 +206,8 @@ def main():
         x = np.load(data / "x.npy")
         y = np.load(data / "y.npy")
 
-    ours = evaluate(
-        net, config["hidden"], x, y, config["batch_size"], config["time_step"], dtype
-    )
+    ours = evaluate(net, x, y, config["batch_size"], config["time_step"], dtype)
+    ours["cell"] = net.cell
     ours["dtype"] = str(dtype).removeprefix("torch.")
     ours["torch"] = torch.__version__
     print(json.dumps({"pytorch": ours, "bitrnn": theirs}))
