@@ -17,10 +17,10 @@
 use crate::checkpoint;
 use crate::cli::{Cli, Command};
 use crate::error::Error;
-use bitrnn_kernels::rounding::{self, StateError, WindowBound};
-use bitrnn_kernels::simd::{self, Planes, Prepared, Workspace};
+use bitrnn_kernels::rounding::{self, RoundedWindow, StateError, WindowBound};
+use bitrnn_kernels::simd::{self, Planes, Prepared, WindowStats, Workspace};
 use bitrnn_kernels::testing::Case;
-use bitrnn_kernels::{Layout, Params, reference};
+use bitrnn_kernels::{Cell, Layout, Params, reference};
 use std::path::PathBuf;
 
 // ---------------------------------------------------------------------------------------
@@ -218,23 +218,36 @@ impl Reader<'_> {
     }
 }
 
-/// One window decoded from the fuzzer's bytes. Bytes 0-2: hidden `1 + b % 24`, streams
-/// `1 + b % 24`, time_step `1 + b % 8`; then two bytes per weight (`|w| <= 1/sqrt(hidden)`,
-/// Glorot-sized), two per carried-state value (in [-1, 1)), and the bits of x and y, one byte
-/// per 8 of them. Every number is an `f32` (held in f64), so that both engines start from the
+/// One window decoded from the fuzzer's bytes. Bytes 0-2: hidden `1 + b % 24` and the cell
+/// `(b / 24) % 3` (rnn, gru, lstm), streams `1 + b % 24`, time_step `1 + b % 8`; then two
+/// bytes per weight (`|w| <= 1/sqrt(hidden)`, Glorot-sized, PyTorch's init range of the
+/// gated cells), two per carried-state value (in [-1, 1), the LSTM's `c` in [-2, 2)), and
+/// the bits of x and y, one byte per 8 of them. Every number is an `f32` (held in f64), so that both engines start from the
 /// same values.
 #[must_use]
 pub fn decode(data: &[u8]) -> Case {
     let mut r = Reader(data);
-    let hidden = 1 + usize::from(r.byte()) % FUZZ_MAX_HIDDEN;
+    let first = usize::from(r.byte());
+    let hidden = 1 + first % FUZZ_MAX_HIDDEN;
+    let cell = Cell::ALL[(first / FUZZ_MAX_HIDDEN) % Cell::ALL.len()];
     let streams = 1 + usize::from(r.byte()) % FUZZ_MAX_STREAMS;
     let time_step = 1 + usize::from(r.byte()) % FUZZ_MAX_TIME_STEP;
     let scale = 1.0 / (hidden as f64).sqrt();
-    let mut params = Params::zeros(hidden);
+    let layout = Layout::of(cell, hidden);
+    let mut params = Params::filled_as(layout, 0.0);
     for w in &mut params.data {
         *w = f64::from((scale * r.unit()) as f32);
     }
-    let h0 = (0..streams * hidden).map(|_| r.unit()).collect();
+    let width = cell.state_rows() * hidden;
+    let h0 = (0..streams * width)
+        .map(|i| {
+            if i % width < hidden {
+                r.unit()
+            } else {
+                2.0 * r.unit()
+            }
+        })
+        .collect();
     let n = streams * time_step;
     let mut bits = |n: usize| {
         let mut v = Vec::with_capacity(n);
@@ -284,13 +297,16 @@ pub fn simd_vs_reference(data: &[u8]) {
     let hd = w.hidden();
     let n = w.streams * w.time_step;
     let what = format!(
-        "hidden {hd}, {} streams, time_step {}",
-        w.streams, w.time_step
+        "{:?} hidden {hd}, {} streams, time_step {}",
+        w.cell(),
+        w.streams,
+        w.time_step
     );
 
     // The SIMD engine, as the trainer drives one shard.
+    let cell = w.cell();
     let p32 = w.params32();
-    let mut prepared = Prepared::new(hd);
+    let mut prepared = Prepared::with_cell(cell, hd);
     prepared.load(&p32);
     let h0_32 = w.h0_32();
     let (xp, yp) = w.planes();
@@ -299,17 +315,17 @@ pub fn simd_vs_reference(data: &[u8]) {
         y: &yp,
         stride: simd::plane_bytes(w.streams),
     };
-    let mut ws = Workspace::new(hd, w.streams, w.time_step);
+    let mut ws = Workspace::with_cell(cell, hd, w.streams, w.time_step);
     ws.load_state(&h0_32);
-    let mut grad = vec![f32::NAN; Layout::new(hd).len()];
+    let mut grad = vec![f32::NAN; p32.data.len()];
     let stats = simd::forward_backward(&prepared, &mut ws, &planes, 1.0 / n as f32, &mut grad);
-    let mut state = vec![f32::NAN; w.streams * hd];
+    let mut state = vec![f32::NAN; w.h0.len()];
     ws.store_state(&mut state);
 
-    let mut eval = Workspace::new(hd, w.streams, w.time_step);
+    let mut eval = Workspace::with_cell(cell, hd, w.streams, w.time_step);
     eval.load_state(&h0_32);
     let eval_stats = simd::forward(&prepared, &mut eval, &planes);
-    let mut eval_state = vec![f32::NAN; w.streams * hd];
+    let mut eval_state = vec![f32::NAN; w.h0.len()];
     eval.store_state(&mut eval_state);
     assert_eq!(
         eval_stats, stats,
@@ -328,6 +344,10 @@ pub fn simd_vs_reference(data: &[u8]) {
     );
     if let Some(i) = grad.iter().chain(&state).position(|v| !v.is_finite()) {
         panic!("{what}: non-finite output at index {i} of gradient ++ state");
+    }
+
+    if cell != Cell::Rnn {
+        return gated_within_tolerance(&w, &stats, &grad, &state, &what);
     }
 
     // The reference.
@@ -391,6 +411,27 @@ pub fn simd_vs_reference(data: &[u8]) {
     }
 }
 
+/// The gated cells' part of [`simd_vs_reference`]: loss, state and gradient within the
+/// tolerances of the reference run on `Rounded` numbers ([`RoundedWindow`]).
+fn gated_within_tolerance(w: &Case, stats: &WindowStats, grad: &[f32], state: &[f32], what: &str) {
+    let r = RoundedWindow::new(&w.params, &w.h0, &w.window(), w.samples() as u64);
+    let loss = stats.loss_sum / w.samples() as f64;
+    let (want, tol) = r.loss;
+    assert!(
+        (loss - want).abs() <= tol + F64_SLACK,
+        "{what}: loss {loss} vs {want}: tolerance {tol:e}"
+    );
+    for (name, got, want) in [("state", state, &r.state), ("grad", grad, &r.grad)] {
+        for (i, (&g, &(v, tol))) in got.iter().zip(want).enumerate() {
+            let err = (f64::from(g) - v).abs();
+            assert!(
+                err <= tol + F64_SLACK,
+                "{what}: {name} {i}: {g} vs {v}: error {err:e} > {tol:e}"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,15 +467,20 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let (mut tight, mut useful, total) = (0, 0, 300);
-        for _ in 0..total {
+        let (mut tight, mut useful, mut total) = (0, 0, 0);
+        for _ in 0..300 {
             let bytes: Vec<u8> = (0..4000).map(|_| next() as u8).collect();
-            let b = bound(&decode(&bytes));
+            simd_vs_reference(&bytes);
+            let case = decode(&bytes);
+            if case.cell() != Cell::Rnn {
+                continue;
+            }
+            total += 1;
+            let b = bound(&case);
             let largest = b.grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
             let tol = b.grad_tol.iter().fold(0.0f64, |m, t| m.max(*t));
             tight += usize::from(tol < 1e-3 * largest);
             useful += usize::from(tol < 0.1 * largest);
-            simd_vs_reference(&bytes);
         }
         println!(
             "of {total} windows, tolerance < 1e-3 (0.1) of the largest gradient entry: {tight} ({useful})"
@@ -460,5 +506,10 @@ mod tests {
         );
         assert!((w.params.data[0] - a).abs() < 1e-4 && w.params.data[1] == f64::from(-a as f32));
         assert_eq!(w.x.len(), 24 * 8);
+        // The first byte's quotient by 24 picks the cell; the LSTM's state holds c too.
+        assert_eq!(decode(&[0]).cell(), Cell::Rnn);
+        assert_eq!(decode(&[24 + 5]).cell(), Cell::Gru);
+        let lstm = decode(&[48 + 5, 2]);
+        assert_eq!((lstm.cell(), lstm.h0.len()), (Cell::Lstm, 3 * 2 * 6));
     }
 }

@@ -98,7 +98,7 @@ use crate::model;
 use crate::shards::shard_ranges;
 use crate::train::Trainer;
 use bitrnn_kernels::approx;
-use bitrnn_kernels::rounding::Rounded;
+use bitrnn_kernels::rounding::RoundedWindow;
 use bitrnn_kernels::rounding::{
     LOSS_REL, P1_REL, TANH_REL, U, gamma, lane_sum_roundings, sigmoid, softplus,
 };
@@ -519,29 +519,22 @@ pub fn bound_window(
 }
 
 /// The tolerances of one window of a gated cell: the reference run on
-/// [`Rounded`] numbers (the same probabilistic model as [`bound_window`], propagated
-/// operation by operation through the reference's formulas; `seed` chooses the signs), plus
-/// the flush below [`FLUSH`] of gradients in every term of a gradient sum and of the state at
-/// every step.
+/// [`bitrnn_kernels::rounding::Rounded`] numbers ([`RoundedWindow`]: the same probabilistic
+/// model as [`bound_window`], propagated operation by operation through the reference's
+/// formulas, with the kernels' flushes; `seed` chooses the signs).
 #[must_use]
 pub fn gated_bound(p: &Params<f64>, h0: &[f64], win: &reference::Window, seed: u64) -> Bound {
-    Rounded::reseed(seed);
-    let pr = p.cast::<Rounded>();
-    let h0r: Vec<Rounded> = h0.iter().map(|&v| Rounded::exact(v)).collect();
-    let mut grad = Params::<Rounded>::filled_as(p.layout(), Rounded::exact(0.0));
-    let mut last = vec![Rounded::exact(0.0); h0.len()];
-    let loss = reference::forward_backward(&pr, &h0r, win, &mut grad, &mut last);
-    let flushed = f64::from(FLUSH) * (win.streams * win.time_step) as f64;
+    let r = RoundedWindow::new(p, h0, win, seed);
+    let split = |v: &[(f64, f64)]| -> (Vec<f64>, Vec<f64>) { v.iter().copied().unzip() };
+    let (grad, grad_tol) = split(&r.grad);
+    let (state, state_tol) = split(&r.state);
     Bound {
-        loss: loss.v,
-        loss_tol: loss.tolerance(),
-        state: last.iter().map(|r| r.v).collect(),
-        state_tol: last
-            .iter()
-            .map(|r| r.tolerance() + f64::from(FLUSH) * win.time_step as f64)
-            .collect(),
-        grad: grad.data.iter().map(|r| r.v).collect(),
-        grad_tol: grad.data.iter().map(|r| r.tolerance() + flushed).collect(),
+        loss: r.loss.0,
+        loss_tol: r.loss.1,
+        state,
+        state_tol,
+        grad,
+        grad_tol,
     }
 }
 

@@ -22,7 +22,7 @@
 //! Always compiled (unlike [`crate::testing`]): `bitrnn verify` ships with the binary.
 
 mod rounded;
-pub use rounded::{LAMBDA as ROUNDED_LAMBDA, REPLICAS as ROUNDED_REPLICAS, Rounded};
+pub use rounded::{LAMBDA as ROUNDED_LAMBDA, REPLICAS as ROUNDED_REPLICAS, Rounded, RoundedWindow};
 
 use crate::approx;
 use crate::params::{Layout, Params};

@@ -22,11 +22,11 @@
 //!    runs (the flush and gate clamp of `simd::gated`), where the reference's gates reach
 //!    `1e-30`.
 
+use bitrnn_kernels::Cell;
 use bitrnn_kernels::lanes::LANES;
-use bitrnn_kernels::rounding::Rounded;
+use bitrnn_kernels::rounding::RoundedWindow;
 use bitrnn_kernels::simd::{self, Planes, Prepared, Workspace};
 use bitrnn_kernels::testing::{Case, Lcg};
-use bitrnn_kernels::{Cell, Params, reference};
 
 const GATED: [Cell; 2] = [Cell::Gru, Cell::Lstm];
 
@@ -74,31 +74,9 @@ fn simd_window(case: &Case) -> Out {
     run(case, &prepared(case), &mut workspace(case), f32::NAN)
 }
 
-/// The reference on [`Rounded`] numbers: `(loss, tol)`, `(grad, tol)`, `(state, tol)`.
-struct Expected {
-    loss: (f64, f64),
-    grad: Vec<(f64, f64)>,
-    state: Vec<(f64, f64)>,
-}
-
-fn expected(case: &Case, seed: u64) -> Expected {
-    Rounded::reseed(seed);
-    let p = case.params.cast::<Rounded>();
-    let h0: Vec<Rounded> = case.h0.iter().map(|&v| Rounded::exact(v)).collect();
-    let mut grad = Params::filled_as(p.layout(), Rounded::exact(0.0));
-    let mut last = vec![Rounded::exact(0.0); h0.len()];
-    let loss = reference::forward_backward(&p, &h0, &case.window(), &mut grad, &mut last);
-    // The kernels flush gradients below 2^-64 (at most that in each term of a gradient sum),
-    // and the gated cells' states too (at most that at each step, carried with a gain below
-    // 1: the gates and tanh' are at most 1).
-    let flushed = f64::from(simd::FLUSH) * case.samples() as f64;
-    let state_flushed = f64::from(simd::FLUSH) * case.time_step as f64;
-    let pair = |r: &Rounded, extra: f64| (r.v, r.tolerance() + extra);
-    Expected {
-        loss: pair(&loss, 0.0),
-        grad: grad.data.iter().map(|r| pair(r, flushed)).collect(),
-        state: last.iter().map(|r| pair(r, state_flushed)).collect(),
-    }
+/// The reference on [`Rounded`] numbers: each result and its tolerance.
+fn expected(case: &Case, seed: u64) -> RoundedWindow {
+    RoundedWindow::new(&case.params, &case.h0, &case.window(), seed)
 }
 
 /// The worst `error / tolerance` of the loss, the gradient and the state.

@@ -37,7 +37,9 @@
 
 use super::{EXP_REL, LN_REL, TANH_REL, U};
 use crate::approx;
+use crate::params::Params;
 use crate::real::Real;
+use crate::reference;
 use core::cell::Cell;
 use core::cmp::Ordering;
 use core::ops::{Add, AddAssign, Div, Mul, Neg, Sub, SubAssign};
@@ -253,6 +255,44 @@ impl Real for Rounded {
         };
         let own = 2.0 * U * f64::from(approx::SIGMOID_MAX_ULP) * y + clamp;
         self.through(y, y * (1.0 - y), own)
+    }
+}
+
+/// One window of the reference run on [`Rounded`] numbers: each result's exact value and the
+/// tolerance of the SIMD kernels' f32 result ([`Rounded::tolerance`]), plus the kernels'
+/// flushes below [`FLUSH`](crate::simd::FLUSH): of the gradients in every term of a gradient
+/// sum (`S T` of them), and of the gated cells' `h` and `c` at every step (carried with a
+/// gain below 1: the gates and `tanh'` are at most 1).
+#[derive(Clone, Debug)]
+pub struct RoundedWindow {
+    /// The mean loss.
+    pub loss: (f64, f64),
+    /// The [`Params`] layout.
+    pub grad: Vec<(f64, f64)>,
+    /// `[streams][state_rows * hidden]`.
+    pub state: Vec<(f64, f64)>,
+}
+
+impl RoundedWindow {
+    /// The window `win` from weights `p` and carried state `state0` (f32 numbers held in
+    /// f64); `seed` chooses the random signs.
+    #[must_use]
+    pub fn new(p: &Params<f64>, state0: &[f64], win: &reference::Window, seed: u64) -> Self {
+        Rounded::reseed(seed);
+        let pr = p.cast::<Rounded>();
+        let s0: Vec<Rounded> = state0.iter().map(|&v| Rounded::exact(v)).collect();
+        let mut grad = Params::filled_as(p.layout(), Rounded::exact(0.0));
+        let mut last = vec![Rounded::exact(0.0); s0.len()];
+        let loss = reference::forward_backward(&pr, &s0, win, &mut grad, &mut last);
+        let flush = f64::from(crate::simd::FLUSH);
+        let grad_flush = flush * (win.streams * win.time_step) as f64;
+        let state_flush = flush * win.time_step as f64;
+        let pair = |r: &Rounded, extra: f64| (r.v, r.tolerance() + extra);
+        Self {
+            loss: pair(&loss, 0.0),
+            grad: grad.data.iter().map(|r| pair(r, grad_flush)).collect(),
+            state: last.iter().map(|r| pair(r, state_flush)).collect(),
+        }
     }
 }
 
