@@ -358,6 +358,32 @@ mod imp {
         /// Every rank's first stream and stream count (for the carried state).
         rank_streams: Vec<(usize, usize)>,
         shards: usize,
+        /// With `BITRNN_MPI_STATS` set: each exchange's seconds (after a barrier, so that
+        /// they are the transfer's, not the wait for the slowest rank), reported on drop.
+        stats: Option<Vec<f64>>,
+    }
+
+    impl Drop for RankEngine {
+        fn drop(&mut self) {
+            let Some(times) = self.stats.as_mut() else {
+                return;
+            };
+            if times.is_empty() || world().0 != 0 {
+                return;
+            }
+            times.sort_by(f64::total_cmp);
+            let bytes = 4 * self.send.len();
+            eprintln!(
+                "bitrnn mpi: {} ranks, {} exchanges, {bytes} bytes sent and {} received per \
+                 rank per window, median {:.1} us per exchange (min {:.1}, max {:.1})",
+                world().1,
+                times.len(),
+                4 * self.recv.len() - bytes,
+                1e6 * times[times.len() / 2],
+                1e6 * times[0],
+                1e6 * times[times.len() - 1]
+            );
+        }
     }
 
     impl RankEngine {
@@ -425,6 +451,7 @@ mod imp {
                 streams,
                 rank_streams,
                 shards: b - a,
+                stats: std::env::var_os("BITRNN_MPI_STATS").map(|_| Vec::new()),
             }
         }
     }
@@ -460,6 +487,9 @@ mod imp {
             let stop = crate::signal::interrupted() || TERM.load(Ordering::SeqCst);
             *rest.last_mut().expect("the stop flag") = u32::from(stop);
 
+            if self.stats.is_some() {
+                comm().barrier();
+            }
             let clock = Instant::now();
             let mut parts =
                 PartitionMut::new(&mut self.recv[..], &self.counts[..], &self.displs[..]);
@@ -467,8 +497,12 @@ mod imp {
             let recv: &mut [f32] = bytemuck::cast_slice_mut(&mut self.recv[..]);
             let root = merge_subtrees(&self.all_nodes, &self.node_at, len, recv);
             grad.copy_from_slice(&recv[root..root + len]);
+            let exchange_s = clock.elapsed().as_secs_f64();
+            if let Some(times) = &mut self.stats {
+                times.push(exchange_s);
+            }
             if let Some(pt) = timing {
-                pt.reduction_s += clock.elapsed().as_secs_f64();
+                pt.reduction_s += exchange_s;
             }
             let recv = &self.recv;
             if self.stop_at.iter().any(|&at| recv[at] != 0) {
