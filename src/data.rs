@@ -372,6 +372,35 @@ impl Dataset {
         }
     }
 
+    /// Samples `start .. start + len` as a dataset of their own (sample `i` of it is sample
+    /// `start + i` of this one, targets included): the streams one MPI rank trains on. The
+    /// generator draws every word in order, so a rank generates the whole sequence and keeps
+    /// this part.
+    ///
+    /// # Panics
+    /// If `start + len > data_size`.
+    #[must_use]
+    pub fn slice(&self, start: usize, len: usize) -> Dataset {
+        assert!(start + len <= self.data_size, "slice past the data");
+        let tail = !0u64 >> ((64 - len % 64) % 64);
+        let part = |words: &[u64]| {
+            let mut v: Vec<u64> = (0..len.div_ceil(64))
+                .map(|w| bits_at(words, start + 64 * w))
+                .collect();
+            if let Some(last) = v.last_mut() {
+                *last &= tail;
+            }
+            v
+        };
+        Dataset {
+            x: part(&self.x),
+            y: part(&self.y),
+            data_size: len,
+            rule: self.rule,
+            lags: self.lags,
+        }
+    }
+
     /// Number of samples.
     #[must_use]
     pub fn data_size(&self) -> usize {

@@ -112,13 +112,27 @@ pub struct SimdEngine {
 
 impl SimdEngine {
     fn new(cfg: &TrainConfig, params: &Params<f32>) -> Self {
+        let ranges = shard_ranges(simd::groups_for(cfg.streams()), cfg.hidden, cfg.time_step);
+        Self::for_shards(cfg, params, &ranges)
+    }
+
+    /// An engine over some of the run's shards: `ranges`, a contiguous run of
+    /// [`shard_ranges`]'s lane-group ranges (what one MPI rank owns, see
+    /// `crate::distributed`). Its planes and carried state start at the first range's first
+    /// lane group; the loss scale is the whole run's.
+    ///
+    /// # Panics
+    /// If `ranges` is empty.
+    #[must_use]
+    pub fn for_shards(cfg: &TrainConfig, params: &Params<f32>, ranges: &[(usize, usize)]) -> Self {
         let (s, h, t) = (cfg.streams(), cfg.hidden, cfg.time_step);
-        let shards = shard_ranges(simd::groups_for(s), h, t)
-            .into_iter()
-            .map(|(g0, g1)| {
+        let base = ranges[0].0;
+        let shards = ranges
+            .iter()
+            .map(|&(g0, g1)| {
                 let streams = ((g1 * LANES).min(s)) - g0 * LANES;
                 Shard {
-                    first_group: g0,
+                    first_group: g0 - base,
                     ws: Workspace::with_cell(cfg.cell, h, streams, t),
                     grad: vec![0.0; params.data.len()],
                     stats: WindowStats::default(),
@@ -134,6 +148,31 @@ impl SimdEngine {
             shards,
             scale: 1.0 / (s * t) as f32,
         }
+    }
+
+    /// Each shard's loss of the last window, summed over its sample-steps, in shard order.
+    pub fn shard_losses(&self) -> impl Iterator<Item = f64> + '_ {
+        self.shards.iter().map(|sh| sh.stats.loss_sum)
+    }
+
+    /// Takes new weights (after an update made elsewhere).
+    pub fn load(&mut self, params: &Params<f32>) {
+        self.prepared.load(params);
+    }
+}
+
+/// One optimizer step of `params` (and Adagrad's `accum`) with `grad`, in the SIMD kernels'
+/// arithmetic.
+pub fn simd_update(
+    optimizer: Optimizer,
+    lr: f32,
+    params: &mut Params<f32>,
+    accum: &mut Params<f32>,
+    grad: &[f32],
+) {
+    match optimizer {
+        Optimizer::Adagrad => simd::adagrad_step(&mut params.data, &mut accum.data, grad, lr),
+        Optimizer::Sgd => simd::sgd_step(&mut params.data, grad, lr),
     }
 }
 
@@ -209,7 +248,7 @@ impl WindowEngine for SimdEngine {
                 pt.backward_s += sh.times.1;
             }
         }
-        shards.iter().map(|sh| sh.stats.loss_sum).sum::<f64>()
+        self.shard_losses().sum::<f64>()
     }
 
     fn update(
@@ -220,10 +259,7 @@ impl WindowEngine for SimdEngine {
         accum: &mut Params<f32>,
         grad: &[f32],
     ) {
-        match optimizer {
-            Optimizer::Adagrad => simd::adagrad_step(&mut params.data, &mut accum.data, grad, lr),
-            Optimizer::Sgd => simd::sgd_step(&mut params.data, grad, lr),
-        }
+        simd_update(optimizer, lr, params, accum, grad);
         // The kernels read the weights re-arranged (w_hh and its transpose).
         self.prepared.load(params);
     }

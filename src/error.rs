@@ -23,6 +23,8 @@ pub enum Error {
     VerifyFailed(String),
     /// Stopped by SIGINT after writing the outputs (exit 130).
     Interrupted,
+    /// Another MPI rank's error, as every rank reports it (`crate::distributed::agree`).
+    Rank { code: i32, message: String },
 }
 
 impl Error {
@@ -33,6 +35,7 @@ impl Error {
             Error::Usage(_) | Error::BadFile { .. } => 2,
             Error::Io { .. } | Error::Diverged { .. } | Error::VerifyFailed(_) => 1,
             Error::Interrupted => 130,
+            Error::Rank { code, .. } => *code,
         }
     }
     /// An I/O error on `path`.
@@ -78,6 +81,7 @@ impl Error {
             }
             Error::VerifyFailed(m) => format!("verify failed: {m}"),
             Error::Interrupted => "interrupted".into(),
+            Error::Rank { message, .. } => message.clone(),
         }
     }
 }

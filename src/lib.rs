@@ -21,6 +21,7 @@
 //!   the refusal to run on a CPU without the features the binary was built for.
 //! - [`sweep`]: the grid of runs behind `bitrnn sweep`, its CSV rows and per-cell medians.
 //! - [`error`]: the error type and its exit codes.
+//! - [`distributed`]: training under `mpirun` (feature `mpi`), bit-identical to one process.
 //! - [`signal`]: Ctrl-C as a flag, so that an interrupted `train` still writes its outputs.
 //! - `fuzzing` (feature `fuzzing`): entry points shared by the fuzz targets (`fuzz/`) and
 //!   their corpus replay test (`tests/fuzz_corpus.rs`).
@@ -31,6 +32,7 @@ pub mod cmd;
 pub mod config;
 pub mod cpu;
 pub mod data;
+pub mod distributed;
 pub mod engine;
 pub mod error;
 #[cfg(feature = "fuzzing")]

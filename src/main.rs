@@ -3,7 +3,12 @@
 
 fn main() {
     let run = || bitrnn::cmd::run(bitrnn::cli::Cli::parse_args());
-    if let Err(e) = bitrnn::cpu::check().and_then(|()| run()) {
+    // MPI (feature `mpi`, under mpirun) lives until the command is done.
+    let result = {
+        let _session = bitrnn::distributed::init();
+        bitrnn::cpu::check().and_then(|()| run())
+    };
+    if let Err(e) = result {
         eprintln!("bitrnn: error: {e}");
         std::process::exit(e.exit_code());
     }

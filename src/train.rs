@@ -77,6 +77,24 @@ impl Trainer {
     /// # Errors
     /// [`Error::Usage`] when the worker threads cannot be started.
     pub fn with_params(cfg: TrainConfig, data: Dataset, params: Params<f32>) -> Result<Self> {
+        let engine = new_engine(&cfg, &params);
+        let streams = cfg.streams();
+        Self::with_engine(cfg, data, params, engine, streams)
+    }
+
+    /// A run whose windows `engine` computes over the first `streams` streams of `data` (cut
+    /// as the config cuts the whole data): for `crate::distributed`, where a rank holds only
+    /// its own streams and its engine exchanges the gradients with the other ranks.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the worker threads cannot be started.
+    pub fn with_engine(
+        cfg: TrainConfig,
+        data: Dataset,
+        params: Params<f32>,
+        engine: Box<dyn WindowEngine>,
+        streams: usize,
+    ) -> Result<Self> {
         assert!(
             params.hidden == cfg.hidden && params.cell == cfg.cell,
             "params do not match --hidden and --cell"
@@ -94,8 +112,8 @@ impl Trainer {
         Ok(Self {
             accum: Params::filled_as(params.layout(), ADAGRAD_INITIAL_ACCUMULATOR),
             grad: vec![0.0; params.data.len()],
-            engine: new_engine(&cfg, &params),
-            planes: PlaneChunks::new(cfg.streams(), cfg.batch_size, cfg.time_step),
+            engine,
+            planes: PlaneChunks::new(streams, cfg.batch_size, cfg.time_step),
             cfg,
             data,
             params,

@@ -82,9 +82,14 @@ impl Cli {
         static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let version = VERSION.get_or_init(|| {
             format!(
-                "{} (SIMD: {})",
+                "{} (SIMD: {}, MPI: {})",
                 env!("CARGO_PKG_VERSION"),
-                bitrnn_kernels::simd_level()
+                bitrnn_kernels::simd_level(),
+                if crate::distributed::COMPILED {
+                    "compiled in"
+                } else {
+                    "not compiled in (feature mpi)"
+                }
             )
         });
         let matches = Self::command()

@@ -2,7 +2,7 @@
 //! sample-steps per second (median of timed repeats), GFLOP/s under the FLOP model, and the
 //! percentage of the machine's measured f32 FMA peak ([`crate::peak`]).
 //!
-//! Per (hidden, threads) row: a [`Trainer`] on the seed's layout (`--streams` streams of
+//! Per (hidden, threads) row: a [`crate::train::Trainer`] on the seed's layout (`--streams` streams of
 //! [`BATCH_SIZE`] steps, windows of `--time-step`), a warm-up that also sizes the repeats,
 //! `--repeats` timed repeats of whole windows, then one more pass of the same length with
 //! phase timing on, whose clock reads therefore never touch the throughput figures.
@@ -12,8 +12,8 @@ use crate::config::{
     BATCH_SIZE, Cell, Engine, Optimizer, TrainConfig, TrainSettings, default_threads,
 };
 use crate::error::Result;
-use crate::train::{PhaseTimes, Trainer};
-use crate::{peak, plot};
+use crate::train::PhaseTimes;
+use crate::{distributed, peak, plot};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -143,7 +143,7 @@ fn bench_row(
     let per_window = cfg.sample_steps_per_window() as f64;
     let label = format!("{} hidden {hidden}, threads {threads}", cell.name());
     bar.set_message(format!("{label}: data and warm-up"));
-    let mut trainer = Trainer::new(cfg)?;
+    let mut trainer = distributed::trainer(cfg)?;
 
     // The first second of a fresh run, as `train` pays it (page faults, the team's start,
     // cold caches), timed on its own and reported; it is also the warm-up, sizing the
@@ -151,14 +151,16 @@ fn bench_row(
     let repeat_s = plan.seconds / plan.repeats as f64;
     let t0 = Instant::now();
     let mut first_windows = 0usize;
+    // Under mpirun the ranks stop together (on rank 0's clock) and time the same windows.
     trainer.run(usize::MAX, |_| {
         first_windows += 1;
-        first_windows < 3 || t0.elapsed().as_secs_f64() < FIRST_SECOND_S
+        let more = first_windows < 3 || t0.elapsed().as_secs_f64() < FIRST_SECOND_S;
+        distributed::from_root(usize::from(more)) == 1
     })?;
     let first_s = t0.elapsed().as_secs_f64();
     let first_second = first_windows as f64 * per_window / first_s;
     let window_s = first_s / first_windows as f64;
-    let windows = ((repeat_s / window_s).round() as usize).max(1);
+    let windows = distributed::from_root(((repeat_s / window_s).round() as usize).max(1));
 
     let mut rates = Vec::with_capacity(plan.repeats);
     for r in 0..plan.repeats {
@@ -348,7 +350,8 @@ fn scaling_series(rows: &[BenchRow]) -> Vec<plot::ScalingSeries> {
 pub fn run(args: &BenchArgs) -> Result<()> {
     let plan = args.plan()?;
     let date = utc_date();
-    let show = std::io::stderr().is_terminal();
+    let root = distributed::is_root();
+    let show = root && std::io::stderr().is_terminal();
     let rows = plan.cells.len() * plan.hidden.len() * plan.threads.len();
     let bar = if show {
         let bar = ProgressBar::with_draw_target(Some(rows as u64), ProgressDrawTarget::stderr());
@@ -390,7 +393,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             bar.inc(1);
             // Rows print as they are measured; the table's header goes with the first.
             bar.suspend(|| {
-                if args.json {
+                if !root {
+                    // Under mpirun rank 0 alone reports.
+                } else if args.json {
                     println!("{}", serde_json::to_string(&row).expect("a row serializes"));
                 } else {
                     if first {
@@ -405,6 +410,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
     }
     bar.finish_and_clear();
+    if !root {
+        return Ok(());
+    }
     if let Some(path) = &plan.plot {
         let title = format!(
             "bitrnn thread scaling: {} streams, time_step {}, {} cores, {date}",

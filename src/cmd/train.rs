@@ -30,7 +30,7 @@ use crate::config::{TrainConfig, TrainSettings, default_threads};
 use crate::data::ReferenceLevel;
 use crate::error::{Error, Result};
 use crate::train::Trainer;
-use crate::{model, output, plot};
+use crate::{distributed, model, output, plot};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -166,8 +166,10 @@ fn resume_config(args: &TrainArgs, path: &Path, ck: &Checkpoint) -> Result<Train
     })
 }
 
-pub fn run(args: &TrainArgs) -> Result<()> {
-    let start = Instant::now();
+/// The run's config, the losses of the steps already trained (with `--resume`) and its
+/// trainer, placed where the checkpoint stood. Under mpirun every rank checks and loads,
+/// and only rank 0 (`root`) creates `--out`.
+fn setup(args: &TrainArgs, root: bool) -> Result<(TrainConfig, Vec<f32>, Trainer)> {
     args.check_paths()?;
     let resumed = match &args.resume {
         Some(path) => Some(checkpoint::load(path)?),
@@ -181,19 +183,31 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         // A file inside `--out` is fine: that directory is created before anything is written.
         output::check_output_file("--save", path, None, Some(&args.out))?;
     }
-    output::ensure_dir(&args.out)?;
-    let show = !args.quiet && std::io::stderr().is_terminal();
-    let mut trainer = Trainer::new(cfg.clone())?;
-    let wpe = cfg.windows_per_epoch();
-    let mut losses = Vec::with_capacity(cfg.epochs * wpe);
+    if root {
+        output::ensure_dir(&args.out)?;
+    }
+    let mut trainer = distributed::trainer(cfg.clone())?;
+    let mut losses = Vec::with_capacity(cfg.epochs * cfg.windows_per_epoch());
     if let Some(ck) = resumed {
         losses.extend_from_slice(&ck.losses);
         trainer.restore(ck.params, ck.accumulator, ck.progress, &ck.hidden_state);
     }
+    Ok((cfg, losses, trainer))
+}
+
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let start = Instant::now();
+    // Under mpirun only rank 0 writes files and talks; an error on any rank before training
+    // ends every rank with the same line.
+    let root = distributed::is_root();
+    let (cfg, mut losses, mut trainer) = distributed::agree(setup(args, root))?;
+    let quiet = args.quiet || !root;
+    let show = !quiet && std::io::stderr().is_terminal();
+    let wpe = cfg.windows_per_epoch();
     let first = trainer.progress();
     let first_step = losses.len();
     crate::signal::install();
-    if !args.quiet {
+    if !quiet {
         eprintln!(
             "bitrnn train: {} streams x {} steps, {} windows of {} per epoch, {} epochs, {} thread(s), engine {:?}{}",
             cfg.streams(),
@@ -252,7 +266,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         if losses.len() % wpe == 0 {
             close_epoch(&losses, &mut in_epoch, &mut epoch_start);
         }
-        !crate::signal::interrupted()
+        !distributed::interrupted()
     })?;
     if in_epoch > 0 {
         close_epoch(&losses, &mut in_epoch, &mut epoch_start);
@@ -297,6 +311,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         wall_s: 0.0,
         config: cfg,
     };
+    // The checkpoint's carried state is gathered from every rank (before rank 0 alone goes
+    // on to write).
+    let saved = args
+        .save
+        .as_ref()
+        .map(|path| (path, Checkpoint::of_trainer(&trainer, &losses)));
+    if !root {
+        return if interrupted {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        };
+    }
     output::write_loss_csv(&args.out.join("loss.csv"), &losses, wpe)?;
     plot::loss_plot(
         &args.out.join("loss.png"),
@@ -305,8 +332,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         &summary.reference_levels,
         &summary.config.describe(),
     )?;
-    if let Some(path) = &args.save {
-        checkpoint::save(path, &Checkpoint::of_trainer(&trainer, &losses))?;
+    if let Some((path, ck)) = &saved {
+        checkpoint::save(path, ck)?;
     }
     let summary = Summary {
         wall_s: start.elapsed().as_secs_f64(),
@@ -317,7 +344,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         &args.out.join("summary.json"),
         format!("{json}\n").as_bytes(),
     )?;
-    if !args.quiet {
+    if !quiet {
         if let Some(path) = &args.save {
             eprintln!(
                 "wrote checkpoint {} (weights_checksum {})",
