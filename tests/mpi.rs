@@ -87,6 +87,17 @@ fn ranks_give_the_single_process_weights_at_hidden_64_with_1000_streams() {
 }
 
 #[test]
+fn gated_cells_give_the_single_process_weights() {
+    for cell in ["gru", "lstm"] {
+        identical(
+            cell,
+            &["--cell", cell, "--hidden", "9", "--epochs", "1"],
+            &[2, 3],
+        );
+    }
+}
+
+#[test]
 fn odd_shapes_and_rank_counts_that_do_not_divide_the_shards() {
     // 333 streams (not whole lane groups), windows of 7, hidden 9; 3 ranks of 8 or 4 shards,
     // 5 ranks (more than some shapes' shards).
