@@ -93,7 +93,7 @@ pub(super) fn weight_gradients(ws: &Workspace, grad: &mut [f32]) {
     let (h, cell) = (ws.hidden, ws.cell);
     let rows = h + 2;
     let gh = cell.gates() * h;
-    let [r_x, r_hh, r_bih, r_bhh, r_hy, r_by] = Layout::of(cell, h).ranges();
+    let [r_x, r_hh, ..] = Layout::of(cell, h).ranges();
     {
         let mut emit = |r: usize, c: usize, v: f32| {
             if c < h {
@@ -112,6 +112,15 @@ pub(super) fn weight_gradients(ws: &Workspace, grad: &mut [f32]) {
             }
         }
     }
+    finish_gradients(ws, grad);
+}
+
+/// What follows the weight-gradient GEMM: the biases' gradients (the sums of the input
+/// columns', `x + (1 - x) = 1`), the GRU's input side of its `n` rows, and the head's.
+pub(super) fn finish_gradients(ws: &Workspace, grad: &mut [f32]) {
+    let (h, cell) = (ws.hidden, ws.cell);
+    let gh = cell.gates() * h;
+    let [r_x, _, r_bih, r_bhh, r_hy, r_by] = Layout::of(cell, h).ranges();
     for r in 0..gh {
         let b = grad[r_x.0 + r] + grad[r_x.0 + gh + r];
         grad[r_bih.0 + r] = b;

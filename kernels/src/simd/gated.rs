@@ -13,8 +13,9 @@
 //! Backward: `dL/dh_t = w_hy' dl_t + w_hh^T dz_{t+1}` as one GEMM ([`dh_tile`]), then one pass
 //! for the gates' derivatives (`dz_t`, the gradient of the `G H` pre-activations) and what
 //! is carried to the step before outside the GEMM (the LSTM's `dc_t f_t`, the GRU's
-//! `dh_t z_t`). The weight gradients are the RNN's one GEMM per window over `[h; x; 1 - x]`
-//! with `G H` rows ([`super::blocked`]).
+//! `dh_t z_t`). The weight gradients are one GEMM per window over `[h; x; 1 - x]` with `G H`
+//! rows, its columns in the lanes (`h` transposed per stream once per window) so that the
+//! whole window's sample-steps are one reduction in registers without lane sums.
 //!
 //! # No denormal cliff, per quantity
 //!
@@ -35,13 +36,13 @@
 //!   `g = tanh(.)`, `c_{t-1}`, `h_{t-1} - n` or `W_hn h + b_hn`. A product with one of them is
 //!   subnormal only if that value is below 2^-62 in magnitude; the product is flushed at once.
 
-use super::blocked::weight_gradients;
+use super::blocked::finish_gradients;
 use super::head::head;
-use super::tiles::{MR, NR, dh_tile, preact_tile};
+use super::tiles::{GC, GR, KC, MR, NR, dh_tile, grad_tile_t, preact_tile};
 use super::{Prepared, Workspace, flush};
 use crate::approx;
-use crate::lanes::Vf32;
-use crate::params::Cell;
+use crate::lanes::{LANES, Vf32, hsum};
+use crate::params::{Cell, Layout};
 
 /// The sigmoid gates' pre-activations are clamped to `[-GATE_CLAMP, GATE_CLAMP]` (module
 /// docs).
@@ -69,11 +70,26 @@ pub(super) fn forward_gated(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> (V
     let (mut loss, mut correct) = (Vf32::ZERO, Vf32::ZERO);
     for t in 0..t_n {
         let prev = &ws.hbuf[t * rows * groups..(t + 1) * rows * groups];
-        for g0 in (0..groups).step_by(NR) {
-            let nr = NR.min(groups - g0);
-            for r0 in (0..gh).step_by(MR) {
-                let mr = MR.min(gh - r0);
-                dispatch_tile!(preact_tile, mr, nr, w, prev, &mut ws.pre, groups, r0, g0);
+        for k0 in (0..h).step_by(KC) {
+            let kc = KC.min(h - k0);
+            for g0 in (0..groups).step_by(NR) {
+                let nr = NR.min(groups - g0);
+                for r0 in (0..gh).step_by(MR) {
+                    let mr = MR.min(gh - r0);
+                    dispatch_tile!(
+                        preact_tile,
+                        mr,
+                        nr,
+                        w,
+                        prev,
+                        &mut ws.pre,
+                        groups,
+                        r0,
+                        g0,
+                        k0,
+                        kc
+                    );
+                }
             }
         }
         ws.logit.fill(Vf32::splat(w.by_diff));
@@ -95,6 +111,10 @@ pub(super) fn forward_gated(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> (V
 /// The LSTM's pass over step `t`'s pre-activations (`ws.pre`, gates `i, f, g, o`):
 /// `c_t = f c_{t-1} + i g`, `h_t = o tanh(c_t)`, the gates stored for the backward pass and
 /// `logit += wy_diff h_t`.
+// Not inlined (nor `lstm_back`, `gru_step`, `gru_back` below): once per step, so a call costs
+// nothing, and profiles show the cells' passes apart from the GEMMs (hidden 256, LSTM, one
+// thread: 7% and 5% of the time, 2026-12-01).
+#[inline(never)]
 fn lstm_step(w: &Prepared, ws: &mut Workspace, t: usize) {
     let (h, groups) = (ws.hidden, ws.groups);
     let (rows, gh) = (h + 2, 4 * h);
@@ -131,6 +151,7 @@ fn lstm_step(w: &Prepared, ws: &mut Workspace, t: usize) {
 /// rows holding `W_hn h_{t-1} + b_hn`): `n = tanh(W_in x + b_in + r (W_hn h + b_hn))`,
 /// `h_t = (1 - z) n + z h_{t-1}`, the gates and `W_hn h + b_hn` stored for the backward pass
 /// and `logit += wy_diff h_t`.
+#[inline(never)]
 fn gru_step(w: &Prepared, ws: &mut Workspace, t: usize) {
     let (h, groups) = (ws.hidden, ws.groups);
     let (rows, gh) = (h + 2, 3 * h);
@@ -175,11 +196,29 @@ pub(super) fn backward_gated(w: &Prepared, ws: &mut Workspace, grad: &mut [f32])
                 &[]
             };
             let dl = &ws.dl[t * groups..(t + 1) * groups];
-            for g0 in (0..groups).step_by(NR) {
-                let nr = NR.min(groups - g0);
-                for j0 in (0..h).step_by(MR) {
-                    let mr = MR.min(h - j0);
-                    dispatch_tile!(dh_tile, mr, nr, w, dz_next, &mut ws.pre, dl, groups, j0, g0);
+            let k_len = if dz_next.is_empty() { 0 } else { gh };
+            // One pass (of no reduction) at the window's last step, else ceil(G H / KC).
+            for k0 in (0..k_len.max(1)).step_by(KC) {
+                let kc = KC.min(k_len - k0.min(k_len));
+                for g0 in (0..groups).step_by(NR) {
+                    let nr = NR.min(groups - g0);
+                    for j0 in (0..h).step_by(MR) {
+                        let mr = MR.min(h - j0);
+                        dispatch_tile!(
+                            dh_tile,
+                            mr,
+                            nr,
+                            w,
+                            dz_next,
+                            &mut ws.pre,
+                            dl,
+                            groups,
+                            j0,
+                            g0,
+                            k0,
+                            kc
+                        );
+                    }
                 }
             }
         }
@@ -189,7 +228,63 @@ pub(super) fn backward_gated(w: &Prepared, ws: &mut Workspace, grad: &mut [f32])
             Cell::Rnn => unreachable!("the RNN runs the blocked or small kernels"),
         }
     }
-    weight_gradients(ws, grad);
+    weight_gradients_t(ws, grad);
+}
+
+/// The gated cells' weight gradients: `dw_hh = sum_{t,s} dz_t[r][s] h_{t-1}[s]^T` as one GEMM
+/// with the columns in the lanes ([`grad_tile_t`]; `h` is first transposed per stream into
+/// `ws.bt`), the input columns `dw_x[1][r] = sum dz x`, `dw_x[0][r] = sum dz (1 - x)` by one
+/// pass of per-lane sums (a `1/H` share of the work, kept out of the GEMM, whose last
+/// column tile would otherwise hold only these two), then the biases, the GRU's input side
+/// and the head as for the RNN ([`finish_gradients`]).
+fn weight_gradients_t(ws: &mut Workspace, grad: &mut [f32]) {
+    let (h, groups, t_n, streams) = (ws.hidden, ws.groups, ws.time_step, ws.streams);
+    let (rows, gh) = (h + 2, ws.cell.gates() * h);
+    let kv = h.div_ceil(LANES);
+    for t in 0..t_n {
+        let hb = &ws.hbuf[t * rows * groups..(t * rows + h) * groups];
+        let bt = &mut ws.bt[t * streams * kv..(t + 1) * streams * kv];
+        for (k, row) in hb.chunks_exact(groups).enumerate() {
+            for (g, v) in row.iter().enumerate() {
+                for (lane, &x) in v.as_array().iter().enumerate() {
+                    let s = g * LANES + lane;
+                    if s < streams {
+                        bt[s * kv + k / LANES].as_mut_array()[k % LANES] = x;
+                    }
+                }
+            }
+        }
+    }
+    let ws = &*ws;
+    let [r_x, r_hh, ..] = Layout::of(ws.cell, h).ranges();
+    {
+        let mut emit = |r: usize, c0: usize, v: Vf32| {
+            let n = LANES.min(h - c0);
+            grad[r_hh.0 + r * h + c0..][..n].copy_from_slice(&v.as_array()[..n]);
+        };
+        for r0 in (0..gh).step_by(GR) {
+            let mr = GR.min(gh - r0);
+            for v0 in (0..kv).step_by(GC) {
+                let nr = GC.min(kv - v0);
+                dispatch_tile!(grad_tile_t, mr, nr, ws, &ws.bt, kv, gh, r0, v0, &mut emit);
+            }
+        }
+    }
+    for r in 0..gh {
+        let (mut x1, mut x0) = (Vf32::ZERO, Vf32::ZERO);
+        for t in 0..t_n {
+            let dz = &ws.dz[(t * gh + r) * groups..][..groups];
+            let hb = &ws.hbuf[(t * rows + h) * groups..][..2 * groups];
+            let (xs, xc) = hb.split_at(groups);
+            for g in 0..groups {
+                x1 = dz[g].mul_add(xs[g], x1);
+                x0 = dz[g].mul_add(xc[g], x0);
+            }
+        }
+        grad[r_x.0 + gh + r] = hsum(x1);
+        grad[r_x.0 + r] = hsum(x0);
+    }
+    finish_gradients(ws, grad);
 }
 
 /// The LSTM's derivatives at step `t`, from `dL/dh_t` (`ws.pre`) and `dc_{t+1} f_{t+1}`
@@ -200,6 +295,7 @@ pub(super) fn backward_gated(w: &Prepared, ws: &mut Workspace, grad: &mut [f32])
 /// do  = dh tanh(c_t) o (1 - o)      di = dc g i (1 - i)
 /// dg  = dc i (1 - g^2)              df = dc c_{t-1} f (1 - f)
 /// ```
+#[inline(never)]
 fn lstm_back(ws: &mut Workspace, t: usize) {
     let (h, groups) = (ws.hidden, ws.groups);
     let gh = 4 * h;
@@ -232,6 +328,7 @@ fn lstm_back(ws: &mut Workspace, t: usize) {
 /// dr  = dn (W_hn h_{t-1} + b_hn) r (1 - r)
 /// dhn = dn r                         (the n rows' hidden side: dz's n rows)
 /// ```
+#[inline(never)]
 fn gru_back(ws: &mut Workspace, t: usize) {
     let (h, groups) = (ws.hidden, ws.groups);
     let (rows, gh) = (h + 2, 3 * h);

@@ -201,6 +201,9 @@ pub struct Workspace {
     /// Gated cells: `[H][groups]`, the gradient carried to the previous step outside the
     /// recurrent GEMM (the LSTM's `dc f`, the GRU's `dh z`).
     pub(super) carry: Vec<Vf32>,
+    /// Gated cells: `[t][stream][ceil(H / LANES)]`, `h_{t-1}` of each real stream with the
+    /// hidden units in the lanes, for the weight gradients' GEMM.
+    pub(super) bt: Vec<Vf32>,
 }
 
 /// What a forward pass over one window measured, summed over the shard's real streams and
@@ -263,6 +266,7 @@ impl Workspace {
             dn: sized(gru, time_step * hidden * groups),
             pre: sized(gated, gh * groups),
             carry: sized(gated, hidden * groups),
+            bt: sized(gated, time_step * streams * hidden.div_ceil(LANES)),
         }
     }
 

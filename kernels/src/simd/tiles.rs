@@ -4,7 +4,7 @@
 
 use super::{Prepared, Workspace, flush};
 use crate::approx;
-use crate::lanes::{Vf32, hsum};
+use crate::lanes::{LANES, Vf32, hsum};
 
 /// Hidden rows per register tile of the step GEMMs: 6 x 2 tiles keep 12 accumulators, the
 /// 2-vector panel and one broadcast in the 16 ymm registers of AVX2.
@@ -165,11 +165,60 @@ pub(super) fn grad_tile<const M: usize, const N: usize>(
     }
 }
 
-/// Gated cells' forward tile: rows `r0..r0+M` of a step's gate pre-activations for groups
-/// `g0..g0+N`, `pre = select(x, zx1, zx0) + sum_k w_hh[r][k] h_{t-1}[k]` (no epilogue: the
-/// gates of one unit are `H` rows apart, so the cell's nonlinearities run in a pass of
-/// their own, [`super::gated`]).
+/// Gated cells' weight-gradient tile, with the columns in the lanes: `acc[i][n]` (the `LANES`
+/// columns `LANES (v0 + n) ..` of row `r0 + i`) `+= dz_t[r0 + i][s] * bt[t][s][v0 + n]` over
+/// every step `t` and real stream `s`, written to `emit(row, first column, vector)`. `bt` is
+/// `[h_{t-1}; x_t; 1 - x_t]` transposed per stream ([`super::gated`]), `kv` vectors per
+/// stream; `dz` `[t][a_rows][groups]`. A long reduction (all the window's sample-steps) and
+/// no lane sums: the broadcast operand is a gradient, read as a scalar from its vector.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn grad_tile_t<const M: usize, const N: usize>(
+    ws: &Workspace,
+    bt: &[Vf32],
+    kv: usize,
+    a_rows: usize,
+    r0: usize,
+    v0: usize,
+    emit: &mut impl FnMut(usize, usize, Vf32),
+) {
+    let (groups, streams) = (ws.groups, ws.streams);
+    let mut acc = [[Vf32::ZERO; N]; M];
+    for t in 0..ws.time_step {
+        let dz = &ws.dz[t * a_rows * groups..(t + 1) * a_rows * groups];
+        let rows: [&[Vf32]; M] = core::array::from_fn(|i| &dz[(r0 + i) * groups..][..groups]);
+        let b_t = &bt[t * streams * kv..(t + 1) * streams * kv];
+        for (s, b_s) in b_t.chunks_exact(kv).enumerate() {
+            let (g, lane) = (s / LANES, s % LANES);
+            let b: [Vf32; N] = core::array::from_fn(|n| b_s[v0 + n]);
+            for i in 0..M {
+                let a = Vf32::splat(rows[i][g].as_array()[lane]);
+                for n in 0..N {
+                    acc[i][n] = a.mul_add(b[n], acc[i][n]);
+                }
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        for (n, v) in row.iter().enumerate() {
+            emit(r0 + i, (v0 + n) * LANES, *v);
+        }
+    }
+}
+
+/// Reduction indices per pass of the gated cells' step GEMMs: a panel of `NR` groups of `KC`
+/// rows of `h` (or `dz`) is 32 KB with AVX-512's 4 x 64-byte vectors, kept in the 48 KB L1
+/// while all the row blocks stream past it; the accumulators go to memory and back between
+/// passes (`MR NR` vectors per `MR KC NR` FMAs).
+pub(super) const KC: usize = 128;
+
+/// Gated cells' forward tile, one pass over `k0..k0 + kc`: rows `r0..r0+M` of a step's gate
+/// pre-activations for groups `g0..g0+N`, `pre = select(x, zx1, zx0) + sum_k w_hh[r][k]
+/// h_{t-1}[k]` (no epilogue: the gates of one unit are `H` rows apart, so the cell's
+/// nonlinearities run in a pass of their own, [`super::gated`]). The first pass starts from
+/// the input column and biases, the others from `pre`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn preact_tile<const M: usize, const N: usize>(
     w: &Prepared,
     prev: &[Vf32],
@@ -177,26 +226,34 @@ pub(super) fn preact_tile<const M: usize, const N: usize>(
     groups: usize,
     r0: usize,
     g0: usize,
+    k0: usize,
+    kc: usize,
 ) {
     let h = w.hidden;
-    let xmask: [_; N] = core::array::from_fn(|n| prev[h * groups + g0 + n].simd_ne(Vf32::ZERO));
-    let mut acc: [[Vf32; N]; M] = core::array::from_fn(|i| {
-        core::array::from_fn(|n| {
-            xmask[n].select(Vf32::splat(w.zx1[r0 + i]), Vf32::splat(w.zx0[r0 + i]))
+    let at = |i: usize, n: usize| (r0 + i) * groups + g0 + n;
+    let mut acc: [[Vf32; N]; M] = if k0 == 0 {
+        let xmask: [_; N] = core::array::from_fn(|n| prev[h * groups + g0 + n].simd_ne(Vf32::ZERO));
+        core::array::from_fn(|i| {
+            core::array::from_fn(|n| {
+                xmask[n].select(Vf32::splat(w.zx1[r0 + i]), Vf32::splat(w.zx0[r0 + i]))
+            })
         })
-    });
-    let packed = &w.w_hh_packed[r0 * h..][..MR * h];
-    gemm_tile(&mut acc, packed, prev, groups, g0, h);
+    } else {
+        core::array::from_fn(|i| core::array::from_fn(|n| pre[at(i, n)]))
+    };
+    let packed = &w.w_hh_packed[r0 * h + k0 * MR..][..MR * kc];
+    gemm_tile(&mut acc, packed, &prev[k0 * groups..], groups, g0, kc);
     for (i, row) in acc.iter().enumerate() {
         for (n, v) in row.iter().enumerate() {
-            pre[(r0 + i) * groups + g0 + n] = *v;
+            pre[at(i, n)] = *v;
         }
     }
 }
 
-/// Gated cells' backward tile: rows `j0..j0+M` of `dL/dh_t` for groups `g0..g0+N`,
-/// `dh = wy_diff[j] dl_t + sum_r w_hh[r][j] dz_{t+1}[r]` (the sum empty at the window's last
-/// step, `dz_next` empty).
+/// Gated cells' backward tile, one pass over `k0..k0 + kc`: rows `j0..j0+M` of `dL/dh_t` for
+/// groups `g0..g0+N`, `dh = wy_diff[j] dl_t + sum_r w_hh[r][j] dz_{t+1}[r]` (`kc = 0` at the
+/// window's last step, where the sum is empty). The first pass starts from the head's term,
+/// the others from `dh`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn dh_tile<const M: usize, const N: usize>(
@@ -207,17 +264,25 @@ pub(super) fn dh_tile<const M: usize, const N: usize>(
     groups: usize,
     j0: usize,
     g0: usize,
+    k0: usize,
+    kc: usize,
 ) {
     let gh = w.cell.gates() * w.hidden;
-    let k_len = if dz_next.is_empty() { 0 } else { gh };
-    let mut acc: [[Vf32; N]; M] = core::array::from_fn(|i| {
-        core::array::from_fn(|n| Vf32::splat(w.wy_diff[j0 + i]) * dl[g0 + n])
-    });
-    let packed = &w.w_hh_t_packed[j0 * gh..][..MR * gh];
-    gemm_tile(&mut acc, packed, dz_next, groups, g0, k_len);
+    let at = |i: usize, n: usize| (j0 + i) * groups + g0 + n;
+    let mut acc: [[Vf32; N]; M] = if k0 == 0 {
+        core::array::from_fn(|i| {
+            core::array::from_fn(|n| Vf32::splat(w.wy_diff[j0 + i]) * dl[g0 + n])
+        })
+    } else {
+        core::array::from_fn(|i| core::array::from_fn(|n| dh[at(i, n)]))
+    };
+    if kc > 0 {
+        let packed = &w.w_hh_t_packed[j0 * gh + k0 * MR..][..MR * kc];
+        gemm_tile(&mut acc, packed, &dz_next[k0 * groups..], groups, g0, kc);
+    }
     for (i, row) in acc.iter().enumerate() {
         for (n, v) in row.iter().enumerate() {
-            dh[(j0 + i) * groups + g0 + n] = *v;
+            dh[at(i, n)] = *v;
         }
     }
 }
