@@ -34,8 +34,8 @@ C = 2 classes and G gate blocks (rnn 1, gru 3, lstm 4):
 
 The one-hot input makes `W_ih x` a column select (G H adds forward, G H adds into dW_ih's
 column backward). Biases, gate nonlinearities, the gates' elementwise products, softmax and the
-optimizer are not counted. `flops_matmul` (6 G H^2 + 6 H C) is the README's tanh-cell model
-(6H^2 + 6HC); `gflops` uses the full model. bitrnn's `bench` uses the same model.
+optimizer are not counted. `flops_matmul` (6 G H^2 + 6 H C) is the model of `bitrnn bench`
+(6H^2 + 6HC for the tanh cell); `gflops` adds the one-hot column's 2 G H.
 
 Prints one JSON line. Example:
 
