@@ -603,7 +603,7 @@ mod tests {
         assert_eq!(
             json,
             "{\"data_size\":500000,\"batch_size\":2000,\"time_step\":5,\"hidden\":6,\
-             \"rule\":\"seed\",\"lags\":[1,2],\"lr\":0.1,\"optimizer\":\"adagrad\",\"seed\":0,\"epochs\":10,\
+             \"cell\":\"rnn\",\"rule\":\"seed\",\"lags\":[1,2],\"lr\":0.1,\"optimizer\":\"adagrad\",\"seed\":0,\"epochs\":10,\
              \"threads\":1,\"engine\":\"simd\"}"
         );
         assert_eq!(
@@ -621,6 +621,15 @@ mod tests {
             serde_json::from_str::<TrainConfig>(&json.replace("\"rule\":\"seed\",", "")).unwrap(),
             TrainConfig::seed_defaults()
         );
+        // A config written before `cell` existed is the tanh RNN; the names are the flag's.
+        assert_eq!(
+            serde_json::from_str::<TrainConfig>(&json.replace("\"cell\":\"rnn\",", "")).unwrap(),
+            TrainConfig::seed_defaults()
+        );
+        let lstm: TrainConfig = serde_json::from_str(&json.replace("\"rnn\"", "\"lstm\"")).unwrap();
+        assert_eq!(lstm.cell, Cell::Lstm);
+        let e = serde_json::from_str::<TrainSettings>(&json.replace("\"rnn\"", "\"Lstm\""));
+        assert!(e.unwrap_err().to_string().contains("unknown cell 'Lstm'"));
         let r2rt: TrainConfig =
             serde_json::from_str(&json.replace("\"rule\":\"seed\"", "\"rule\":\"r2rt\"")).unwrap();
         assert_eq!(r2rt.rule, Rule::R2rt);
