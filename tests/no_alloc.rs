@@ -1,7 +1,8 @@
-//! The training loop allocates nothing per window in steady state, with and without worker
-//! threads (a counting global allocator; alone in its test binary so that no other test's
+//! The training loop allocates nothing per window in steady state, for every cell, with and
+//! without worker threads (a counting global allocator; alone in its test binary so that no other test's
 //! allocations are counted).
 
+use bitrnn::config::{Cell, TrainConfig, TrainSettings};
 use bitrnn::train::Trainer;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,11 +47,24 @@ fn allocations_in(trainer: &mut Trainer, windows: usize) -> usize {
 fn steady_state_allocates_nothing_per_window() {
     // 200 streams give 8 shards at hidden 6, 416 streams give 4 shards at hidden 20 (and a
     // gradient large enough for the team to share the reduction: 4 x 532 x 3 additions).
-    for (threads, hidden, streams) in [(1, 6, 200), (1, 20, 416), (2, 6, 200), (2, 20, 416)] {
+    for (cell, threads, hidden, streams) in [
+        (Cell::Rnn, 1, 6, 200),
+        (Cell::Rnn, 1, 20, 416),
+        (Cell::Rnn, 2, 6, 200),
+        (Cell::Rnn, 2, 20, 416),
+        (Cell::Gru, 1, 6, 200),
+        (Cell::Lstm, 1, 20, 416),
+        (Cell::Gru, 2, 20, 416),
+        (Cell::Lstm, 2, 6, 200),
+    ] {
         // A dropped trainer's pool threads exit asynchronously (rayon does not join them), and
         // their exit allocates: let the previous case's threads finish before counting.
         std::thread::sleep(std::time::Duration::from_millis(200));
-        let cfg = config(streams * 100, 100, hidden, threads);
+        let cfg = TrainConfig::new(TrainSettings {
+            cell,
+            ..*config(streams * 100, 100, hidden, threads).settings()
+        })
+        .expect("valid config");
         let mut trainer = Trainer::new(cfg).expect("valid config");
         // Warm up: the first windows fill the plane chunk and start the pool's threads.
         trainer.run(30, |_| true).expect("trains");
@@ -61,7 +75,7 @@ fn steady_state_allocates_nothing_per_window() {
             assert_eq!(
                 (short, long),
                 (0, 0),
-                "threads 1, hidden {hidden}: allocations in 40 and 400 windows"
+                "{cell:?}, threads 1, hidden {hidden}: allocations in 40 and 400 windows"
             );
         } else {
             // With workers, each run() forms a team on rayon's pool, which allocates a few
@@ -69,8 +83,8 @@ fn steady_state_allocates_nothing_per_window() {
             // windows, the same count.
             assert!(
                 short == long && short <= 8,
-                "threads {threads}, hidden {hidden}: {short} allocations in 40 windows, \
-                 {long} in 400"
+                "{cell:?}, threads {threads}, hidden {hidden}: {short} allocations in 40 \
+                 windows, {long} in 400"
             );
         }
     }
