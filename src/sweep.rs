@@ -239,20 +239,23 @@ impl Grid {
 }
 
 /// Estimated seconds of one run on one thread, on the safe side: per window 6 us of fixed
-/// cost (planes, reduction, update, the callback), per sample-step 3 ns plus `6 G H^2 + 10 H`
-/// flops (the recurrent product forward, its transpose backward and the gradient GEMM,
-/// 2 G H^2 each, with G the cell's gate blocks: 1 for rnn, 3 for gru, 4 for lstm; the
-/// elementwise rest) at 20 GFLOP/s per thread. Measured on the 2-core VM
+/// cost (planes, reduction, update, the callback), per sample-step 3 ns plus
+/// `6 G H^2 + 10 G H` flops (the recurrent product forward, its transpose backward and the
+/// gradient GEMM, 2 G H^2 each, with G the cell's gate blocks: 1 for rnn, 3 for gru, 4 for
+/// lstm; the elementwise rest, per gate) at 20 GFLOP/s per thread. Measured on the 2-core VM
 /// with 250 streams, hidden 6, one thread: 6.8 us per window at time_step 1, 17 us at 5,
 /// 21 us at 12; the model says 10, 27 and 56 us (the default 720-run sweep: 41 s estimated,
 /// 31 s measured with another job on the machine). The scalar engine measured 8 to 16 times
-/// slower at that shape (1.0 to 1.1 s per run); the model takes 10 times.
+/// slower at that shape (1.0 to 1.1 s per run); the model takes 10 times. The gated cells
+/// at hidden 6, time steps 1..=8 (same VM, with another job on it): 65 ns per sample-step
+/// for gru and 90 ns for lstm against rnn's 14.5 ns; the model says 44 and 58 ns against
+/// 16.8 (at this size the gates' elementwise work is most of the cost, hence `10 G H`).
 #[must_use]
 pub fn estimate_run_s(s: &TrainSettings) -> f64 {
     let windows = (s.epochs * s.windows_per_epoch()) as f64;
     let h = s.hidden as f64;
     let g = s.cell.gates() as f64;
-    let per_sample_step = 3e-9 + (6.0 * g * h * h + 10.0 * h) / 20e9;
+    let per_sample_step = 3e-9 + (6.0 * g * h * h + 10.0 * g * h) / 20e9;
     let simd = windows * (6e-6 + s.sample_steps_per_window() as f64 * per_sample_step);
     match s.engine {
         Engine::Simd => simd,
