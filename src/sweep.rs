@@ -1,8 +1,8 @@
 //! The model behind `bitrnn sweep`: a grid of independent training runs, their results as
 //! CSV rows, and the per-cell aggregates the heatmap draws.
 //!
-//! A [`Grid`] is the product of its axes, in this order (outermost first): `hidden`, `lags`,
-//! `time_step`, `seed`. Every run is a plain [`Trainer`] on one thread, so a run's result is
+//! A [`Grid`] is the product of its axes, in this order (outermost first): `hidden`, `cell`,
+//! `lags`, `time_step`, `seed`. Every run is a plain [`Trainer`] on one thread, so a run's result is
 //! the result of `bitrnn train --threads 1` (and of any `--threads`, see [`crate::train`])
 //! with the same settings, bit for bit: [`run_one`] does what the train command does,
 //! nothing else. The command runs many of them at once, one per core.
@@ -16,7 +16,9 @@
 //! (the README's figures); a run between the two has learned part of the rule at best.
 
 use crate::cmd::train::{FINAL_LOSS_STEPS, tail_mean};
-use crate::config::{Engine, MAX_HIDDEN, Optimizer, Rule, TrainConfig, TrainSettings, check_lags};
+use crate::config::{
+    Engine, MAX_HIDDEN, Optimizer, Rule, TrainConfig, TrainSettings, check_lags, parse_cell,
+};
 use crate::data::ReferenceLevel;
 use crate::error::{Error, Result};
 use crate::model;
@@ -35,12 +37,14 @@ pub const MAX_AXIS: usize = MAX_RUNS;
 /// [`TrainConfig`], at most [`MAX_RUNS`] runs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Grid {
-    /// The settings every run shares (`lags`, `time_step`, `hidden`, `seed` are replaced by
-    /// the axes; `threads` is 1).
+    /// The settings every run shares (`lags`, `time_step`, `hidden`, `cell`, `seed` are
+    /// replaced by the axes; `threads` is 1; `cell` is the first of [`Grid::cells`]).
     base: TrainSettings,
     pub lags: Vec<(usize, usize)>,
     pub time_steps: Vec<usize>,
     pub hidden: Vec<usize>,
+    /// The recurrent cells (`--cells`).
+    pub cells: Vec<crate::config::Cell>,
     pub seeds: Vec<u64>,
 }
 
@@ -85,22 +89,30 @@ impl Grid {
         lags: Vec<(usize, usize)>,
         time_steps: Vec<usize>,
         hidden: Vec<usize>,
+        cells: Vec<crate::config::Cell>,
         seeds: Vec<u64>,
     ) -> Result<Self> {
         check_axis("--lags", &lags, |(a, b)| format!("{a},{b}"))?;
         check_axis("--time-steps", &time_steps, ToString::to_string)?;
         check_axis("--hidden", &hidden, ToString::to_string)?;
+        check_axis("--cells", &cells, |c| c.name().to_string())?;
         if seeds.is_empty() {
             return Err(Error::Usage("--seeds 0: must be at least 1".into()));
         }
         check_axis("--seeds", &seeds, ToString::to_string)?;
-        let axes = [lags.len(), time_steps.len(), hidden.len(), seeds.len()];
+        let axes = [
+            lags.len(),
+            time_steps.len(),
+            hidden.len(),
+            cells.len(),
+            seeds.len(),
+        ];
         let runs: u128 = axes.iter().map(|&n| n as u128).product();
         if runs > MAX_RUNS as u128 {
             return Err(Error::Usage(format!(
-                "--lags x --time-steps x --hidden x --seeds: {} x {} x {} x {} = {runs} runs, \
-                 more than the {MAX_RUNS} allowed; shorten an axis",
-                axes[0], axes[1], axes[2], axes[3]
+                "--lags x --time-steps x --hidden x --cells x --seeds: {} x {} x {} x {} x {} = \
+                 {runs} runs, more than the {MAX_RUNS} allowed; shorten an axis",
+                axes[0], axes[1], axes[2], axes[3], axes[4]
             )));
         }
         for &lag in &lags {
@@ -121,12 +133,17 @@ impl Grid {
                 )));
             }
         }
-        let base = TrainSettings { threads: 1, ..base };
+        let base = TrainSettings {
+            threads: 1,
+            cell: cells[0],
+            ..base
+        };
         let grid = Grid {
             base,
             lags,
             time_steps,
             hidden,
+            cells,
             seeds,
         };
         // The axes are in range; what is left is shared (lr, epochs, data size) or the memory
@@ -137,17 +154,20 @@ impl Grid {
         Ok(grid)
     }
 
-    /// The validated config of each (hidden, time_step) shape, with the first lags and seed:
-    /// what the shapes decide (memory, windows) is the same for every run of the shape.
+    /// The validated config of each (hidden, cell, time_step) shape, with the first lags and
+    /// seed: what the shapes decide (memory, windows) is the same for every run of the shape.
     fn shape_configs(&self) -> impl Iterator<Item = Result<TrainConfig>> + '_ {
         self.hidden.iter().flat_map(move |&hidden| {
-            self.time_steps.iter().map(move |&time_step| {
-                TrainConfig::new(TrainSettings {
-                    hidden,
-                    time_step,
-                    lags: self.lags[0],
-                    seed: self.seeds[0],
-                    ..self.base
+            self.cells.iter().flat_map(move |&cell| {
+                self.time_steps.iter().map(move |&time_step| {
+                    TrainConfig::new(TrainSettings {
+                        hidden,
+                        cell,
+                        time_step,
+                        lags: self.lags[0],
+                        seed: self.seeds[0],
+                        ..self.base
+                    })
                 })
             })
         })
@@ -162,7 +182,11 @@ impl Grid {
     /// Number of runs.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.lags.len() * self.time_steps.len() * self.hidden.len() * self.seeds.len()
+        self.lags.len()
+            * self.time_steps.len()
+            * self.hidden.len()
+            * self.cells.len()
+            * self.seeds.len()
     }
 
     /// Never: every axis has a value.
@@ -171,19 +195,32 @@ impl Grid {
         self.len() == 0
     }
 
-    /// Every run's settings, in grid order: hidden, lags, time_step, seed (outermost first).
+    /// Every run's settings, in grid order: hidden, cell, lags, time_step, seed (outermost
+    /// first).
     #[must_use]
     pub fn runs(&self) -> Vec<TrainSettings> {
         let mut out = Vec::with_capacity(self.len());
+        for point in self.points() {
+            for &seed in &self.seeds {
+                out.push(TrainSettings { seed, ..point });
+            }
+        }
+        out
+    }
+
+    /// The grid's points without the seed axis (the heatmap's cells), in grid order: hidden,
+    /// cell, lags, time_step; each with the base's seed.
+    fn points(&self) -> Vec<TrainSettings> {
+        let mut out = Vec::with_capacity(self.len() / self.seeds.len());
         for &hidden in &self.hidden {
-            for &lags in &self.lags {
-                for &time_step in &self.time_steps {
-                    for &seed in &self.seeds {
+            for &cell in &self.cells {
+                for &lags in &self.lags {
+                    for &time_step in &self.time_steps {
                         out.push(TrainSettings {
                             hidden,
+                            cell,
                             lags,
                             time_step,
-                            seed,
                             ..self.base
                         });
                     }
@@ -202,18 +239,23 @@ impl Grid {
 }
 
 /// Estimated seconds of one run on one thread, on the safe side: per window 6 us of fixed
-/// cost (planes, reduction, update, the callback), per sample-step 3 ns plus `6 H^2 + 10 H`
-/// flops (the recurrent product forward, its transpose backward and the gradient GEMM,
-/// 2 H^2 each; the elementwise rest) at 20 GFLOP/s per thread. Measured on the 2-core VM
+/// cost (planes, reduction, update, the callback), per sample-step 3 ns plus
+/// `6 G H^2 + 10 G H` flops (the recurrent product forward, its transpose backward and the
+/// gradient GEMM, 2 G H^2 each, with G the cell's gate blocks: 1 for rnn, 3 for gru, 4 for
+/// lstm; the elementwise rest, per gate) at 20 GFLOP/s per thread. Measured on the 2-core VM
 /// with 250 streams, hidden 6, one thread: 6.8 us per window at time_step 1, 17 us at 5,
 /// 21 us at 12; the model says 10, 27 and 56 us (the default 720-run sweep: 41 s estimated,
 /// 31 s measured with another job on the machine). The scalar engine measured 8 to 16 times
-/// slower at that shape (1.0 to 1.1 s per run); the model takes 10 times.
+/// slower at that shape (1.0 to 1.1 s per run); the model takes 10 times. The gated cells
+/// at hidden 6, time steps 1..=8 (same VM, with another job on it): 65 ns per sample-step
+/// for gru and 90 ns for lstm against rnn's 14.5 ns; the model says 44 and 58 ns against
+/// 16.8 (at this size the gates' elementwise work is most of the cost, hence `10 G H`).
 #[must_use]
 pub fn estimate_run_s(s: &TrainSettings) -> f64 {
     let windows = (s.epochs * s.windows_per_epoch()) as f64;
     let h = s.hidden as f64;
-    let per_sample_step = 3e-9 + (6.0 * h * h + 10.0 * h) / 20e9;
+    let g = s.cell.gates() as f64;
+    let per_sample_step = 3e-9 + (6.0 * g * h * h + 10.0 * g * h) / 20e9;
     let simd = windows * (6e-6 + s.sample_steps_per_window() as f64 * per_sample_step);
     match s.engine {
         Engine::Simd => simd,
@@ -311,24 +353,33 @@ pub fn run_one(settings: TrainSettings, learned_below: f64) -> Result<RunResult>
     })
 }
 
-/// The header of `sweep.csv`. The first twelve columns are the run's settings (what
+/// The header of `sweep.csv`. The first thirteen columns are the run's settings (what
 /// `--resume` matches on); `epoch_loss` holds the epochs' mean losses separated by `;`.
-pub const CSV_HEADER: &str = "rule,lag_a,lag_b,time_step,hidden,seed,epochs,data_size,\
+pub const CSV_HEADER: &str = "rule,lag_a,lag_b,time_step,hidden,cell,seed,epochs,data_size,\
 batch_size,lr,optimizer,engine,final_loss,learned,weights_checksum,wall_s,epoch_loss";
 
+/// The header of a `sweep.csv` written before `--cells` (no `cell` column: every row is the
+/// rnn cell). [`read_csv`] reads it; [`write_csv`] writes [`CSV_HEADER`].
+pub const CSV_HEADER_BEFORE_CELLS: &str = "rule,lag_a,lag_b,time_step,hidden,seed,epochs,\
+data_size,batch_size,lr,optimizer,engine,final_loss,learned,weights_checksum,wall_s,epoch_loss";
+
 /// Columns of the header.
-const CSV_COLUMNS: usize = 17;
+const CSV_COLUMNS: usize = 18;
+
+/// The index of the `cell` column.
+const CELL_COLUMN: usize = 5;
 
 /// The run's settings as the first columns of its row (also its key for `--resume`).
 #[must_use]
 pub fn settings_key(s: &TrainSettings) -> String {
     format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{},{},{},{},{},{},{}",
         s.rule,
         s.lags.0,
         s.lags.1,
         s.time_step,
         s.hidden,
+        s.cell.name(),
         s.seed,
         s.epochs,
         s.data_size,
@@ -380,7 +431,21 @@ pub fn write_csv(path: &Path, results: &[RunResult]) -> Result<()> {
 
 /// Parses one row of `sweep.csv` (`line` without its newline).
 fn parse_row(line: &str) -> std::result::Result<RunResult, String> {
-    let f: Vec<&str> = line.split(',').collect();
+    parse_fields(&line.split(',').collect::<Vec<_>>())
+}
+
+/// Parses one row of a `sweep.csv` written before `--cells`: the rnn cell.
+fn parse_row_before_cells(line: &str) -> std::result::Result<RunResult, String> {
+    let mut f: Vec<&str> = line.split(',').collect();
+    if f.len() != CSV_COLUMNS - 1 {
+        return Err(format!("{} fields, want {}", f.len(), CSV_COLUMNS - 1));
+    }
+    f.insert(CELL_COLUMN, "rnn");
+    parse_fields(&f)
+}
+
+/// Parses the fields of one row.
+fn parse_fields(f: &[&str]) -> std::result::Result<RunResult, String> {
     if f.len() != CSV_COLUMNS {
         return Err(format!("{} fields, want {CSV_COLUMNS}", f.len()));
     }
@@ -393,12 +458,12 @@ fn parse_row(line: &str) -> std::result::Result<RunResult, String> {
         "r2rt" => Rule::R2rt,
         other => return Err(format!("rule '{other}' is not seed or r2rt")),
     };
-    let optimizer = match f[10] {
+    let optimizer = match f[11] {
         "adagrad" => Optimizer::Adagrad,
         "sgd" => Optimizer::Sgd,
         other => return Err(format!("optimizer '{other}' is not adagrad or sgd")),
     };
-    let engine = match f[11] {
+    let engine = match f[12] {
         "simd" => Engine::Simd,
         "scalar" => Engine::Scalar,
         other => return Err(format!("engine '{other}' is not simd or scalar")),
@@ -408,44 +473,45 @@ fn parse_row(line: &str) -> std::result::Result<RunResult, String> {
         lags: (num("lag_a", f[1])?, num("lag_b", f[2])?),
         time_step: num("time_step", f[3])?,
         hidden: num("hidden", f[4])?,
-        cell: crate::config::Cell::Rnn,
-        seed: num("seed", f[5])?,
-        epochs: num("epochs", f[6])?,
-        data_size: num("data_size", f[7])?,
-        batch_size: num("batch_size", f[8])?,
-        lr: num("lr", f[9])?,
+        cell: parse_cell(f[CELL_COLUMN])?,
+        seed: num("seed", f[6])?,
+        epochs: num("epochs", f[7])?,
+        data_size: num("data_size", f[8])?,
+        batch_size: num("batch_size", f[9])?,
+        lr: num("lr", f[10])?,
         optimizer,
         engine,
         threads: 1,
     };
-    let learned = match f[13] {
+    let learned = match f[14] {
         "true" => true,
         "false" => false,
         other => return Err(format!("learned '{other}' is not true or false")),
     };
-    let checksum = f[14];
+    let checksum = f[15];
     if checksum.is_empty() || !checksum.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(format!("weights_checksum '{checksum}' is not a checksum"));
     }
-    let epoch_loss = if f[16].is_empty() {
+    let epoch_loss = if f[17].is_empty() {
         Vec::new()
     } else {
-        f[16]
+        f[17]
             .split(';')
             .map(|v| num("epoch_loss", v))
             .collect::<std::result::Result<_, _>>()?
     };
     Ok(RunResult {
         settings,
-        final_loss: num("final_loss", f[12])?,
+        final_loss: num("final_loss", f[13])?,
         epoch_loss,
         learned,
         weights_checksum: checksum.to_string(),
-        wall_s: num("wall_s", f[15])?,
+        wall_s: num("wall_s", f[16])?,
     })
 }
 
-/// Reads a `sweep.csv` written by [`write_csv`] (for `--resume`).
+/// Reads a `sweep.csv` written by [`write_csv`] (for `--resume`); one written before
+/// `--cells` (without the `cell` column) is read as rows of the rnn cell.
 ///
 /// # Errors
 /// [`Error::BadFile`] naming the file and the first bad line; [`Error::Io`] when it cannot
@@ -453,16 +519,21 @@ fn parse_row(line: &str) -> std::result::Result<RunResult, String> {
 pub fn read_csv(path: &Path) -> Result<Vec<RunResult>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut lines = text.lines();
-    if lines.next() != Some(CSV_HEADER) {
-        return Err(Error::bad_file(
-            path,
-            "not a sweep.csv: the first line is not its header (remove the file or drop --resume)",
-        ));
-    }
+    let parse = match lines.next() {
+        Some(CSV_HEADER) => parse_row,
+        Some(CSV_HEADER_BEFORE_CELLS) => parse_row_before_cells,
+        _ => {
+            return Err(Error::bad_file(
+                path,
+                "not a sweep.csv: the first line is not its header (remove the file or drop \
+                 --resume)",
+            ));
+        }
+    };
     lines
         .enumerate()
         .map(|(i, line)| {
-            parse_row(line).map_err(|why| {
+            parse(line).map_err(|why| {
                 Error::bad_file(
                     path,
                     format!("line {}: {why} (remove the file or drop --resume)", i + 2),
@@ -472,10 +543,12 @@ pub fn read_csv(path: &Path) -> Result<Vec<RunResult>> {
         .collect()
 }
 
-/// One heatmap cell: the runs of one (hidden, lags, time_step) over the seeds.
+/// One heatmap cell: the runs of one (hidden, cell, lags, time_step) over the seeds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cell {
     pub hidden: usize,
+    /// The recurrent cell of the runs (`--cells`).
+    pub cell: crate::config::Cell,
     pub lags: (usize, usize),
     pub time_step: usize,
     /// Runs done (seeds), of [`Grid::seeds`].
@@ -508,8 +581,8 @@ pub fn median(v: &[f32]) -> f64 {
     }
 }
 
-/// The cells of `grid` in grid order (hidden, lags, time_step), from the `results` that
-/// belong to it (others are ignored).
+/// The cells of `grid` in grid order (hidden, cell, lags, time_step), from the `results`
+/// that belong to it (others are ignored).
 #[must_use]
 pub fn cells(grid: &Grid, results: &[RunResult]) -> Vec<Cell> {
     use std::collections::{HashMap, HashSet};
@@ -523,35 +596,32 @@ pub fn cells(grid: &Grid, results: &[RunResult]) -> Vec<Cell> {
         });
         by_cell.entry(key).or_default().push(r);
     }
-    let mut out = Vec::with_capacity(grid.len() / grid.seeds.len());
-    for &hidden in &grid.hidden {
-        for &lags in &grid.lags {
-            for &time_step in &grid.time_steps {
-                let key = settings_key(&TrainSettings {
-                    hidden,
-                    lags,
-                    time_step,
-                    ..grid.base
-                });
-                let mine = by_cell.get(&key).map_or(&[][..], Vec::as_slice);
-                let losses: Vec<f32> = mine.iter().map(|r| r.final_loss).collect();
-                out.push(Cell {
-                    hidden,
-                    lags,
-                    time_step,
-                    runs: mine.len(),
-                    median_final_loss: median(&losses),
-                    learned: mine.iter().filter(|r| r.learned).count(),
-                });
+    grid.points()
+        .iter()
+        .map(|point| {
+            let mine = by_cell
+                .get(&settings_key(point))
+                .map_or(&[][..], Vec::as_slice);
+            let losses: Vec<f32> = mine.iter().map(|r| r.final_loss).collect();
+            Cell {
+                hidden: point.hidden,
+                cell: point.cell,
+                lags: point.lags,
+                time_step: point.time_step,
+                runs: mine.len(),
+                median_final_loss: median(&losses),
+                learned: mine.iter().filter(|r| r.learned).count(),
             }
-        }
-    }
-    out
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Cell as Rnn;
+
+    const RNN: fn() -> Vec<Rnn> = || vec![Rnn::Rnn];
 
     fn tiny() -> TrainSettings {
         TrainSettings {
@@ -576,6 +646,7 @@ mod tests {
             vec![(1, 2), (3, 4)],
             vec![5, 1],
             vec![6],
+            RNN(),
             vec![0, 1],
         )
         .unwrap();
@@ -603,7 +674,7 @@ mod tests {
     #[test]
     fn bad_grids_are_refused_naming_the_flag() {
         let g = |lags: Vec<(usize, usize)>, ts: Vec<usize>, h: Vec<usize>, seeds: u64| {
-            usage(Grid::new(tiny(), lags, ts, h, (0..seeds).collect()))
+            usage(Grid::new(tiny(), lags, ts, h, RNN(), (0..seeds).collect()))
         };
         let cases = [
             (g(vec![], vec![5], vec![6], 1), "--lags: empty"),
@@ -634,7 +705,7 @@ mod tests {
                     vec![6],
                     100,
                 ),
-                "100 x 100 x 1 x 100 = 1000000 runs, more than the 100000 allowed",
+                "100 x 100 x 1 x 1 x 100 = 1000000 runs, more than the 100000 allowed",
             ),
         ];
         for (m, want) in cases {
@@ -649,9 +720,25 @@ mod tests {
             vec![(1, 2)],
             vec![5],
             vec![6],
+            RNN(),
             vec![0],
         ));
         assert!(epochs.starts_with("--epochs 0"), "{epochs}");
+        let cells = |c: Vec<Rnn>| {
+            usage(Grid::new(
+                tiny(),
+                vec![(1, 2)],
+                vec![5],
+                vec![6],
+                c,
+                vec![0],
+            ))
+        };
+        assert_eq!(cells(vec![]), "--cells: empty; give at least one value");
+        assert_eq!(
+            cells(vec![Rnn::Gru, Rnn::Lstm, Rnn::Gru]),
+            "--cells: gru appears twice; each value may appear once"
+        );
     }
 
     #[test]
@@ -696,7 +783,15 @@ mod tests {
 
     #[test]
     fn cells_aggregate_over_seeds() {
-        let g = Grid::new(tiny(), vec![(1, 2)], vec![5, 1], vec![6], vec![0, 1, 2]).unwrap();
+        let g = Grid::new(
+            tiny(),
+            vec![(1, 2)],
+            vec![5, 1],
+            vec![6],
+            RNN(),
+            vec![0, 1, 2],
+        )
+        .unwrap();
         let mut results: Vec<RunResult> = g
             .runs()
             .into_iter()
@@ -733,8 +828,15 @@ mod tests {
 
     #[test]
     fn concurrent_runs_must_fit_in_memory_together() {
-        let grid = Grid::new(TrainSettings::SEED, vec![(1, 2)], vec![5], vec![6], vec![0])
-            .expect("a valid grid");
+        let grid = Grid::new(
+            TrainSettings::SEED,
+            vec![(1, 2)],
+            vec![5],
+            vec![6],
+            RNN(),
+            vec![0],
+        )
+        .expect("a valid grid");
         let one = TrainConfig::new(TrainSettings {
             threads: 1,
             ..TrainSettings::SEED
@@ -747,5 +849,100 @@ mod tests {
             Err(Error::Usage(m)) => assert!(m.starts_with("--threads 3:"), "{m}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_cell_axis_is_inside_hidden_and_outside_lags() {
+        let g = Grid::new(
+            tiny(),
+            vec![(1, 2), (3, 4)],
+            vec![5],
+            vec![4, 6],
+            vec![Rnn::Lstm, Rnn::Rnn],
+            vec![0],
+        )
+        .unwrap();
+        assert_eq!(g.len(), 8);
+        assert_eq!(g.base().cell, Rnn::Lstm);
+        let keys: Vec<_> = g
+            .runs()
+            .iter()
+            .map(|s| (s.hidden, s.cell.name(), s.lags.0))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (4, "lstm", 1),
+                (4, "lstm", 3),
+                (4, "rnn", 1),
+                (4, "rnn", 3),
+                (6, "lstm", 1),
+                (6, "lstm", 3),
+                (6, "rnn", 1),
+                (6, "rnn", 3),
+            ]
+        );
+        let c = cells(&g, &[]);
+        assert_eq!(c.len(), 8);
+        assert_eq!((c[2].hidden, c[2].cell, c[2].lags), (4, Rnn::Rnn, (1, 2)));
+    }
+
+    #[test]
+    fn gated_cells_scale_the_recurrent_flops_of_the_estimate() {
+        let at = |cell, hidden| {
+            estimate_run_s(&TrainSettings {
+                cell,
+                hidden,
+                ..TrainSettings::SEED
+            })
+        };
+        // The H^2 term is G times the rnn's; the fixed and elementwise costs are not.
+        let h2 = |cell| at(cell, 48) - at(cell, 32) * 2.0 + at(cell, 16);
+        for (cell, g) in [(Rnn::Gru, 3.0), (Rnn::Lstm, 4.0)] {
+            let ratio = h2(cell) / h2(Rnn::Rnn);
+            assert!((ratio - g).abs() < 1e-9, "{cell:?}: {ratio}");
+            assert!(at(cell, 6) > at(Rnn::Rnn, 6));
+        }
+    }
+
+    #[test]
+    fn the_cell_column_round_trips_and_an_old_csv_reads_as_rnn() {
+        let r = run_one(
+            TrainSettings {
+                cell: Rnn::Gru,
+                ..tiny()
+            },
+            0.5,
+        )
+        .unwrap();
+        let row = csv_row(&r);
+        assert_eq!(row.split(',').nth(CELL_COLUMN), Some("gru"));
+        assert_eq!(parse_row(&row).unwrap().settings.cell, Rnn::Gru);
+        assert!(
+            parse_row(&row.replacen(",gru,", ",tree,", 1))
+                .unwrap_err()
+                .contains("unknown cell 'tree'")
+        );
+        // The same columns without `cell`: what sweep.csv held before --cells.
+        let drop_cell = |line: &str| {
+            let mut f: Vec<&str> = line.split(',').collect();
+            f.remove(CELL_COLUMN);
+            f.join(",")
+        };
+        assert_eq!(drop_cell(CSV_HEADER), CSV_HEADER_BEFORE_CELLS);
+        let rnn = run_one(tiny(), 0.5).unwrap();
+        let dir = std::env::temp_dir().join(format!("bitrnn-old-sweep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sweep.csv");
+        let old = format!("{CSV_HEADER_BEFORE_CELLS}\n{}\n", drop_cell(&csv_row(&rnn)));
+        std::fs::write(&path, old).unwrap();
+        let back = read_csv(&path).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].settings, rnn.settings);
+        assert_eq!(csv_row(&back[0]), csv_row(&rnn));
+        std::fs::write(&path, format!("{CSV_HEADER_BEFORE_CELLS}\n{row}\n")).unwrap();
+        let err = read_csv(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2: 18 fields, want 17"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

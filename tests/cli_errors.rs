@@ -221,6 +221,13 @@ fn bad_sweep_grids_are_refused_and_write_nothing() {
         ),
         case(&["--lags", "1,2", "1..=3"], Us, "--lags: 1,2 appears twice"),
         case(&["--hidden", "6,6"], Us, "--hidden: 6 appears twice"),
+        case(
+            &["--cells", "gru,lstm,gru"],
+            Us,
+            "--cells: gru appears twice",
+        ),
+        case(&["--cells", ""], Us, "--cells: empty"),
+        case(&["--cells", "tanh"], Clap, "rnn, gru or lstm"),
         case(&["--lags", "1,500000"], Us, "--lags 1,500000"),
         case(
             &[

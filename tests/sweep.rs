@@ -30,6 +30,20 @@ fn sweep(out: &Path, extra: &[&str]) -> Output {
     bitrnn(&args)
 }
 
+/// `sweep --resume` with the report on stderr (not `--quiet`), which it returns.
+#[track_caller]
+fn resume(out: &Path, extra: &[&str]) -> String {
+    let args = [
+        &["sweep", "--resume", "--out", out.to_str().unwrap()],
+        &SHAPE[..],
+        extra,
+    ]
+    .concat();
+    let resumed = bitrnn(&args);
+    assert_ok(&resumed);
+    String::from_utf8_lossy(&resumed.stderr).into_owned()
+}
+
 #[track_caller]
 fn assert_ok(out: &Output) {
     assert!(
@@ -39,6 +53,12 @@ fn assert_ok(out: &Output) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Columns of a row of [`rows`] (`wall_s` removed).
+const SEED: usize = 6;
+const FINAL_LOSS: usize = 13;
+const LEARNED: usize = 14;
+const CHECKSUM: usize = 15;
 
 /// The CSV's rows as fields, without the `wall_s` column (the one that may differ).
 fn rows(dir: &Path) -> Vec<Vec<String>> {
@@ -54,6 +74,42 @@ fn rows(dir: &Path) -> Vec<Vec<String>> {
             f
         })
         .collect()
+}
+
+/// Asserts that `row` (of [`rows`], a run of `shape`'s flags) is `bitrnn train --threads 1`
+/// with its settings: the same final_loss and weights_checksum, bit for bit.
+#[track_caller]
+fn assert_row_is_train(row: &[String], shape: &[&str], train_out: &Path) {
+    let mut args: Vec<String> = ["train", "--quiet", "--json", "--threads", "1"]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    args.extend(shape.iter().map(ToString::to_string));
+    args.extend([
+        "--lags".into(),
+        format!("{},{}", row[1], row[2]),
+        "--time-step".into(),
+        row[3].clone(),
+        "--hidden".into(),
+        row[4].clone(),
+        "--cell".into(),
+        row[5].clone(),
+        "--seed".into(),
+        row[SEED].clone(),
+        "--out".into(),
+        train_out.display().to_string(),
+    ]);
+    let train = bitrnn(&args);
+    assert_ok(&train);
+    let s: serde_json::Value = serde_json::from_slice(&train.stdout).unwrap();
+    let train_loss = s["final_loss"].as_f64().unwrap() as f32;
+    let sweep_loss: f32 = row[FINAL_LOSS].parse().unwrap();
+    assert_eq!(train_loss.to_bits(), sweep_loss.to_bits(), "{row:?}");
+    assert_eq!(
+        s["weights_checksum"].as_str().unwrap(),
+        row[CHECKSUM],
+        "{row:?}"
+    );
 }
 
 const GRID: [&str; 7] = [
@@ -74,49 +130,23 @@ fn rows_are_in_grid_order_and_equal_train_bit_for_bit() {
     extra.extend(["--threads", "2"]);
     assert_ok(&sweep(&out, &extra));
     let rows = rows(&out);
-    let keys: Vec<String> = rows.iter().map(|r| r[1..6].join(",")).collect();
+    let keys: Vec<String> = rows.iter().map(|r| r[1..=SEED].join(",")).collect();
     assert_eq!(
         keys,
         [
-            "1,2,5,6,0",
-            "1,2,5,6,1",
-            "1,2,2,6,0",
-            "1,2,2,6,1",
-            "4,5,5,6,0",
-            "4,5,5,6,1",
-            "4,5,2,6,0",
-            "4,5,2,6,1",
+            "1,2,5,6,rnn,0",
+            "1,2,5,6,rnn,1",
+            "1,2,2,6,rnn,0",
+            "1,2,2,6,rnn,1",
+            "4,5,5,6,rnn,0",
+            "4,5,5,6,rnn,1",
+            "4,5,2,6,rnn,0",
+            "4,5,2,6,rnn,1",
         ]
     );
     // Each row is `bitrnn train --threads 1` with its settings.
     for row in [&rows[0], &rows[3], &rows[6]] {
-        let train = bitrnn(&[
-            "train",
-            "--quiet",
-            "--json",
-            "--threads",
-            "1",
-            "--data-size",
-            "20000",
-            "--batch-size",
-            "200",
-            "--epochs",
-            "2",
-            "--lags",
-            &format!("{},{}", row[1], row[2]),
-            "--time-step",
-            &row[3],
-            "--seed",
-            &row[5],
-            "--out",
-            dir.path("train").to_str().unwrap(),
-        ]);
-        assert_ok(&train);
-        let s: serde_json::Value = serde_json::from_slice(&train.stdout).unwrap();
-        let train_loss = s["final_loss"].as_f64().unwrap() as f32;
-        let sweep_loss: f32 = row[12].parse().unwrap();
-        assert_eq!(train_loss.to_bits(), sweep_loss.to_bits(), "{row:?}");
-        assert_eq!(s["weights_checksum"].as_str().unwrap(), row[14], "{row:?}");
+        assert_row_is_train(row, &SHAPE, &dir.path("train"));
     }
     // The outputs: a PNG, a summary with one cell per (lags, time_step).
     let png = fs::read(out.join("sweep.png")).unwrap();
@@ -148,16 +178,7 @@ fn resume_runs_only_what_is_missing() {
     fs::write(&csv, kept.join("\n") + "\n").unwrap();
     let mut args = GRID.to_vec();
     args.push("--resume");
-    let resumed = bitrnn(
-        &[
-            vec!["sweep", "--out", out.to_str().unwrap()],
-            SHAPE.to_vec(),
-            args.clone(),
-        ]
-        .concat(),
-    );
-    assert_ok(&resumed);
-    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    let stderr = resume(&out, &GRID);
     assert!(stderr.contains("5 already in"), "{stderr}");
     assert!(stderr.contains("3 run(s) trained"), "{stderr}");
     assert_eq!(rows(&out), full);
@@ -178,8 +199,82 @@ fn resume_runs_only_what_is_missing() {
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("sweep.csv: line 2: 18 fields"), "{stderr}");
+    assert!(stderr.contains("sweep.csv: line 2: 19 fields"), "{stderr}");
     assert_eq!(fs::read_to_string(&csv).unwrap(), bad);
+}
+
+/// `--cells`: the rows of each cell in grid order (hidden, cell, lags, time_step, seed), a
+/// gated cell's row equal to `bitrnn train --threads 1 --cell ...` bit for bit, the cell in
+/// sweep.json, and --resume matching on the cell.
+#[test]
+fn gated_cell_rows_equal_train_with_that_cell_bit_for_bit() {
+    let dir = TestDir::new("cells");
+    let out = dir.path("sweep");
+    let grid = [
+        "--lags",
+        "1,2",
+        "--time-steps",
+        "5",
+        "--seeds",
+        "2",
+        "--cells",
+        "gru,rnn,lstm",
+    ];
+    assert_ok(&sweep(&out, &grid));
+    let rows = rows(&out);
+    let keys: Vec<String> = rows.iter().map(|r| r[5..=SEED].join(",")).collect();
+    assert_eq!(
+        keys,
+        ["gru,0", "gru,1", "rnn,0", "rnn,1", "lstm,0", "lstm,1"]
+    );
+    for row in [&rows[1], &rows[4]] {
+        assert_row_is_train(row, &SHAPE, &dir.path("train"));
+    }
+    // The cells differ: a gated cell's weights are not the rnn's.
+    assert_ne!(rows[0][CHECKSUM], rows[2][CHECKSUM]);
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["cell_types"],
+        serde_json::json!(["gru", "rnn", "lstm"])
+    );
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 3);
+    assert_eq!(cells[2]["cell"], "lstm");
+    assert_eq!(cells[2]["runs"], 2);
+    // --resume matches on the cell: two of the three cells, in another order, are all done.
+    let mut more = grid.to_vec();
+    more[7] = "lstm,gru";
+    let stderr = resume(&out, &more);
+    assert!(stderr.contains("4 already in"), "{stderr}");
+    assert!(stderr.contains("0 run(s) trained"), "{stderr}");
+}
+
+/// A sweep.csv written before `--cells` (no `cell` column) resumes as the rnn cell's rows.
+#[test]
+fn a_sweep_csv_from_before_cells_resumes_as_rnn() {
+    let dir = TestDir::new("old-csv");
+    let out = dir.path("sweep");
+    assert_ok(&sweep(&out, &GRID));
+    let full = rows(&out);
+    let csv = out.join("sweep.csv");
+    let text = fs::read_to_string(&csv).unwrap();
+    // The old format: the `cell` column (the sixth) removed; the last three runs missing.
+    let old: Vec<String> = text
+        .lines()
+        .take(6)
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            f.remove(5);
+            f.join(",")
+        })
+        .collect();
+    assert!(old[0].starts_with("rule,lag_a,lag_b,time_step,hidden,seed,"));
+    fs::write(&csv, old.join("\n") + "\n").unwrap();
+    let stderr = resume(&out, &GRID);
+    assert!(stderr.contains("5 already in"), "{stderr}");
+    assert!(stderr.contains("3 run(s) trained"), "{stderr}");
+    assert_eq!(rows(&out), full);
 }
 
 #[cfg(unix)]
@@ -261,27 +356,9 @@ fn the_seed_row_equals_train_for_every_seed() {
     let rows = rows(&out);
     assert_eq!(rows.len(), 5);
     for row in &rows {
-        let train = bitrnn(&[
-            "train",
-            "--quiet",
-            "--json",
-            "--threads",
-            "1",
-            "--seed",
-            &row[5],
-            "--out",
-            dir.path("train").to_str().unwrap(),
-        ]);
-        assert_ok(&train);
-        let s: serde_json::Value = serde_json::from_slice(&train.stdout).unwrap();
-        let train_loss = s["final_loss"].as_f64().unwrap() as f32;
+        assert_row_is_train(row, &[], &dir.path("train"));
         assert_eq!(
-            train_loss.to_bits(),
-            row[12].parse::<f32>().unwrap().to_bits()
-        );
-        assert_eq!(s["weights_checksum"].as_str().unwrap(), row[14]);
-        assert_eq!(
-            row[13], "true",
+            row[LEARNED], "true",
             "the seed rule is learned at time_step 5: {row:?}"
         );
     }

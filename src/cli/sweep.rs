@@ -2,7 +2,7 @@
 //! settings every run shares, and their validation into a [`Grid`].
 
 use super::{default_threads, parse_lr};
-use crate::config::{Engine, MAX_THREADS, Optimizer, Rule, TrainSettings};
+use crate::config::{Cell, Engine, MAX_THREADS, Optimizer, Rule, TrainSettings, parse_cell};
 use crate::error::{Error, Result};
 use crate::output::check_out_dir;
 use crate::sweep::{Grid, MAX_AXIS};
@@ -15,6 +15,7 @@ const AFTER_HELP: &str = "Lists and ranges:
   --lags 1..=12              first lags a = 1 to 12, each with b = a + 1: (1,2), (2,3), ... (12,13)
   --lags 1..=12+5            first lags 1 to 12, each with b = a + 5: (1,6), ... (3,8), ... (12,17)
   --lags 1,2 5,6 3,8         these pairs (a,b), separated by spaces
+  --cells rnn,gru,lstm       these cells (gru and lstm cost about 3 and 4 times rnn's work)
 An axis must not be empty or repeat a value; a grid has at most 100000 runs.
 
 Every run is `bitrnn train --threads 1` with its settings (bit for bit: same final_loss,
@@ -24,7 +25,7 @@ between the nothing-learned level and the level below it (seed rule: 0.5199; r2r
 
 Outputs in --out: sweep.csv (one row per run), sweep.json (the grid, per-cell medians, the
 levels, timings) and sweep.png (median final_loss over seeds: time_step across, lags down,
-one panel per hidden size; each cell shows the median and the seeds that learned).
+one panel per hidden size and cell; each square shows the median and the seeds that learned).
 Ctrl-C finishes the runs in flight, writes the outputs for the runs done and exits 130;
 --resume then runs only the rest.
 
@@ -49,6 +50,9 @@ pub struct SweepArgs {
     /// Hidden units: a list and/or ranges, e.g. 6 or 4,6,8 (one heatmap panel each).
     #[arg(long, default_value = "6", value_parser = parse_list)]
     pub hidden: ::std::vec::Vec<usize>,
+    /// Recurrent cells: a comma-separated list of rnn, gru, lstm (one heatmap panel each).
+    #[arg(long, default_value = "rnn", value_parser = parse_cells)]
+    pub cells: ::std::vec::Vec<Cell>,
     /// Seeds per grid point: seeds 0 to N-1 (data and initial weights).
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
@@ -133,6 +137,15 @@ pub(crate) fn parse_list(s: &str) -> std::result::Result<Vec<usize>, String> {
         }
     }
     Ok(out)
+}
+
+/// Parses `--cells`: a comma-separated list of cell names (empty when `s` is: the grid
+/// refuses an empty axis, a repeated cell, in one line).
+pub(crate) fn parse_cells(s: &str) -> std::result::Result<Vec<Cell>, String> {
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',').map(|c| parse_cell(c.trim())).collect()
 }
 
 /// Parses one `--lags` value: a pair `A,B` or a range of first lags `A..=B[+D]`.
@@ -225,6 +238,7 @@ impl SweepArgs {
             self.lag_pairs(),
             self.time_steps.clone(),
             self.hidden.clone(),
+            self.cells.clone(),
             (0..self.seeds).collect(),
         )
     }
@@ -242,6 +256,19 @@ mod tests {
         for bad in ["", "1..4", "4..=1", "a", "1,,2", "-1", "1..=1000000"] {
             assert!(parse_list(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn cell_lists_parse() {
+        assert_eq!(parse_cells("rnn,gru,lstm").unwrap(), Cell::ALL);
+        assert_eq!(parse_cells("gru, gru").unwrap(), [Cell::Gru, Cell::Gru]);
+        assert_eq!(parse_cells("").unwrap(), []);
+        assert!(parse_cells("rnn,").unwrap_err().contains("unknown cell ''"));
+        assert!(
+            parse_cells("tanh")
+                .unwrap_err()
+                .contains("rnn, gru or lstm")
+        );
     }
 
     #[test]
@@ -267,6 +294,12 @@ mod tests {
         let grid = args.to_grid().unwrap();
         assert_eq!(grid.len(), 720);
         assert_eq!(grid.lags[11], (12, 13));
+        assert_eq!(grid.cells, [Cell::Rnn]);
+        let cells = <Only as clap::Parser>::try_parse_from(["bitrnn", "--cells", "lstm,gru"])
+            .unwrap()
+            .sweep;
+        assert_eq!(cells.cells, [Cell::Lstm, Cell::Gru]);
+        assert_eq!(cells.to_grid().unwrap().len(), 1440);
         let r2rt = <Only as clap::Parser>::try_parse_from(["bitrnn", "--rule", "r2rt"])
             .unwrap()
             .sweep;

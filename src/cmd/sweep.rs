@@ -16,7 +16,8 @@
 //!
 //! SIGINT ([`crate::signal`]) stops starting runs; the runs in flight finish, the outputs are
 //! written for every run done, and the command exits with code 130. `--resume` reads
-//! `sweep.csv` back, skips the runs whose settings (the first twelve columns) are there, and
+//! `sweep.csv` back, skips the runs whose settings (the first thirteen columns, the cell among
+//! them; a file from before `--cells` is read as rnn rows) are there, and
 //! writes the old rows followed by the new ones.
 
 use crate::cli::{MAX_UNASKED_S, SweepArgs};
@@ -41,8 +42,12 @@ struct Summary<'a> {
     lags: &'a [(usize, usize)],
     time_steps: &'a [usize],
     hidden: &'a [usize],
+    /// The recurrent cells (`--cells`; `cells` below are the heatmap's).
+    #[serde(serialize_with = "cell_names")]
+    cell_types: &'a [crate::config::Cell],
     seeds: &'a [u64],
-    /// The settings every run shares (`lags`, `time_step`, `hidden`, `seed` are the axes').
+    /// The settings every run shares (`lags`, `time_step`, `hidden`, `cell`, `seed` are the
+    /// axes').
     shared: &'a TrainSettings,
     /// Runs in the grid, and how many of them are done (in sweep.csv now).
     runs: usize,
@@ -70,11 +75,20 @@ struct Summary<'a> {
 #[derive(Debug, Serialize)]
 struct CellJson {
     hidden: usize,
+    #[serde(with = "crate::config::cell_name")]
+    cell: crate::config::Cell,
     lags: (usize, usize),
     time_step: usize,
     runs: usize,
     median_final_loss: Option<f64>,
     learned: usize,
+}
+
+fn cell_names<S: serde::Serializer>(
+    cells: &&[crate::config::Cell],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(cells.iter().map(|c| c.name()))
 }
 
 fn levels_by_name<S: serde::Serializer>(
@@ -101,17 +115,24 @@ pub fn human_seconds(seconds: f64) -> String {
     }
 }
 
-/// The heatmap's panels: one per hidden size, lags down, time steps across.
+/// The heatmap's panels: one per hidden size and cell (the cells of one hidden size side by
+/// side), lags down, time steps across. The titles name the cell unless only rnn is swept.
 fn panels(grid: &Grid, cells: &[Cell]) -> Vec<HeatmapPanel> {
+    let name_cells = grid.cells != [crate::config::Cell::Rnn];
     grid.hidden
         .iter()
-        .map(|&hidden| HeatmapPanel {
-            title: format!("hidden {hidden}"),
+        .flat_map(|&hidden| grid.cells.iter().map(move |&cell| (hidden, cell)))
+        .map(|(hidden, cell)| HeatmapPanel {
+            title: if name_cells {
+                format!("{}, hidden {hidden}", cell.name())
+            } else {
+                format!("hidden {hidden}")
+            },
             rows: grid.lags.iter().map(|(a, b)| format!("{a},{b}")).collect(),
             columns: grid.time_steps.iter().map(ToString::to_string).collect(),
             cells: cells
                 .iter()
-                .filter(|c| c.hidden == hidden)
+                .filter(|c| c.hidden == hidden && c.cell == cell)
                 .map(|c| HeatmapCell {
                     value: (c.runs > 0).then_some(c.median_final_loss),
                     label: if c.runs == 0 {
@@ -147,8 +168,13 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let resumed = grid.len() - todo.len();
     let estimate_s =
         todo.iter().map(sweep::estimate_run_s).sum::<f64>() / threads.min(todo.len()).max(1) as f64;
+    let cell_axis = if grid.cells.len() > 1 {
+        format!(" x {} cells", grid.cells.len())
+    } else {
+        String::new()
+    };
     let shape = format!(
-        "{} runs ({} lags x {} time steps x {} hidden x {} seeds), {} epochs each",
+        "{} runs ({} lags x {} time steps x {} hidden{cell_axis} x {} seeds), {} epochs each",
         grid.len(),
         grid.lags.len(),
         grid.time_steps.len(),
@@ -158,7 +184,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     );
     if estimate_s > MAX_UNASKED_S && !args.yes {
         return Err(Error::Usage(format!(
-            "--lags x --time-steps x --hidden x --seeds x --epochs: {} runs of {} epochs, \
+            "--lags x --time-steps x --hidden x --cells x --seeds x --epochs: {} runs of {} epochs, \
              estimated at about {} on {threads} thread(s) (more than an hour); pass --yes to \
              start it, or shorten an axis",
             todo.len(),
@@ -178,8 +204,14 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     crate::signal::install();
     if !args.quiet {
         eprintln!(
-            "bitrnn sweep: {shape}, rule {}, {threads} thread(s){}; estimated at most {}",
+            "bitrnn sweep: {shape}, rule {}{}, {threads} thread(s){}; estimated at most {}",
             grid.base().rule,
+            if grid.cells == [crate::config::Cell::Rnn] {
+                String::new()
+            } else {
+                let names: Vec<&str> = grid.cells.iter().map(|c| c.name()).collect();
+                format!(", cell {}", names.join(","))
+            },
             if resumed > 0 {
                 format!(", {resumed} already in {}", output::shown(&csv_path))
             } else {
@@ -261,6 +293,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         lags: &grid.lags,
         time_steps: &grid.time_steps,
         hidden: &grid.hidden,
+        cell_types: &grid.cells,
         seeds: &grid.seeds,
         shared: grid.base(),
         runs: grid.len(),
@@ -273,6 +306,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             .iter()
             .map(|c| CellJson {
                 hidden: c.hidden,
+                cell: c.cell,
                 lags: c.lags,
                 time_step: c.time_step,
                 runs: c.runs,
