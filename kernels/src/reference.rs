@@ -71,6 +71,26 @@ fn softmax2<F: Real>(l: [F; CLASSES], y: usize) -> ([F; CLASSES], F) {
     (p, loss)
 }
 
+/// The head of one sample: logits `w_hy h + b_y`, their softmax and loss against target
+/// `y`; returns the loss and the logits' gradient `(p - onehot(y)) scale`.
+fn head<F: Real>(w_hy: &[F], b_y: &[F], h: &[F], y: usize, scale: F) -> (F, [F; CLASSES]) {
+    let hd = h.len();
+    let mut l = [F::ZERO; CLASSES];
+    for (c, lc) in l.iter_mut().enumerate() {
+        *lc = b_y[c];
+        for j in 0..hd {
+            *lc += w_hy[c * hd + j] * h[j];
+        }
+    }
+    let (prob, loss) = softmax2(l, y);
+    let mut dl = [F::ZERO; CLASSES];
+    for c in 0..CLASSES {
+        let target = if c == y { F::ONE } else { F::ZERO };
+        dl[c] = (prob[c] - target) * scale;
+    }
+    (loss, dl)
+}
+
 /// Forward pass only: the mean loss of the window. `h_last` receives the state after step
 /// `T-1` (`[streams][state_rows * hidden]`: `h_{T-1}`, and for the LSTM `c_{T-1}` after it),
 /// the state carried into the next window; `h0` is the state carried in, in the same layout.
@@ -144,19 +164,9 @@ fn forward_backward_impl<F: Real>(
                 }
                 hs[t + 1][s * hd + j] = z.tanh();
             }
-            let mut l = [F::ZERO; CLASSES];
-            for (c, lc) in l.iter_mut().enumerate() {
-                *lc = b_y[c];
-                for j in 0..hd {
-                    *lc += w_hy[c * hd + j] * hs[t + 1][s * hd + j];
-                }
-            }
-            let (prob, loss) = softmax2(l, y);
+            let (loss, dl) = head(w_hy, b_y, &hs[t + 1][s * hd..(s + 1) * hd], y, scale);
             total += loss;
-            for c in 0..CLASSES {
-                let target = if c == y { F::ONE } else { F::ZERO };
-                dls[t * s_n + s][c] = (prob[c] - target) * scale;
-            }
+            dls[t * s_n + s] = dl;
         }
     }
     h_last.copy_from_slice(&hs[t_n]);

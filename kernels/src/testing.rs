@@ -45,6 +45,20 @@ impl Lcg {
     }
 }
 
+/// The weight scale of each regime of the property tests: Glorot-sized, two saturating ones,
+/// and `|w| <= 4` whatever the size (deep saturation, logit differences far beyond the head's
+/// cap of 80, gates far beyond their clamp).
+#[must_use]
+pub fn weight_scale(regime: usize, hidden: usize) -> f64 {
+    let root = (hidden as f64).sqrt();
+    match regime {
+        0 => 0.6 / root,
+        1 => 1.5 / root,
+        2 => 3.0 / root,
+        _ => 4.0,
+    }
+}
+
 /// One window with its parameters and carried state, every number an f32 (held in f64), so
 /// that the same case runs exactly in both precisions and in both engines.
 #[derive(Clone, Debug)]

@@ -26,7 +26,7 @@ use bitrnn_kernels::Cell;
 use bitrnn_kernels::lanes::LANES;
 use bitrnn_kernels::rounding::RoundedWindow;
 use bitrnn_kernels::simd::{self, Planes, Prepared, Workspace};
-use bitrnn_kernels::testing::{Case, Lcg};
+use bitrnn_kernels::testing::{Case, Lcg, weight_scale};
 
 const GATED: [Cell; 2] = [Cell::Gru, Cell::Lstm];
 
@@ -128,16 +128,6 @@ fn compare(case: &Case, seed: u64) -> Ratios {
     }
 }
 
-fn weight(regime: u64, hidden: usize) -> f64 {
-    let root = (hidden as f64).sqrt();
-    match regime {
-        0 => 0.6 / root,
-        1 => 1.5 / root,
-        2 => 3.0 / root,
-        _ => 4.0,
-    }
-}
-
 #[test]
 fn random_windows_match_reference() {
     let mut rng = Lcg(2026);
@@ -151,8 +141,14 @@ fn random_windows_match_reference() {
             };
             let streams = 1 + rng.below(40);
             let time_step = 1 + rng.below(8);
-            let case =
-                Case::random_cell(cell, hidden, streams, time_step, weight(i % 4, hidden), i);
+            let case = Case::random_cell(
+                cell,
+                hidden,
+                streams,
+                time_step,
+                weight_scale(i as usize % 4, hidden),
+                i,
+            );
             let r = compare(&case, i);
             all.loss = all.loss.max(r.loss);
             all.grad = all.grad.max(r.grad);

@@ -51,20 +51,7 @@ use std::cell::RefCell;
 // Cases: parameters, carried state and data, and their bit planes.
 // ---------------------------------------------------------------------------------------
 
-use bitrnn_kernels::testing::{Case, Lcg};
-
-/// The weight scale of each regime of the property tests: Glorot-sized, two saturating ones,
-/// and `|w| <= 4` whatever the size (deep saturation, logit differences far beyond the head's
-/// cap of 80).
-fn weight_scale(regime: usize, hidden: usize) -> f64 {
-    let root = (hidden as f64).sqrt();
-    match regime {
-        0 => 0.6 / root,
-        1 => 1.5 / root,
-        2 => 3.0 / root,
-        _ => 4.0,
-    }
-}
+use bitrnn_kernels::testing::{Case, Lcg, weight_scale};
 
 // ---------------------------------------------------------------------------------------
 // Running the engines.

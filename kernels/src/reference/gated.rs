@@ -51,7 +51,7 @@
 //! da_i = di i (1 - i)    da_f = df f (1 - f)    da_g = dg (1 - g^2)    da_o = do o (1 - o)
 //! ```
 
-use super::{Window, softmax2};
+use super::{Window, head};
 use crate::params::{CLASSES, Cell, Params};
 use crate::real::Real;
 
@@ -130,19 +130,9 @@ pub(super) fn forward_backward<F: Real>(
                 }
             }
             hs[t + 1][s * hd..(s + 1) * hd].copy_from_slice(&h_new);
-            let mut l = [F::ZERO; CLASSES];
-            for (c, lc) in l.iter_mut().enumerate() {
-                *lc = b_y[c];
-                for j in 0..hd {
-                    *lc += w_hy[c * hd + j] * h_new[j];
-                }
-            }
-            let (prob, loss) = softmax2(l, y);
+            let (loss, dl) = head(w_hy, b_y, &h_new, y, scale);
             total += loss;
-            for c in 0..CLASSES {
-                let target = if c == y { F::ONE } else { F::ZERO };
-                dls[t * s_n + s][c] = (prob[c] - target) * scale;
-            }
+            dls[t * s_n + s] = dl;
         }
     }
     for s in 0..s_n {
