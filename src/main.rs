@@ -9,7 +9,11 @@ fn main() {
         bitrnn::cpu::check().and_then(|()| run())
     };
     if let Err(e) = result {
-        eprintln!("bitrnn: error: {e}");
+        // One write of the whole line: under mpirun the ranks' stderr and mpirun's own
+        // messages share one stream, and `eprintln!` may write a line in pieces.
+        use std::io::Write;
+        let line = format!("bitrnn: error: {e}\n");
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
         std::process::exit(e.exit_code());
     }
 }
