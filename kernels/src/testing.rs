@@ -244,3 +244,71 @@ pub fn planes(bits: &[u8], streams: usize, time_step: usize) -> Vec<u8> {
     }
     plane
 }
+
+// ---------------------------------------------------------------------------------------
+// The central difference of the loss, shared by the references' finite-difference tests.
+// ---------------------------------------------------------------------------------------
+
+/// Step of the central difference, in the unit of the weights.
+pub const FD_STEP: f64 = 1e-5;
+/// Relative part of the acceptance test.
+pub const FD_REL: f64 = 1e-6;
+/// Step of the five-point stencil that estimates `L'''` for the truncation term. Its own
+/// rounding error, about `3 rho / h^3 ~ 3e-5 |L|`, is negligible next to `|L'''|`, and its
+/// truncation (`h^2 L^(5) / 4`) moves it by about 1% between h = 1e-3 and 3e-4.
+pub const STENCIL_STEP: f64 = 1e-3;
+
+/// The absolute floor of the acceptance test for one gradient entry: the two error terms of
+/// the central difference `(L(w + e) - L(w - e)) / 2e`, with `e = 1e-5`.
+///
+/// - Rounding: each f64 loss carries an error `rho`, so the quotient carries up to `rho / e`.
+///   Measured over 3000 random tanh-RNN cases (steps of 1e-8, where rounding dominates),
+///   `rho <= 43 eps |L|` (the gated cells: `1.3 eps max(|L|, 1)` over 2000 cases,
+///   `measure_loss_rounding` in `kernels/tests/gated_reference.rs`); and however small `L` is, each sample's `ln(fl(1 + e^-d))` is off
+///   by up to an absolute `eps`. The floor takes `64 eps max(|L|, 1)`: `1.4e-9` at `e = 1e-5`
+///   for `|L| <= 1`.
+/// - Truncation: `e^2 / 6 |L'''(xi)|`. `|L'''|` is heavy-tailed on this ensemble: mostly
+///   below 10, but up to 2100 on recurrent weights of H = 10, T = 6 windows, and not always
+///   where `|g|` is large (seen: `|g| = 1.5e-3` with `L''' = -324`, a truncation of 5.4e-9,
+///   3.6e-6 relative, checked to scale as `e^2`). One constant floor covering the tail would
+///   be `1.67e-11 * 2100 = 3.5e-8`, too coarse for the small entries, so the term is taken
+///   per entry from a five-point stencil of `L'''`, doubled for the stencil's own error.
+///
+/// Both terms come from forward passes only, so a wrong backward pass cannot widen them.
+/// Typical floors are 1.4e-9 (`|L| <= 1`, `|L'''| ~ 1`); the largest about 1e-8 (`|L| = 7`).
+#[must_use]
+pub fn fd_floor(loss: f64, third_derivative: f64) -> f64 {
+    64.0 * f64::EPSILON * loss.abs().max(1.0) / FD_STEP
+        + 2.0 * FD_STEP * FD_STEP / 6.0 * third_derivative.abs()
+}
+
+/// Entry `i` of `case`'s gradient, `g` (the backward pass's, at loss `loss`), against the
+/// central difference of the loss: returns `(central difference, tolerance)`, the tolerance
+/// `FD_REL |g| + fd_floor(loss, L3)` with the third derivative `L3` from a five-point
+/// stencil. `params` is a scratch copy of `case.params`, left as it was.
+pub fn central_difference(
+    case: &Case,
+    params: &mut Params<f64>,
+    i: usize,
+    loss: f64,
+    g: f64,
+) -> (f64, f64) {
+    let mut loss_at = |step: f64| loss_moved(case, params, i, step);
+    let ((plus, e_plus), (minus, e_minus)) = (loss_at(FD_STEP), loss_at(-FD_STEP));
+    let fd = (plus - minus) / (e_plus - e_minus);
+    let h = STENCIL_STEP;
+    let l3 = (loss_at(2.0 * h).0 - 2.0 * loss_at(h).0 + 2.0 * loss_at(-h).0 - loss_at(-2.0 * h).0)
+        / (2.0 * h * h * h);
+    (fd, FD_REL * g.abs() + fd_floor(loss, l3))
+}
+
+/// The loss of `case` with entry `i` of its parameters moved by `step`, and the step actually
+/// taken (`w + step` rounds); `params` is a scratch copy of `case.params`, left as it was.
+pub fn loss_moved(case: &Case, params: &mut Params<f64>, i: usize, step: f64) -> (f64, f64) {
+    let w = case.params.data[i];
+    params.data[i] = w + step;
+    let taken = params.data[i] - w;
+    let l = case.loss_with(params);
+    params.data[i] = w;
+    (l, taken)
+}

@@ -11,7 +11,7 @@
 //! 1 in f64 (`e^-60 = 8.8e-27 < u`), and `sigmoid(-60) = e^-60 / (1 + e^-60) = 8.8e-27`.
 
 use bitrnn_kernels::reference::{forward, forward_backward};
-use bitrnn_kernels::testing::Case;
+use bitrnn_kernels::testing::{Case, central_difference, loss_moved};
 use bitrnn_kernels::{Cell, Params};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -125,39 +125,6 @@ fn rnn_results_unchanged_bit_for_bit() {
 // 1. The gradient against central differences of the loss.
 // ---------------------------------------------------------------------------------------
 
-/// Step of the central difference, in the unit of the weights.
-const FD_STEP: f64 = 1e-5;
-/// Relative part of the acceptance test.
-const FD_REL: f64 = 1e-6;
-/// Step of the five-point stencil that estimates `L'''` for the truncation term.
-const STENCIL_STEP: f64 = 1e-3;
-
-/// The absolute floor of the acceptance test for one gradient entry, as for the RNN
-/// (`kernels/tests/reference.rs`): the two error terms of `(L(w + e) - L(w - e)) / 2e`.
-///
-/// - Rounding: each f64 loss carries an error `rho`, so the quotient carries up to `rho / e`.
-///   Measured for the gated cells with steps of 1e-8 (where rounding dominates; see
-///   `measure_loss_rounding`, run with `--ignored`): `rho <= 1.3 eps max(|L|, 1)` over 2000
-///   cases (the RNN's measured 43 eps is the larger, for H up to 10 and T up to 6). The floor takes `64 eps max(|L|, 1)`, `1.4e-9` at `e = 1e-5` for `|L| <= 1`.
-/// - Truncation: `e^2 / 6 |L'''(xi)|`, per entry from a five-point stencil of `L'''`, doubled
-///   for the stencil's own error.
-///
-/// Both terms come from forward passes only, so a wrong backward pass cannot widen them.
-fn fd_floor(loss: f64, third_derivative: f64) -> f64 {
-    64.0 * f64::EPSILON * loss.abs().max(1.0) / FD_STEP
-        + 2.0 * FD_STEP * FD_STEP / 6.0 * third_derivative.abs()
-}
-
-/// The loss of `case` with entry `i` of its parameters moved by `step`, and the step taken.
-fn loss_at(case: &Case, params: &mut Params<f64>, i: usize, step: f64) -> (f64, f64) {
-    let w = case.params.data[i];
-    params.data[i] = w + step;
-    let taken = params.data[i] - w;
-    let l = case.loss_with(params);
-    params.data[i] = w;
-    (l, taken)
-}
-
 proptest! {
     #![proptest_config(config(1024))]
 
@@ -176,13 +143,7 @@ proptest! {
         prop_assert_eq!(grad.len(), case.params.data.len());
         let mut params = case.params.clone();
         for (i, &g) in grad.iter().enumerate() {
-            let mut at = |step: f64| loss_at(&case, &mut params, i, step);
-            let ((plus, e_plus), (minus, e_minus)) = (at(FD_STEP), at(-FD_STEP));
-            let fd = (plus - minus) / (e_plus - e_minus);
-            let h = STENCIL_STEP;
-            let l3 = (at(2.0 * h).0 - 2.0 * at(h).0 + 2.0 * at(-h).0 - at(-2.0 * h).0)
-                / (2.0 * h * h * h);
-            let tol = FD_REL * g.abs() + fd_floor(loss, l3);
+            let (fd, tol) = central_difference(&case, &mut params, i, loss, g);
             prop_assert!(
                 (g - fd).abs() <= tol,
                 "{:?} entry {i}: backward {g:e}, central difference {fd:e}, tolerance {tol:e}",
@@ -192,7 +153,7 @@ proptest! {
     }
 }
 
-/// The measurement behind `fd_floor`'s rounding term: with steps of 1e-8 the truncation
+/// The measurement behind `bitrnn_kernels::testing::fd_floor`'s rounding term: with steps of 1e-8 the truncation
 /// (`1.7e-17 |L'''|`) is negligible, so `|fd - g| e` is the loss's rounding `rho` (the
 /// gradient `g` being right, which `gradient_matches_central_differences` checks).
 #[test]
@@ -212,8 +173,8 @@ fn measure_loss_rounding() {
         let (loss, grad, _) = case.run::<f64>();
         let mut params = case.params.clone();
         for (i, &g) in grad.iter().enumerate() {
-            let (plus, e_plus) = loss_at(&case, &mut params, i, 1e-8);
-            let (minus, e_minus) = loss_at(&case, &mut params, i, -1e-8);
+            let (plus, e_plus) = loss_moved(&case, &mut params, i, 1e-8);
+            let (minus, e_minus) = loss_moved(&case, &mut params, i, -1e-8);
             let fd = (plus - minus) / (e_plus - e_minus);
             let rho = (fd - g).abs() * 1e-8 / (f64::EPSILON * loss.abs().max(1.0));
             worst = worst.max(rho);
