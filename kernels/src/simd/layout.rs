@@ -405,3 +405,15 @@ pub struct Planes<'a> {
     pub y: &'a [u8],
     pub stride: usize,
 }
+
+/// The inputs of one shard for one window as symbol ids, for models over `V` input symbols
+/// and `C` classes other than the bits' two: `x[t * stride + s]` is the input symbol (`< V`)
+/// and `y[t * stride + s]` the target class (`< C`) of the shard's stream `s` at step `t`
+/// (offset to the shard's first stream). Both hold whole lane groups per step (`stride >=
+/// groups * LANES`); the padding streams' entries are 0.
+#[derive(Clone, Copy, Debug)]
+pub struct SymbolPlanes<'a> {
+    pub x: &'a [u16],
+    pub y: &'a [u16],
+    pub stride: usize,
+}

@@ -62,7 +62,7 @@ use small::{backward_small, forward_small, small_gradients};
 
 pub use crate::lanes::{LANES, hsum};
 pub use gated::GATE_CLAMP;
-pub use layout::{Planes, Prepared, WindowStats, Workspace};
+pub use layout::{Planes, Prepared, SymbolPlanes, WindowStats, Workspace};
 pub use optim::{adagrad_step, sgd_step};
 
 /// Gradients (`dl`, `dz`) below this magnitude are set to 0: 2^-64. See the module docs.
