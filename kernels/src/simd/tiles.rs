@@ -166,18 +166,19 @@ pub(super) fn grad_tile<const M: usize, const N: usize>(
 }
 
 /// Gated cells' weight-gradient tile, with the columns in the lanes: `acc[i][n]` (the `LANES`
-/// columns `LANES (v0 + n) ..` of row `r0 + i`) `+= dz_t[r0 + i][s] * bt[t][s][v0 + n]` over
+/// columns `LANES (v0 + n) ..` of row `r0 + i`) `+= a_t[r0 + i][s] * bt[t][s][v0 + n]` over
 /// every step `t` and real stream `s`, written to `emit(row, first column, vector)`. `bt` is
-/// `[h_{t-1}; x_t; 1 - x_t]` transposed per stream ([`super::gated`]), `kv` vectors per
-/// stream; `dz` `[t][a_rows][groups]`. A long reduction (all the window's sample-steps) and
+/// `h_{t-1}` transposed per stream ([`super::gated`]; `h_t` for the symbols' head gradient),
+/// `kv` vectors per stream; `a` is `[t][a_rows][groups]` (`dz`, or the logits' `dl`). A long reduction (all the window's sample-steps) and
 /// no lane sums: the broadcast operand is a gradient, read as a scalar from its vector.
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn grad_tile_t<const M: usize, const N: usize>(
     ws: &Workspace,
+    a: &[Vf32],
+    a_rows: usize,
     bt: &[Vf32],
     kv: usize,
-    a_rows: usize,
     r0: usize,
     v0: usize,
     emit: &mut impl FnMut(usize, usize, Vf32),
@@ -185,7 +186,7 @@ pub(super) fn grad_tile_t<const M: usize, const N: usize>(
     let (groups, streams) = (ws.groups, ws.streams);
     let mut acc = [[Vf32::ZERO; N]; M];
     for t in 0..ws.time_step {
-        let dz = &ws.dz[t * a_rows * groups..(t + 1) * a_rows * groups];
+        let dz = &a[t * a_rows * groups..(t + 1) * a_rows * groups];
         let rows: [&[Vf32]; M] = core::array::from_fn(|i| &dz[(r0 + i) * groups..][..groups]);
         let b_t = &bt[t * streams * kv..(t + 1) * streams * kv];
         for (s, b_s) in b_t.chunks_exact(kv).enumerate() {
