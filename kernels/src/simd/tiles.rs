@@ -251,6 +251,39 @@ pub(super) fn preact_tile<const M: usize, const N: usize>(
     }
 }
 
+/// The symbols' path's tile ([`super::symbols::gemm_acc`]), one pass over `k0..k0 + kc`:
+/// `out[r][g] += sum_k a[r][k] b[k][g]` for rows `r0..r0+M` and groups `g0..g0+N`, `a`
+/// packed (`k_dim` columns), `b` `[k][groups]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn acc_tile<const M: usize, const N: usize>(
+    packed: &[f32],
+    k_dim: usize,
+    b: &[Vf32],
+    out: &mut [Vf32],
+    groups: usize,
+    r0: usize,
+    g0: usize,
+    k0: usize,
+    kc: usize,
+) {
+    let at = |i: usize, n: usize| (r0 + i) * groups + g0 + n;
+    let mut acc: [[Vf32; N]; M] = core::array::from_fn(|i| core::array::from_fn(|n| out[at(i, n)]));
+    gemm_tile(
+        &mut acc,
+        &packed[r0 * k_dim + k0 * MR..][..MR * kc],
+        &b[k0 * groups..],
+        groups,
+        g0,
+        kc,
+    );
+    for (i, row) in acc.iter().enumerate() {
+        for (n, v) in row.iter().enumerate() {
+            out[at(i, n)] = *v;
+        }
+    }
+}
+
 /// Gated cells' backward tile, one pass over `k0..k0 + kc`: rows `j0..j0+M` of `dL/dh_t` for
 /// groups `g0..g0+N`, `dh = wy_diff[j] dl_t + sum_r w_hh[r][j] dz_{t+1}[r]` (`kc = 0` at the
 /// window's last step, where the sum is empty). The first pass starts from the head's term,
