@@ -38,10 +38,10 @@
 
 use super::blocked::finish_gradients;
 use super::head::head;
-use super::tiles::{GC, GR, KC, MR, NR, dh_tile, grad_tile_t, preact_tile};
+use super::tiles::{KC, MR, NR, dh_tile, gradient_gemm_t, preact_tile, transpose_states};
 use super::{Prepared, Workspace, flush};
 use crate::approx;
-use crate::lanes::{LANES, Vf32, hsum};
+use crate::lanes::{Vf32, hsum};
 use crate::params::{Cell, Layout};
 
 /// The sigmoid gates' pre-activations are clamped to `[-GATE_CLAMP, GATE_CLAMP]` (module
@@ -253,50 +253,12 @@ pub(super) fn backward_gated(w: &Prepared, ws: &mut Workspace, grad: &mut [f32])
 /// column tile would otherwise hold only these two), then the biases, the GRU's input side
 /// and the head as for the RNN ([`finish_gradients`]).
 fn weight_gradients_t(ws: &mut Workspace, grad: &mut [f32]) {
-    let (h, groups, t_n, streams) = (ws.hidden, ws.groups, ws.time_step, ws.streams);
+    let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
     let (rows, gh) = (h + 2, ws.cell.gates() * h);
-    let kv = h.div_ceil(LANES);
-    for t in 0..t_n {
-        let hb = &ws.hbuf[t * rows * groups..(t * rows + h) * groups];
-        let bt = &mut ws.bt[t * streams * kv..(t + 1) * streams * kv];
-        for (k, row) in hb.chunks_exact(groups).enumerate() {
-            for (g, v) in row.iter().enumerate() {
-                for (lane, &x) in v.as_array().iter().enumerate() {
-                    let s = g * LANES + lane;
-                    if s < streams {
-                        bt[s * kv + k / LANES].as_mut_array()[k % LANES] = x;
-                    }
-                }
-            }
-        }
-    }
+    transpose_states(ws, t_n);
     let ws = &*ws;
     let [r_x, r_hh, ..] = Layout::of(ws.cell, h).ranges();
-    {
-        let mut emit = |r: usize, c0: usize, v: Vf32| {
-            let n = LANES.min(h - c0);
-            grad[r_hh.0 + r * h + c0..][..n].copy_from_slice(&v.as_array()[..n]);
-        };
-        for r0 in (0..gh).step_by(GR) {
-            let mr = GR.min(gh - r0);
-            for v0 in (0..kv).step_by(GC) {
-                let nr = GC.min(kv - v0);
-                dispatch_tile!(
-                    grad_tile_t,
-                    mr,
-                    nr,
-                    ws,
-                    &ws.dz,
-                    gh,
-                    &ws.bt,
-                    kv,
-                    r0,
-                    v0,
-                    &mut emit
-                );
-            }
-        }
-    }
+    gradient_gemm_t(ws, &ws.dz, gh, t_n, 0, &mut grad[r_hh.0..r_hh.1]);
     for r in 0..gh {
         let (mut x1, mut x0) = (Vf32::ZERO, Vf32::ZERO);
         for t in 0..t_n {

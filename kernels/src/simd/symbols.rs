@@ -36,7 +36,7 @@
 //! included).
 
 use super::gated::{gru_back, gru_step, lstm_back, lstm_step};
-use super::tiles::{GC, GR, KC, MR, NR, acc_tile, grad_tile_t};
+use super::tiles::{KC, MR, NR, acc_tile, gradient_gemm_t, transpose_states};
 use super::{Prepared, Workspace, flush};
 use crate::approx;
 use crate::lanes::{LANES, Vf32, hsum};
@@ -208,54 +208,13 @@ fn rnn_back(ws: &mut Workspace, t: usize) {
 /// the input scatter and the biases.
 fn weight_gradients(ws: &mut Workspace, grad: &mut [f32]) {
     let (h, groups, t_n, streams) = (ws.hidden, ws.groups, ws.time_step, ws.streams);
-    let (rows, gh, c_n) = (h + 2, ws.cell.gates() * h, ws.classes);
-    let kv = h.div_ceil(LANES);
-    // h_{t-1} of every real stream, t = 0..=T (the last is h_{T-1}), units in the lanes.
-    for t in 0..=t_n {
-        let hb = &ws.hbuf[t * rows * groups..][..h * groups];
-        let bt = &mut ws.bt[t * streams * kv..][..streams * kv];
-        for (k, row) in hb.chunks_exact(groups).enumerate() {
-            for (s, x) in row
-                .iter()
-                .flat_map(|v| v.to_array())
-                .take(streams)
-                .enumerate()
-            {
-                bt[s * kv + k / LANES].as_mut_array()[k % LANES] = x;
-            }
-        }
-    }
+    let (gh, c_n) = (ws.cell.gates() * h, ws.classes);
+    transpose_states(ws, t_n + 1);
     let ws = &*ws;
     let [r_x, r_hh, r_bih, r_bhh, r_hy, r_by] = ws.layout().ranges();
     // dw_hh: dz_t against h_{t-1}; dw_hy: dl_t against h_t.
-    for (a, a_rows, bt, start) in [
-        (&ws.dz, gh, &ws.bt[..], r_hh.0),
-        (&ws.dl, c_n, &ws.bt[streams * kv..], r_hy.0),
-    ] {
-        let mut emit = |r: usize, c0: usize, v: Vf32| {
-            let n = LANES.min(h - c0);
-            grad[start + r * h + c0..][..n].copy_from_slice(&v.as_array()[..n]);
-        };
-        for r0 in (0..a_rows).step_by(GR) {
-            let mr = GR.min(a_rows - r0);
-            for v0 in (0..kv).step_by(GC) {
-                let nr = GC.min(kv - v0);
-                dispatch_tile!(
-                    grad_tile_t,
-                    mr,
-                    nr,
-                    ws,
-                    a,
-                    a_rows,
-                    bt,
-                    kv,
-                    r0,
-                    v0,
-                    &mut emit
-                );
-            }
-        }
-    }
+    gradient_gemm_t(ws, &ws.dz, gh, t_n + 1, 0, &mut grad[r_hh.0..r_hh.1]);
+    gradient_gemm_t(ws, &ws.dl, c_n, t_n + 1, 1, &mut grad[r_hy.0..r_hy.1]);
     // The input side's gradient of row r at step t: dz, except the GRU's n rows (dn).
     let input_side = |t: usize, r: usize| -> &[Vf32] {
         if ws.cell == Cell::Gru && r >= 2 * h {
