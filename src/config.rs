@@ -79,6 +79,40 @@ pub struct TrainSettings {
     /// Worker threads (`--threads`); results do not depend on it.
     pub threads: usize,
     pub engine: Engine,
+    /// Where the sequence comes from: the generator (the default, and what a checkpoint
+    /// written before there was a choice holds), a text or NumPy files (their paths travel
+    /// beside the settings: [`crate::sequence`]).
+    #[serde(default)]
+    pub source: Source,
+    /// Input symbols `V` and classes `C` (2 and 2 for the generator's bits; from the data
+    /// otherwise).
+    #[serde(default = "two")]
+    pub vocab: usize,
+    #[serde(default = "two")]
+    pub classes: usize,
+    /// The fraction of the data held out at its tail for the held-out loss (`--valid`); 0:
+    /// none.
+    #[serde(default)]
+    pub valid: f64,
+}
+
+/// The serde default of `vocab` and `classes`: the bits'.
+fn two() -> usize {
+    bitrnn_kernels::CLASSES
+}
+
+/// The kind of data a run trains on (the paths are not settings: a text or NumPy file may
+/// move between a run and its resume).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The built-in generator (`--rule`, `--lags`, `--data-size`, `--seed`): bit planes.
+    #[default]
+    Generator,
+    /// `--text FILE`: next-byte prediction over the file's alphabet.
+    Text,
+    /// `--data DIR` or `--inputs X.npy --targets Y.npy`: symbol ids.
+    Npy,
 }
 
 /// The length of each stream in the seed experiment (the tutorial's `batch_size`), also the
@@ -101,6 +135,10 @@ impl TrainSettings {
         epochs: 10,
         threads: 1,
         engine: Engine::Simd,
+        source: Source::Generator,
+        vocab: bitrnn_kernels::CLASSES,
+        classes: bitrnn_kernels::CLASSES,
+        valid: 0.0,
     };
 
     /// The flags a resumed run takes from its checkpoint (all but `--epochs` and
@@ -122,6 +160,17 @@ impl TrainSettings {
         ]
     }
 
+    /// The parameters' layout: the cell, hidden size, vocabulary and classes.
+    #[must_use]
+    pub fn layout(&self) -> bitrnn_kernels::Layout {
+        bitrnn_kernels::Layout::with_symbols(self.cell, self.hidden, self.vocab, self.classes)
+    }
+    /// Whether the run's inputs are symbol ids (the kernels' symbols' path) rather than the
+    /// generator's bit planes.
+    #[must_use]
+    pub fn symbols(&self) -> bool {
+        self.source != Source::Generator
+    }
     /// Parallel streams: `data_size / batch_size`.
     #[must_use]
     pub fn streams(&self) -> usize {

@@ -228,7 +228,7 @@ impl Trainer {
         let planes = self.planes.window(&self.data, window * self.cfg.time_step);
         let loss_sum = self.engine.window(
             &self.params,
-            &planes,
+            &(&planes).into(),
             &mut self.grad,
             team,
             self.timing.as_mut(),

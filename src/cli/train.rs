@@ -113,6 +113,7 @@ impl ModelArgs {
             epochs,
             threads: self.threads.unwrap_or_else(default_threads),
             engine: self.engine,
+            ..TrainSettings::SEED
         }
     }
 

@@ -581,6 +581,25 @@ pub enum Inputs<'a> {
     Symbols(SymbolPlanes<'a>),
 }
 
+impl<'a> Inputs<'a> {
+    /// The inputs of a shard whose first lane group is `first_group` of these.
+    #[must_use]
+    pub fn offset(self, first_group: usize) -> Self {
+        match self {
+            Self::Bits(p) => Self::Bits(Planes {
+                x: &p.x[first_group * crate::lanes::LANE_BYTES..],
+                y: &p.y[first_group * crate::lanes::LANE_BYTES..],
+                stride: p.stride,
+            }),
+            Self::Symbols(p) => Self::Symbols(SymbolPlanes {
+                x: &p.x[first_group * LANES..],
+                y: &p.y[first_group * LANES..],
+                stride: p.stride,
+            }),
+        }
+    }
+}
+
 impl<'a> From<&Planes<'a>> for Inputs<'a> {
     fn from(p: &Planes<'a>) -> Self {
         Self::Bits(*p)
