@@ -65,7 +65,7 @@ use crate::error::{Error, Result};
 use crate::train::{Progress, Trainer};
 use crate::{model, output};
 use bitrnn_kernels::Params;
-use bitrnn_kernels::params::{CLASSES, Layout};
+use bitrnn_kernels::params::Layout;
 use safetensors::tensor::{SafeTensors, TensorInfo};
 use safetensors::{Dtype, SafeTensorError};
 use serde::Serialize;
@@ -141,15 +141,15 @@ impl Checkpoint {
 /// The tensors' expected shapes for `cfg` and `steps` trained steps, in checking order.
 fn expected_shapes(cfg: &TrainConfig, steps: usize) -> Vec<(&'static str, Vec<usize>)> {
     let h = cfg.hidden;
-    let layout = Layout::of(cfg.cell, h);
+    let layout = cfg.layout();
     let gh = layout.gate_rows();
     let mut shapes = vec![
-        (WEIGHT_IH, vec![gh, CLASSES]),
+        (WEIGHT_IH, vec![gh, layout.vocab]),
         (WEIGHT_HH, vec![gh, h]),
         (BIAS_IH, vec![gh]),
         (BIAS_HH, vec![gh]),
-        (FC_WEIGHT, vec![CLASSES, h]),
-        (FC_BIAS, vec![CLASSES]),
+        (FC_WEIGHT, vec![layout.classes, h]),
+        (FC_BIAS, vec![layout.classes]),
         (ADAGRAD_ACCUM, vec![layout.len()]),
         (HIDDEN_STATE, vec![cfg.streams(), h]),
         (LOSSES, vec![steps]),
@@ -184,7 +184,7 @@ fn from_le_bytes(b: &[u8]) -> Vec<f32> {
 #[must_use]
 pub fn to_bytes(ckpt: &Checkpoint) -> Vec<u8> {
     let cfg = &ckpt.config;
-    let layout = Layout::of(cfg.cell, cfg.hidden);
+    let layout = cfg.layout();
     let p = &ckpt.params;
     assert_eq!(p.layout(), layout, "params match the config");
     assert_eq!(
@@ -201,10 +201,11 @@ pub fn to_bytes(ckpt: &Checkpoint) -> Vec<u8> {
     assert_eq!(ckpt.losses.len(), steps, "one loss per step");
 
     let gh = layout.gate_rows();
-    let mut weight_ih = vec![0.0f32; gh * CLASSES];
-    for k in 0..CLASSES {
+    let v_n = layout.vocab;
+    let mut weight_ih = vec![0.0f32; gh * v_n];
+    for k in 0..v_n {
         for r in 0..gh {
-            weight_ih[r * CLASSES + k] = p.w_x()[k * gh + r];
+            weight_ih[r * v_n + k] = p.w_x()[k * gh + r];
         }
     }
     let bias_hh = if cfg.cell == Cell::Rnn {
@@ -531,13 +532,14 @@ fn decode(bytes: &[u8], header: Header) -> std::result::Result<Checkpoint, Strin
         Ok(v)
     };
     let h = config.hidden;
-    let layout = Layout::of(config.cell, h);
+    let layout = config.layout();
     let gh = layout.gate_rows();
     let mut params = Params::<f32>::filled_as(layout, 0.0);
     let weight_ih = tensor(WEIGHT_IH)?;
-    for k in 0..CLASSES {
+    let v_n = layout.vocab;
+    for k in 0..v_n {
         for r in 0..gh {
-            params.w_x_mut()[k * gh + r] = weight_ih[r * CLASSES + k];
+            params.w_x_mut()[k * gh + r] = weight_ih[r * v_n + k];
         }
     }
     params.w_hh_mut().copy_from_slice(&tensor(WEIGHT_HH)?);

@@ -208,7 +208,7 @@ impl TrainSettings {
         let (h, t, s) = (n(self.hidden), n(self.time_step), n(self.streams()));
         let lanes = n(bitrnn_kernels::lanes::LANES);
         let groups = s.div_ceil(lanes);
-        let layout = bitrnn_kernels::Layout::of(self.cell, self.hidden);
+        let layout = self.layout();
         let params = n(layout.len());
         let gh = n(layout.gate_rows());
         let gated = match self.cell {

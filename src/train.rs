@@ -286,7 +286,7 @@ impl Trainer {
     /// The parameters' layout: the config's cell and hidden size.
     #[must_use]
     pub fn layout(&self) -> Layout {
-        Layout::of(self.cfg.cell, self.cfg.hidden)
+        self.cfg.layout()
     }
 
     /// Adagrad's accumulator (all 0.1 at the start; unused by SGD).
