@@ -212,8 +212,8 @@ mod imp {
     use crate::team::Team;
     use crate::train::Trainer;
     use bitrnn_kernels::Params;
-    use bitrnn_kernels::lanes::{LANE_BYTES, LANES};
-    use bitrnn_kernels::simd::{self, Planes};
+    use bitrnn_kernels::lanes::LANES;
+    use bitrnn_kernels::simd::{self, Inputs};
     use mpi::datatype::PartitionMut;
     use mpi::topology::{Communicator, SimpleCommunicator};
     use mpi::traits::{CommunicatorCollectives, Root};
@@ -311,8 +311,15 @@ mod imp {
                 "--engine scalar runs in one process; run it without mpirun".into(),
             ));
         }
+        if cfg.symbols() {
+            return Err(Error::Usage(
+                "--text, --data and --inputs train in one process (under mpirun only the \
+                 generator's data are split across ranks); run it without mpirun"
+                    .into(),
+            ));
+        }
         let data = Dataset::generate_rule(cfg.rule, cfg.data_size, cfg.lags, cfg.seed);
-        let params = model::init_params(cfg.cell, cfg.hidden, cfg.seed);
+        let params = model::init_params(cfg.layout(), cfg.seed);
         let engine = RankEngine::new(&cfg, &params);
         // A rank without shards still walks the planes of one stream (which it never reads).
         let (first, streams) = match engine.streams {
@@ -321,7 +328,7 @@ mod imp {
         };
         let data = data.slice(first * cfg.batch_size, streams * cfg.batch_size);
         STOP.store(1, Ordering::SeqCst);
-        Trainer::with_engine(cfg, data, params, Box::new(engine), streams)
+        Trainer::with_engine(cfg, data.into(), params, Box::new(engine), streams)
     }
 
     /// One aligned subtree of the reduction tree that this rank computes.
@@ -461,7 +468,7 @@ mod imp {
         fn window(
             &mut self,
             params: &Params<f32>,
-            planes: &Planes<'_>,
+            inputs: &Inputs<'_>,
             grad: &mut [f32],
             team: Option<&Team>,
             mut timing: Option<&mut PhaseTimes>,
@@ -470,14 +477,9 @@ mod imp {
             let (sums, rest) = self.send.split_at_mut(self.nodes.len() * len);
             let sums: &mut [f32] = bytemuck::cast_slice_mut(sums);
             for (node, out) in self.nodes.iter_mut().zip(sums.chunks_exact_mut(len)) {
-                let at = node.group * LANE_BYTES;
-                let planes = Planes {
-                    x: &planes.x[at..],
-                    y: &planes.y[at..],
-                    stride: planes.stride,
-                };
+                let inputs = inputs.offset(node.group);
                 node.engine
-                    .window(params, &planes, out, team, timing.as_deref_mut());
+                    .window(params, &inputs, out, team, timing.as_deref_mut());
             }
             let losses = self.nodes.iter().flat_map(|n| n.engine.shard_losses());
             for (pair, loss) in rest.chunks_exact_mut(2).zip(losses) {

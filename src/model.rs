@@ -12,13 +12,16 @@ use bitrnn_kernels::{Cell, Layout, Params};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
-/// The initial weights of `cell` with hidden size `hidden`, from `seed` (module docs).
+/// The initial weights of `layout` (cell, hidden size, `V` inputs, `C` classes), from `seed`
+/// (module docs; the bits' `2` there is `V` in the RNN's kernel and `C` in the head).
 ///
 /// The generator is `Xoshiro256PlusPlus::seed_from_u64(seed)` advanced by `long_jump()`, a
 /// stream disjoint from the data's (which uses the unjumped and `jump()`ed streams). Draws
 /// are in layout order: `w_x`, `w_hh`, (`b_ih`, `b_hh` for the gated cells), `w_hy`.
 #[must_use]
-pub fn init_params(cell: Cell, hidden: usize, seed: u64) -> Params<f32> {
+pub fn init_params(layout: Layout, seed: u64) -> Params<f32> {
+    let (cell, hidden) = (layout.cell, layout.hidden);
+    let (v, c) = (layout.vocab as f64, layout.classes as f64);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     rng.long_jump();
     let mut uniform = |limit: f64| {
@@ -27,13 +30,13 @@ pub fn init_params(cell: Cell, hidden: usize, seed: u64) -> Params<f32> {
         ((2.0 * u - 1.0) * limit) as f32
     };
     let h = hidden as f64;
-    let out = (6.0 / (h + 2.0)).sqrt();
-    let mut p = Params::filled_as(Layout::of(cell, hidden), 0.0);
+    let out = (6.0 / (h + c)).sqrt();
+    let mut p = Params::filled_as(layout, 0.0);
     // The RNN's w_xh and w_hh (`U(-l, l)`, `l` Glorot's), or the gated cells' w_ih, w_hh,
     // b_ih and b_hh (`U(-1/sqrt(H), 1/sqrt(H))`): the layout's leading tensors.
     let [_, (_, w_hh_end), _, (_, b_hh_end), ..] = p.layout().ranges();
     let (end, limit) = match cell {
-        Cell::Rnn => (w_hh_end, (6.0 / ((2.0 + h) + h)).sqrt()),
+        Cell::Rnn => (w_hh_end, (6.0 / ((v + h) + h)).sqrt()),
         Cell::Gru | Cell::Lstm => (b_hh_end, 1.0 / h.sqrt()),
     };
     for v in &mut p.data[..end] {
