@@ -171,10 +171,16 @@ impl TrainSettings {
     pub fn symbols(&self) -> bool {
         self.source != Source::Generator
     }
-    /// Parallel streams: `data_size / batch_size`.
+    /// Positions trained on: `data_size` less the held-out tail (`--valid`).
+    #[must_use]
+    pub fn train_size(&self) -> usize {
+        self.data_size - crate::source::held_out(self.data_size, self.valid)
+    }
+    /// Parallel streams: `train_size / batch_size` (`data_size / batch_size` without
+    /// `--valid`).
     #[must_use]
     pub fn streams(&self) -> usize {
-        self.data_size / self.batch_size
+        self.train_size() / self.batch_size
     }
     /// Training windows per epoch: `batch_size / time_step`.
     #[must_use]
@@ -346,10 +352,44 @@ impl TrainConfig {
                 s.time_step, s.batch_size
             ));
         }
+        if !(s.valid.is_finite() && (0.0..1.0).contains(&s.valid)) {
+            return usage(format!(
+                "--valid {}: must be at least 0 and below 1 (the fraction held out)",
+                s.valid
+            ));
+        }
         if s.data_size < s.batch_size || s.data_size > MAX_DATA_SIZE {
             return usage(format!(
                 "--data-size {}: must be between --batch-size ({}, one stream) and {MAX_DATA_SIZE}",
                 s.data_size, s.batch_size
+            ));
+        }
+        if s.train_size() < s.batch_size {
+            return usage(format!(
+                "--valid {}: holds out {} of {} positions and leaves {} for training, fewer \
+                 than one stream of --batch-size {}",
+                s.valid,
+                s.data_size - s.train_size(),
+                s.data_size,
+                s.train_size(),
+                s.batch_size
+            ));
+        }
+        if s.valid > 0.0 {
+            crate::source::check_held_out(s.data_size - s.train_size(), s)?;
+        }
+        let max = bitrnn_kernels::MAX_SYMBOLS;
+        let bits = s.source == Source::Generator;
+        if bits && !(s.vocab == 2 && s.classes == 2) {
+            return usage(format!(
+                "vocabulary {} and {} classes: the generator's data are bits (2 and 2)",
+                s.vocab, s.classes
+            ));
+        }
+        if !(1..=max).contains(&s.vocab) || !(2..=max).contains(&s.classes) {
+            return usage(format!(
+                "vocabulary {} and {} classes: must be 1..={max} symbols and 2..={max} classes",
+                s.vocab, s.classes
             ));
         }
         check_lags(s.lags, s.data_size)?;

@@ -49,6 +49,7 @@ pub mod reduce;
 pub mod sequence;
 pub mod shards;
 pub mod signal;
+pub mod source;
 pub mod sweep;
 pub mod team;
 pub mod train;

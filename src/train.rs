@@ -72,7 +72,10 @@ impl Trainer {
     /// If the config's data are not the generator's ([`Trainer::with_sequence`] takes the
     /// others).
     pub fn new(cfg: TrainConfig) -> Result<Self> {
-        assert!(!cfg.symbols(), "Trainer::new generates the data: use with_sequence");
+        assert!(
+            !cfg.symbols(),
+            "Trainer::new generates the data: use with_sequence"
+        );
         let data = Dataset::generate_rule(cfg.rule, cfg.data_size, cfg.lags, cfg.seed);
         let params = model::init_params(cfg.layout(), cfg.seed);
         Self::with_params(cfg, data, params)
