@@ -482,6 +482,7 @@ fn parse_fields(f: &[&str]) -> std::result::Result<RunResult, String> {
         optimizer,
         engine,
         threads: 1,
+        ..TrainSettings::SEED
     };
     let learned = match f[14] {
         "true" => true,
