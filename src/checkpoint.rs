@@ -56,11 +56,12 @@
 //! the metadata, the tensor names, dtypes and shapes against the stored config, and that the
 //! file is exactly as long as those tensors need; only then does it read the data (so it
 //! never allocates more than the file holds, nor more than the config implies). Then it
-//! checks every value (finite; Adagrad's accumulator at least its initial 0.1; the hidden
+//! checks every value (finite; Adagrad's accumulator at least its initial value,
+//! `--adagrad-init`; the hidden
 //! state within tanh's range [-1, 1]; the RNN's `rnn.bias_hh_l0` zero) and both checksums. Any
 //! failure is an [`Error::BadFile`] naming the file and what is wrong.
 
-use crate::config::{ADAGRAD_INITIAL_ACCUMULATOR, Cell, TrainConfig, TrainSettings};
+use crate::config::{Cell, TrainConfig, TrainSettings};
 use crate::error::{Error, Result};
 use crate::train::{Progress, Trainer};
 use crate::{model, output};
@@ -101,7 +102,7 @@ pub struct Checkpoint {
     /// is informational: results do not depend on it).
     pub config: TrainConfig,
     pub params: Params<f32>,
-    /// Adagrad's accumulator (all 0.1 and unused under SGD).
+    /// Adagrad's accumulator (all `--adagrad-init` and unused under SGD).
     pub accumulator: Params<f32>,
     /// The next window to train.
     pub progress: Progress,
@@ -563,10 +564,11 @@ fn decode(bytes: &[u8], header: Header) -> std::result::Result<Checkpoint, Strin
         ));
     }
     let accum = tensor(ADAGRAD_ACCUM)?;
-    if let Some(i) = accum.iter().position(|&a| a < ADAGRAD_INITIAL_ACCUMULATOR) {
+    let start = config.adagrad_init;
+    if let Some(i) = accum.iter().position(|&a| a < start) {
         return Err(format!(
-            "tensor '{ADAGRAD_ACCUM}' holds {} at index {i}, below the initial \
-             {ADAGRAD_INITIAL_ACCUMULATOR} (the accumulator only grows)",
+            "tensor '{ADAGRAD_ACCUM}' holds {} at index {i}, below the initial {start} \
+             (--adagrad-init; the accumulator only grows)",
             accum[i]
         ));
     }
@@ -826,6 +828,33 @@ mod tests {
         );
     }
 
+    /// The accumulator is checked against the run's own `--adagrad-init`: an accumulator of
+    /// zeros is a run from 0 (min-char-rnn's), one below a start of 0.6 is refused.
+    #[test]
+    fn the_accumulator_is_checked_against_its_start() {
+        let dir = TestDir::new("accum-start");
+        let ck = sample();
+        let with = |adagrad_init: f32, accum: f32| Checkpoint {
+            config: TrainConfig::new(TrainSettings {
+                adagrad_init,
+                adagrad_eps: 1e-8,
+                ..*ck.config.settings()
+            })
+            .unwrap(),
+            accumulator: Params::filled(ck.config.hidden, accum),
+            ..ck.clone()
+        };
+        let path = dir.0.join("zero.safetensors");
+        let zero = with(0.0, 0.0);
+        save(&path, &zero).unwrap();
+        assert_eq!(load(&path).unwrap(), zero);
+        assert_refused(
+            &dir,
+            &to_bytes(&with(0.6, 0.5)),
+            "holds 0.5 at index 0, below the initial 0.6 (--adagrad-init;",
+        );
+    }
+
     #[test]
     fn every_config_setting_round_trips() {
         let dir = TestDir::new("configs");
@@ -842,6 +871,19 @@ mod tests {
             TrainSettings {
                 hidden: 9,
                 time_step: 7,
+                ..small
+            },
+            TrainSettings {
+                clip: Some(5.0),
+                adagrad_eps: 1e-8,
+                adagrad_init: 0.0,
+                init: crate::config::Init::Normal { std: 0.01 },
+                ..small
+            },
+            TrainSettings {
+                clip: Some(0.25),
+                adagrad_init: 0.1,
+                init: crate::config::Init::Pytorch,
                 ..small
             },
         ] {
@@ -1012,7 +1054,7 @@ mod tests {
 
         let mut p = Parts::of(&good);
         p.set(ADAGRAD_ACCUM, 2, 0.0);
-        assert_refused(&dir, &p.encode(), "below the initial 0.1");
+        assert_refused(&dir, &p.encode(), "below the initial 0.1 (--adagrad-init;");
         let mut p = Parts::of(&good);
         p.set(HIDDEN_STATE, 5, 1.5);
         assert_refused(&dir, &p.encode(), "outside tanh's range");

@@ -5,7 +5,9 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 pub use crate::data::Rule;
+pub use crate::model::Init;
 pub use bitrnn_kernels::Cell;
+pub use bitrnn_kernels::reference::Update;
 
 /// Largest accepted `--hidden`: `w_hh` alone is then 64 MiB.
 pub const MAX_HIDDEN: usize = 4096;
@@ -34,13 +36,14 @@ pub enum Engine {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Optimizer {
-    /// Adagrad with TensorFlow's semantics (accumulator starts at 0.1, no epsilon).
+    /// Adagrad, `accum += g^2; w -= lr g / sqrt(accum + eps)`, the accumulator from
+    /// `--adagrad-init`; by default TensorFlow's (accumulator starts at 0.1, no epsilon).
     Adagrad,
     /// Plain stochastic gradient descent.
     Sgd,
 }
 
-/// Adagrad's initial accumulator value (TensorFlow's default).
+/// Adagrad's initial accumulator value by default (TensorFlow's; `--adagrad-init`).
 pub const ADAGRAD_INITIAL_ACCUMULATOR: f32 = 0.1;
 
 /// The training settings as written: by the flags ([`crate::cli::ModelArgs`]), in a
@@ -72,6 +75,22 @@ pub struct TrainSettings {
     /// Learning rate.
     pub lr: f32,
     pub optimizer: Optimizer,
+    /// Each entry of the window's gradient clamped to `[-clip, clip]` before the optimizer's
+    /// step (`--clip`; `None`, null in JSON: not clipped). Absent in a checkpoint written
+    /// before there was a choice: no clip.
+    #[serde(default)]
+    pub clip: Option<f32>,
+    /// Adagrad's epsilon, `sqrt(accum + eps)` (`--adagrad-eps`; absent: 0, TensorFlow's).
+    #[serde(default)]
+    pub adagrad_eps: f32,
+    /// Adagrad's initial accumulator (`--adagrad-init`; absent:
+    /// [`ADAGRAD_INITIAL_ACCUMULATOR`], TensorFlow's 0.1).
+    #[serde(default = "default_adagrad_init")]
+    pub adagrad_init: f32,
+    /// The initial weights (`--init`; `"default"`, `"pytorch"`, `"normal:STD"` in JSON;
+    /// absent: default).
+    #[serde(default, with = "init_name")]
+    pub init: Init,
     /// Seed of the data and the initial weights.
     pub seed: u64,
     /// Epochs to train.
@@ -131,6 +150,10 @@ impl TrainSettings {
         lags: (1, 2),
         lr: 0.1,
         optimizer: Optimizer::Adagrad,
+        clip: None,
+        adagrad_eps: 0.0,
+        adagrad_init: ADAGRAD_INITIAL_ACCUMULATOR,
+        init: Init::Default,
         seed: 0,
         epochs: 10,
         threads: 1,
@@ -144,7 +167,7 @@ impl TrainSettings {
     /// The flags a resumed run takes from its checkpoint (all but `--epochs` and
     /// `--threads`), each with its value as messages show it.
     #[must_use]
-    pub fn model_flags(&self) -> [(&'static str, String); 11] {
+    pub fn model_flags(&self) -> [(&'static str, String); 15] {
         [
             ("--data-size", format!("{:?}", self.data_size)),
             ("--batch-size", format!("{:?}", self.batch_size)),
@@ -155,9 +178,26 @@ impl TrainSettings {
             ("--lags", format!("{:?}", self.lags)),
             ("--lr", format!("{:?}", self.lr)),
             ("--optimizer", format!("{:?}", self.optimizer)),
+            (
+                "--clip",
+                self.clip.map_or_else(|| "off".into(), |c| format!("{c:?}")),
+            ),
+            ("--adagrad-eps", format!("{:?}", self.adagrad_eps)),
+            ("--adagrad-init", format!("{:?}", self.adagrad_init)),
+            ("--init", self.init.to_string()),
             ("--seed", format!("{:?}", self.seed)),
             ("--engine", format!("{:?}", self.engine)),
         ]
+    }
+
+    /// The optimizer's step settings: `lr`, `clip` and `adagrad_eps`.
+    #[must_use]
+    pub fn update(&self) -> Update<f32> {
+        Update {
+            lr: self.lr,
+            clip: self.clip,
+            eps: self.adagrad_eps,
+        }
     }
 
     /// The parameters' layout: the cell, hidden size, vocabulary and classes.
@@ -312,6 +352,29 @@ impl TrainSettings {
         )
         .replace("Adagrad", "adagrad")
         .replace("Sgd", "sgd")
+            + &self.describe_optim()
+    }
+
+    /// The settings that are away from their defaults among `clip`, `adagrad_eps`,
+    /// `adagrad_init` (Adagrad only) and `init`, as `, clip 5, eps 1e-8, accum0 0, init
+    /// normal:0.01` (empty with the defaults).
+    fn describe_optim(&self) -> String {
+        let mut out = String::new();
+        if let Some(c) = self.clip {
+            out += &format!(", clip {c}");
+        }
+        if self.optimizer == Optimizer::Adagrad {
+            if self.adagrad_eps != 0.0 {
+                out += &format!(", eps {:e}", self.adagrad_eps);
+            }
+            if self.adagrad_init != ADAGRAD_INITIAL_ACCUMULATOR {
+                out += &format!(", accum0 {}", self.adagrad_init);
+            }
+        }
+        if self.init != Init::Default {
+            out += &format!(", init {}", self.init);
+        }
+        out
     }
 }
 
@@ -396,6 +459,7 @@ impl TrainConfig {
         if !(s.lr.is_finite() && s.lr > 0.0) {
             return usage(format!("--lr {}: must be a finite number above 0", s.lr));
         }
+        check_optim(s)?;
         if s.epochs == 0 || s.epochs > MAX_EPOCHS {
             return usage(format!(
                 "--epochs {}: must be between 1 and {MAX_EPOCHS}",
@@ -468,6 +532,31 @@ pub mod cell_name {
     }
 }
 
+/// The serde form of an [`Init`]: its `--init` value (`"default"`, `"pytorch"`,
+/// `"normal:0.01"`).
+pub mod init_name {
+    use super::Init;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    /// # Errors
+    /// Never (the serializer's own errors aside).
+    pub fn serialize<S: Serializer>(init: &Init, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(init)
+    }
+
+    /// # Errors
+    /// A value that is not one of `--init`'s.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Init, D::Error> {
+        let name = String::deserialize(d)?;
+        Init::parse(&name).map_err(D::Error::custom)
+    }
+}
+
+/// The default of [`TrainSettings::adagrad_init`] for a config written without it.
+fn default_adagrad_init() -> f32 {
+    ADAGRAD_INITIAL_ACCUMULATOR
+}
+
 /// A cell by its name, for `--cell` and the serde form.
 ///
 /// # Errors
@@ -477,6 +566,44 @@ pub fn parse_cell(name: &str) -> std::result::Result<Cell, String> {
         .into_iter()
         .find(|c| c.name() == name)
         .ok_or_else(|| format!("unknown cell '{name}': use rnn, gru or lstm"))
+}
+
+/// Checks `--clip`, `--adagrad-eps`, `--adagrad-init` and `--init`.
+fn check_optim(s: &TrainSettings) -> Result<()> {
+    let usage = |m: String| Err(Error::Usage(m));
+    if let Some(c) = s.clip
+        && !(c.is_finite() && c > 0.0)
+    {
+        return usage(format!("--clip {c}: must be a finite number above 0"));
+    }
+    if !(s.adagrad_eps.is_finite() && s.adagrad_eps >= 0.0) {
+        return usage(format!(
+            "--adagrad-eps {}: must be a finite number, 0 or above",
+            s.adagrad_eps
+        ));
+    }
+    if !(s.adagrad_init.is_finite() && s.adagrad_init >= 0.0) {
+        return usage(format!(
+            "--adagrad-init {}: must be a finite number, 0 or above",
+            s.adagrad_init
+        ));
+    }
+    if s.optimizer == Optimizer::Adagrad && s.adagrad_eps == 0.0 && s.adagrad_init == 0.0 {
+        return usage(
+            "--adagrad-init 0 with --adagrad-eps 0: Adagrad would divide by zero on a zero \
+             gradient (0 / sqrt(0 + 0)); give one of them a value above 0"
+                .into(),
+        );
+    }
+    if let Init::Normal { std } = s.init
+        && !(std.is_finite() && std > 0.0)
+    {
+        return usage(format!(
+            "--init {}: STD must be a finite number above 0",
+            s.init
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the rule's lags against the data size (for `train` and `generate`).
@@ -641,6 +768,134 @@ mod tests {
         }
     }
 
+    /// `--clip`, `--adagrad-eps`, `--adagrad-init` and `--init`: each bad value is one line
+    /// naming the flag; the edges of the allowed ranges are accepted.
+    #[test]
+    fn the_optimizer_and_init_settings_are_bounded() {
+        let base = || TrainSettings::SEED;
+        let clip = |c| TrainSettings {
+            clip: Some(c),
+            ..base()
+        };
+        let eps = |e| TrainSettings {
+            adagrad_eps: e,
+            ..base()
+        };
+        let init = |a| TrainSettings {
+            adagrad_init: a,
+            ..base()
+        };
+        let normal = |std| TrainSettings {
+            init: Init::Normal { std },
+            ..base()
+        };
+        for (cfg, flag) in [
+            (clip(0.0), "--clip 0: must be a finite number above 0"),
+            (clip(-5.0), "--clip -5"),
+            (clip(f32::NAN), "--clip NaN"),
+            (clip(f32::INFINITY), "--clip inf"),
+            (
+                eps(-1e-8),
+                "--adagrad-eps -0.00000001: must be a finite number, 0 or above",
+            ),
+            (eps(f32::NAN), "--adagrad-eps NaN"),
+            (eps(f32::INFINITY), "--adagrad-eps inf"),
+            (
+                init(-0.1),
+                "--adagrad-init -0.1: must be a finite number, 0 or above",
+            ),
+            (init(f32::NAN), "--adagrad-init NaN"),
+            (init(f32::NEG_INFINITY), "--adagrad-init -inf"),
+            (
+                init(0.0),
+                "--adagrad-init 0 with --adagrad-eps 0: Adagrad would divide by zero",
+            ),
+            (
+                normal(0.0),
+                "--init normal:0: STD must be a finite number above 0",
+            ),
+            (normal(-0.01), "--init normal:-0.01"),
+            (normal(f64::NAN), "--init normal:NaN"),
+            (normal(f64::INFINITY), "--init normal:inf"),
+        ] {
+            let m = usage(cfg);
+            assert!(m.starts_with(flag), "{m}");
+            assert!(!m.contains('\n'), "{m}");
+        }
+        for ok in [
+            clip(f32::MIN_POSITIVE),
+            clip(f32::MAX),
+            eps(0.0),
+            eps(f32::MAX),
+            init(f32::MAX),
+            TrainSettings {
+                adagrad_init: 0.0,
+                adagrad_eps: 1e-8,
+                ..base()
+            },
+            // SGD never divides: both zero is allowed there.
+            TrainSettings {
+                optimizer: Optimizer::Sgd,
+                adagrad_init: 0.0,
+                ..base()
+            },
+            normal(1e-300),
+            TrainSettings {
+                init: Init::Pytorch,
+                ..base()
+            },
+        ] {
+            assert!(TrainConfig::new(ok).is_ok(), "{ok:?}");
+        }
+    }
+
+    /// The settings' defaults are the runs' before the settings existed, and the step's
+    /// settings come from them.
+    #[test]
+    fn the_optimizer_defaults_are_tensorflows() {
+        let s = TrainSettings::SEED;
+        assert_eq!(s.update(), Update::plain(0.1));
+        assert_eq!(
+            (s.clip, s.adagrad_eps, s.adagrad_init, s.init),
+            (None, 0.0, 0.1, Init::Default)
+        );
+        let flags = s.model_flags();
+        let flag = |name: &str| flags.iter().find(|(f, _)| *f == name).unwrap().1.clone();
+        assert_eq!(flag("--clip"), "off");
+        assert_eq!(flag("--adagrad-eps"), "0.0");
+        assert_eq!(flag("--adagrad-init"), "0.1");
+        assert_eq!(flag("--init"), "default");
+        let min_char = TrainSettings {
+            clip: Some(5.0),
+            adagrad_eps: 1e-8,
+            adagrad_init: 0.0,
+            init: Init::Normal { std: 0.01 },
+            ..s
+        };
+        assert_eq!(
+            min_char.update(),
+            Update {
+                lr: 0.1,
+                clip: Some(5.0),
+                eps: 1e-8
+            }
+        );
+        let flags = min_char.model_flags();
+        assert!(flags.contains(&("--clip", "5.0".into())), "{flags:?}");
+        assert!(
+            flags.contains(&("--init", "normal:0.01".into())),
+            "{flags:?}"
+        );
+        assert!(
+            min_char
+                .describe()
+                .ends_with(", clip 5, eps 1e-8, accum0 0, init normal:0.01"),
+            "{}",
+            min_char.describe()
+        );
+        assert!(!s.describe().contains("clip"), "{}", s.describe());
+    }
+
     /// A run far beyond any machine's memory is a usage error naming the flags and the
     /// largest part, never an allocation.
     #[test]
@@ -692,14 +947,63 @@ mod tests {
         assert_eq!(
             json,
             "{\"data_size\":500000,\"batch_size\":2000,\"time_step\":5,\"hidden\":6,\
-             \"cell\":\"rnn\",\"rule\":\"seed\",\"lags\":[1,2],\"lr\":0.1,\"optimizer\":\"adagrad\",\"seed\":0,\"epochs\":10,\
-             \"threads\":1,\"engine\":\"simd\"}"
+             \"cell\":\"rnn\",\"rule\":\"seed\",\"lags\":[1,2],\"lr\":0.1,\"optimizer\":\"adagrad\",\
+             \"clip\":null,\"adagrad_eps\":0.0,\"adagrad_init\":0.1,\"init\":\"default\",\
+             \"seed\":0,\"epochs\":10,\"threads\":1,\"engine\":\"simd\"}"
         );
+        // A config written before --clip, --adagrad-eps, --adagrad-init and --init existed
+        // is the run of their defaults.
+        let before = json.replace(
+            "\"clip\":null,\"adagrad_eps\":0.0,\"adagrad_init\":0.1,\"init\":\"default\",",
+            "",
+        );
+        assert_eq!(
+            serde_json::from_str::<TrainConfig>(&before).unwrap(),
+            TrainConfig::seed_defaults()
+        );
+        let min_char: TrainConfig = serde_json::from_str(&json.replace(
+            "\"clip\":null,\"adagrad_eps\":0.0,\"adagrad_init\":0.1,\"init\":\"default\"",
+            "\"clip\":5.0,\"adagrad_eps\":1e-8,\"adagrad_init\":0.0,\"init\":\"normal:0.01\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                min_char.clip,
+                min_char.adagrad_eps,
+                min_char.adagrad_init,
+                min_char.init
+            ),
+            (Some(5.0), 1e-8, 0.0, Init::Normal { std: 0.01 })
+        );
+        let again: TrainConfig =
+            serde_json::from_str(&serde_json::to_string(&min_char).unwrap()).unwrap();
+        assert_eq!(again, min_char);
+        let pytorch: TrainConfig =
+            serde_json::from_str(&json.replace("\"default\"", "\"pytorch\"")).unwrap();
+        assert_eq!(pytorch.init, Init::Pytorch);
+        for (bad, why) in [
+            (
+                json.replace("\"default\"", "\"glorot\""),
+                "'glorot': expected default",
+            ),
+            (json.replace("\"clip\":null", "\"clip\":0.0"), "--clip 0"),
+            (
+                json.replace("\"default\"", "\"normal:-1\""),
+                "--init normal:-1",
+            ),
+        ] {
+            let e = serde_json::from_str::<TrainConfig>(&bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{e}");
+        }
         assert_eq!(
             serde_json::from_str::<TrainConfig>(&json).unwrap(),
             TrainConfig::seed_defaults()
         );
-        let sgd = json.replace("adagrad", "sgd").replace("simd", "scalar");
+        let sgd = json
+            .replace("\"adagrad\"", "\"sgd\"")
+            .replace("simd", "scalar");
         let cfg: TrainConfig = serde_json::from_str(&sgd).unwrap();
         assert_eq!(
             (cfg.optimizer, cfg.engine),

@@ -203,7 +203,7 @@ pub fn merge_subtrees(
 #[cfg(feature = "mpi")]
 mod imp {
     use super::{block, merge_subtrees, subtrees};
-    use crate::config::{Engine, Optimizer, TrainConfig};
+    use crate::config::{Engine, Optimizer, TrainConfig, Update};
     use crate::data::Dataset;
     use crate::engine::{PhaseTimes, SimdEngine, WindowEngine, simd_update};
     use crate::error::{Error, Result};
@@ -319,7 +319,7 @@ mod imp {
             ));
         }
         let data = Dataset::generate_rule(cfg.rule, cfg.data_size, cfg.lags, cfg.seed);
-        let params = model::init_params(cfg.layout(), cfg.seed);
+        let params = model::init_params(cfg.init, cfg.layout(), cfg.seed);
         let engine = RankEngine::new(&cfg, &params);
         // A rank without shards still walks the planes of one stream (which it never reads).
         let (first, streams) = match engine.streams {
@@ -524,12 +524,12 @@ mod imp {
         fn update(
             &mut self,
             optimizer: Optimizer,
-            lr: f32,
+            update: Update<f32>,
             params: &mut Params<f32>,
             accum: &mut Params<f32>,
             grad: &[f32],
         ) {
-            simd_update(optimizer, lr, params, accum, grad);
+            simd_update(optimizer, update, params, accum, grad);
             for node in &mut self.nodes {
                 node.engine.load(params);
             }

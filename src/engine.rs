@@ -10,8 +10,9 @@ use crate::reduce::{ShardGradient, reduce_shards, shared_reduction, sum_subtree}
 use crate::shards::shard_ranges;
 use crate::team::Team;
 use bitrnn_kernels::lanes::LANES;
+use bitrnn_kernels::reference::{self, Update};
 use bitrnn_kernels::simd::{self, Inputs, Prepared, WindowStats, Workspace};
-use bitrnn_kernels::{Layout, Params, reference};
+use bitrnn_kernels::{Layout, Params};
 use std::time::Instant;
 
 /// Where the time of the windows went, accumulated while
@@ -44,12 +45,13 @@ pub trait WindowEngine: Send {
         timing: Option<&mut PhaseTimes>,
     ) -> f64;
 
-    /// One optimizer step of `params` (and Adagrad's `accum`) with `grad`, in this engine's
-    /// arithmetic; the engine takes the new weights.
+    /// One optimizer step of `params` (and Adagrad's `accum`) with `grad` (clipped by the
+    /// step, `grad` itself unchanged), in this engine's arithmetic; the engine takes the new
+    /// weights. Both engines' steps are the same arithmetic, bit for bit.
     fn update(
         &mut self,
         optimizer: Optimizer,
-        lr: f32,
+        update: Update<f32>,
         params: &mut Params<f32>,
         accum: &mut Params<f32>,
         grad: &[f32],
@@ -170,17 +172,17 @@ impl SimdEngine {
 }
 
 /// One optimizer step of `params` (and Adagrad's `accum`) with `grad`, in the SIMD kernels'
-/// arithmetic.
+/// arithmetic (the clip and the epsilon of `update` included).
 pub fn simd_update(
     optimizer: Optimizer,
-    lr: f32,
+    update: Update<f32>,
     params: &mut Params<f32>,
     accum: &mut Params<f32>,
     grad: &[f32],
 ) {
     match optimizer {
-        Optimizer::Adagrad => simd::adagrad_step(&mut params.data, &mut accum.data, grad, lr),
-        Optimizer::Sgd => simd::sgd_step(&mut params.data, grad, lr),
+        Optimizer::Adagrad => simd::adagrad_step(&mut params.data, &mut accum.data, grad, update),
+        Optimizer::Sgd => simd::sgd_step(&mut params.data, grad, update),
     }
 }
 
@@ -258,12 +260,12 @@ impl WindowEngine for SimdEngine {
     fn update(
         &mut self,
         optimizer: Optimizer,
-        lr: f32,
+        update: Update<f32>,
         params: &mut Params<f32>,
         accum: &mut Params<f32>,
         grad: &[f32],
     ) {
-        simd_update(optimizer, lr, params, accum, grad);
+        simd_update(optimizer, update, params, accum, grad);
         // The kernels read the weights re-arranged (w_hh and its transpose).
         self.prepared.load(params);
     }
@@ -363,16 +365,16 @@ impl WindowEngine for ScalarEngine {
     fn update(
         &mut self,
         optimizer: Optimizer,
-        lr: f32,
+        update: Update<f32>,
         params: &mut Params<f32>,
         accum: &mut Params<f32>,
         grad: &[f32],
     ) {
         match optimizer {
             Optimizer::Adagrad => {
-                reference::adagrad_step(&mut params.data, &mut accum.data, grad, lr);
+                reference::adagrad_step(&mut params.data, &mut accum.data, grad, update);
             }
-            Optimizer::Sgd => reference::sgd_step(&mut params.data, grad, lr),
+            Optimizer::Sgd => reference::sgd_step(&mut params.data, grad, update),
         }
     }
 
@@ -390,5 +392,65 @@ impl WindowEngine for ScalarEngine {
 
     fn shards(&self) -> usize {
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Cell, Init, TrainSettings};
+    use crate::model::init_params;
+
+    /// Both engines (and so MPI's ranks, which step with [`simd_update`]) apply the same
+    /// update bit for bit, with every optimizer setting: the clip (gradients beyond it, an
+    /// infinity, a NaN among them), Adagrad's epsilon and an accumulator from 0; a NaN
+    /// gradient entry makes its weight NaN under the clip too, so the run's divergence is
+    /// seen.
+    #[test]
+    fn both_engines_step_alike_with_every_setting() {
+        for cell in Cell::ALL {
+            let cfg = TrainConfig::new(TrainSettings {
+                data_size: 4000,
+                batch_size: 200,
+                hidden: 5,
+                cell,
+                clip: Some(0.5),
+                adagrad_eps: 1e-8,
+                adagrad_init: 0.0,
+                init: Init::Normal { std: 0.1 },
+                ..TrainSettings::SEED
+            })
+            .unwrap();
+            let params = init_params(cfg.init, cell, cfg.hidden, 1);
+            let n = params.data.len();
+            let mut grad: Vec<f32> = (0..n)
+                .map(|i| ((i * 37) % 23) as f32 / 11.0 - 1.0)
+                .collect();
+            grad[3] = f32::INFINITY;
+            grad[n - 1] = f32::NAN;
+            let mut simd = new_engine(&cfg, &params);
+            let scalar_cfg = TrainConfig::new(TrainSettings {
+                engine: Engine::Scalar,
+                ..*cfg.settings()
+            })
+            .unwrap();
+            let mut scalar = new_engine(&scalar_cfg, &params);
+            for optimizer in [Optimizer::Adagrad, Optimizer::Sgd] {
+                let mut results = Vec::new();
+                for engine in [&mut simd, &mut scalar] {
+                    let mut p = params.clone();
+                    let mut accum = Params::filled_as(p.layout(), cfg.adagrad_init);
+                    // Two steps, so that the second starts from a grown accumulator.
+                    for _ in 0..2 {
+                        engine.update(optimizer, cfg.update(), &mut p, &mut accum, &grad);
+                    }
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    results.push((bits(&p.data), bits(&accum.data)));
+                    assert!(p.data[n - 1].is_nan(), "{cell:?} {optimizer:?}");
+                    assert!(p.data[..n - 1].iter().all(|v| v.is_finite()));
+                }
+                assert_eq!(results[0], results[1], "{cell:?} {optimizer:?}");
+            }
+        }
     }
 }

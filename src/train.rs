@@ -17,7 +17,7 @@
 //! in the same order whatever thread runs them, so the weights are bit-for-bit identical for
 //! any thread count.
 
-use crate::config::{ADAGRAD_INITIAL_ACCUMULATOR, Engine, TrainConfig};
+use crate::config::{Engine, TrainConfig};
 use crate::data::Dataset;
 use crate::engine::{WindowEngine, new_engine};
 use crate::error::{Error, Result};
@@ -77,7 +77,7 @@ impl Trainer {
             "Trainer::new generates the data: use with_sequence"
         );
         let data = Dataset::generate_rule(cfg.rule, cfg.data_size, cfg.lags, cfg.seed);
-        let params = model::init_params(cfg.layout(), cfg.seed);
+        let params = model::init_params(cfg.init, cfg.layout(), cfg.seed);
         Self::with_params(cfg, data, params)
     }
 
@@ -87,7 +87,7 @@ impl Trainer {
     /// # Errors
     /// [`Error::Usage`] when the worker threads cannot be started.
     pub fn with_sequence(cfg: TrainConfig, seq: Sequence) -> Result<Self> {
-        let params = model::init_params(cfg.layout(), cfg.seed);
+        let params = model::init_params(cfg.init, cfg.layout(), cfg.seed);
         Self::with_params(cfg, seq, params)
     }
 
@@ -138,7 +138,7 @@ impl Trainer {
             _ => None,
         };
         Ok(Self {
-            accum: Params::filled_as(params.layout(), ADAGRAD_INITIAL_ACCUMULATOR),
+            accum: Params::filled_as(params.layout(), cfg.adagrad_init),
             grad: vec![0.0; params.data.len()],
             engine,
             feed: Feed::new(data, streams, cfg.batch_size, cfg.time_step),
@@ -164,7 +164,8 @@ impl Trainer {
     pub fn progress(&self) -> Progress {
         self.progress
     }
-    /// The gradient of the last window (summed over shards).
+    /// The gradient of the last window (summed over shards), as the engine computed it: before
+    /// `--clip`, which the optimizer's step applies.
     #[must_use]
     pub fn last_grad(&self) -> &[f32] {
         &self.grad
@@ -270,7 +271,7 @@ impl Trainer {
         let update_start = Instant::now();
         self.engine.update(
             self.cfg.optimizer,
-            self.cfg.lr,
+            self.cfg.update(),
             &mut self.params,
             &mut self.accum,
             &self.grad,
@@ -316,7 +317,7 @@ impl Trainer {
         self.cfg.layout()
     }
 
-    /// Adagrad's accumulator (all 0.1 at the start; unused by SGD).
+    /// Adagrad's accumulator (all `--adagrad-init` at the start; unused by SGD).
     #[must_use]
     pub fn accumulator(&self) -> &Params<f32> {
         &self.accum
@@ -365,5 +366,41 @@ impl Trainer {
     #[must_use]
     pub fn weights_finite(&self) -> bool {
         self.params.data.iter().all(|v| v.is_finite())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrainSettings;
+
+    /// The clip bounds each gradient entry, not the step's size: with a learning rate far too
+    /// large, a clipped run still diverges within a few windows (the weights grow huge, the
+    /// loss becomes infinite or NaN), and says so, with either engine and optimizer.
+    #[test]
+    fn a_clipped_run_still_reports_divergence() {
+        for (engine, optimizer) in [
+            (Engine::Simd, crate::config::Optimizer::Adagrad),
+            (Engine::Scalar, crate::config::Optimizer::Sgd),
+        ] {
+            let cfg = TrainConfig::new(TrainSettings {
+                data_size: 4000,
+                batch_size: 200,
+                lr: 1e38,
+                clip: Some(5.0),
+                optimizer,
+                engine,
+                ..TrainSettings::SEED
+            })
+            .unwrap();
+            let mut trainer = Trainer::new(cfg).unwrap();
+            match trainer.run(20, |_| true) {
+                Err(Error::Diverged { step, what }) => {
+                    assert!((1..20).contains(&step), "{engine:?}: step {step}");
+                    assert!(what.starts_with("the loss is"), "{what}");
+                }
+                other => panic!("{engine:?}: {other:?}"),
+            }
+        }
     }
 }

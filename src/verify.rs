@@ -673,7 +673,7 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
     let mut trainer = Trainer::with_params(
         cfg.clone(),
         data.clone(),
-        model::init_params(cfg.layout(), seed),
+        model::init_params(cfg.init, cfg.layout(), seed),
     )?;
 
     let mut checks = vec![Check::new("loss")];
@@ -713,7 +713,9 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
         let mut h_last = vec![0.0; h0.len()];
         let loss = reference::forward_backward(&p, &h0, &win, &mut grad, &mut h_last);
         let mut new_params = p.data.clone();
-        reference::adagrad_step(&mut new_params, &mut accum.clone(), &grad.data, lr);
+        // The seed's optimizer settings (no clip, no epsilon), which `adagrad_tol` assumes.
+        let update = reference::Update::plain(lr);
+        reference::adagrad_step(&mut new_params, &mut accum.clone(), &grad.data, update);
         let sign_seed = seed ^ ((k as u64) << 32);
         let b = match cfg.cell {
             Cell::Rnn => bound_window(&p, &h0, &win, sums, sign_seed),
@@ -879,13 +881,18 @@ mod tests {
             let e: Vec<f64> = g.iter().map(|v| (v.abs() * rel) as f32 as f64).collect();
             let tol = adagrad_tol(&w, &a, &g, &e, lr);
             let (mut w64, mut a64) = (w.clone(), a.clone());
-            reference::adagrad_step(&mut w64, &mut a64, &g, lr);
+            reference::adagrad_step(&mut w64, &mut a64, &g, reference::Update::plain(lr));
             let mut w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
             let mut a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
             let g32: Vec<f32> = (0..n)
                 .map(|i| (g[i] + if i % 2 == 0 { e[i] } else { -e[i] }) as f32)
                 .collect();
-            bitrnn_kernels::simd::adagrad_step(&mut w32, &mut a32, &g32, 0.1);
+            bitrnn_kernels::simd::adagrad_step(
+                &mut w32,
+                &mut a32,
+                &g32,
+                reference::Update::plain(0.1),
+            );
             for i in 0..n {
                 let err = (f64::from(w32[i]) - w64[i]).abs();
                 assert!(

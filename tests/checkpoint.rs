@@ -199,6 +199,22 @@ fn an_r2rt_run_round_trips_and_resumes_bit_for_bit() {
     assert_resume_is_exact(&cfg, 77, 150, &dir);
 }
 
+/// The checkpoint `bytes` with `key` cut out of its config. The config is JSON inside the
+/// header's JSON, its quotes escaped there; the header length (the first 8 bytes,
+/// little-endian) shrinks by the key's length, and the tensors' offsets, relative to the
+/// data, stay valid.
+fn without_config_key(bytes: &[u8], key: &[u8]) -> Vec<u8> {
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("the config has the key");
+    let mut old = bytes[..at].to_vec();
+    old.extend_from_slice(&bytes[at + key.len()..]);
+    let n = u64::from_le_bytes(old[..8].try_into().unwrap()) - key.len() as u64;
+    old[..8].copy_from_slice(&n.to_le_bytes());
+    old
+}
+
 /// A checkpoint written before `--rule` existed has no `rule` key in its config: it loads as
 /// the seed rule, and saving it again writes the key.
 #[test]
@@ -208,23 +224,80 @@ fn a_checkpoint_without_a_rule_key_is_the_seed_rule() {
     let losses = train_steps(&mut t, 20);
     let path = dir.path("new.safetensors");
     checkpoint::save(&path, &Checkpoint::of_trainer(&t, &losses)).unwrap();
-    let bytes = fs::read(&path).unwrap();
-    // The config is JSON inside the header's JSON: its quotes are escaped there.
-    let key = br#"\"rule\":\"seed\","#;
-    let at = bytes
-        .windows(key.len())
-        .position(|w| w == key)
-        .expect("the config has a rule key");
-    let mut old = bytes[..at].to_vec();
-    old.extend_from_slice(&bytes[at + key.len()..]);
-    // Header length (first 8 bytes, little-endian) shrinks by the key's length; the tensors'
-    // offsets are relative to the data, so they stay valid.
-    let n = u64::from_le_bytes(old[..8].try_into().unwrap()) - key.len() as u64;
-    old[..8].copy_from_slice(&n.to_le_bytes());
+    let old = without_config_key(&fs::read(&path).unwrap(), br#"\"rule\":\"seed\","#);
     let old_path = dir.write("old.safetensors", &old);
     let ck = checkpoint::load(&old_path).unwrap();
     assert_eq!(ck.config.rule, Rule::Seed);
     assert_eq!(ck, checkpoint::load(&path).unwrap());
+}
+
+/// A checkpoint written before `--clip`, `--adagrad-eps`, `--adagrad-init` and `--init`
+/// existed loads as the run of their defaults (no clip, eps 0, accumulator from 0.1, the
+/// default init), which it was, and resumes as such.
+#[test]
+fn a_checkpoint_without_the_optimizer_keys_has_their_defaults() {
+    let dir = TestDir::new("no-optim-keys");
+    let cfg = small(4, Engine::Simd, 1);
+    let mut t = Trainer::new(cfg.clone()).unwrap();
+    let losses = train_steps(&mut t, 20);
+    let path = dir.path("new.safetensors");
+    checkpoint::save(&path, &Checkpoint::of_trainer(&t, &losses)).unwrap();
+    let old = without_config_key(
+        &fs::read(&path).unwrap(),
+        br#"\"clip\":null,\"adagrad_eps\":0.0,\"adagrad_init\":0.1,\"init\":\"default\","#,
+    );
+    let ck = checkpoint::load(&dir.write("old.safetensors", &old)).unwrap();
+    assert_eq!(ck.config, cfg);
+    assert_eq!(ck, checkpoint::load(&path).unwrap());
+}
+
+/// min-char-rnn's settings (`--init normal:0.01 --clip 5 --adagrad-eps 1e-8 --adagrad-init
+/// 0`) and the other init and clip choices round-trip through a checkpoint, and resuming is
+/// bit for bit the run that was never stopped, with both engines and a gated cell.
+#[test]
+fn the_optimizer_and_init_settings_resume_bit_for_bit() {
+    use bitrnn::config::{Init, Optimizer};
+    let dir = TestDir::new("resume-optim");
+    let min_char = |hidden, engine| TrainSettings {
+        clip: Some(5.0),
+        adagrad_eps: 1e-8,
+        adagrad_init: 0.0,
+        init: Init::Normal { std: 0.01 },
+        ..*small(hidden, engine, 2).settings()
+    };
+    for settings in [
+        min_char(6, Engine::Simd),
+        min_char(3, Engine::Scalar),
+        TrainSettings {
+            cell: Cell::Lstm,
+            ..min_char(5, Engine::Simd)
+        },
+        TrainSettings {
+            init: Init::Pytorch,
+            clip: Some(0.01),
+            ..*small(11, Engine::Simd, 2).settings()
+        },
+        TrainSettings {
+            optimizer: Optimizer::Sgd,
+            clip: Some(0.02),
+            init: Init::Pytorch,
+            ..*small(4, Engine::Scalar, 2).settings()
+        },
+    ] {
+        let cfg = TrainConfig::new(settings).unwrap();
+        assert_resume_is_exact(&cfg, 137, 200, &dir);
+        // The clip changes the run (it is not a no-op at these sizes).
+        let unclipped = TrainConfig::new(TrainSettings {
+            clip: None,
+            ..settings
+        })
+        .unwrap();
+        let (mut a, mut b) = (Trainer::new(cfg).unwrap(), Trainer::new(unclipped).unwrap());
+        let (la, lb) = (train_steps(&mut a, 50), train_steps(&mut b, 50));
+        if settings.clip.is_some_and(|c| c < 1.0) {
+            assert_ne!(bits(&la), bits(&lb), "{settings:?}");
+        }
+    }
 }
 
 // ---- through the binary ----
@@ -330,6 +403,90 @@ fn train_resume_matches_training_straight() {
     args.extend(["--resume", part, "--epochs", "3"]);
     let r3 = train(&dir, "resumed3", &args);
     assert_eq!(r3["steps"], 3 * 100);
+}
+
+/// min-char-rnn's settings through the binary: summary.json shows them, `--resume` without
+/// flags keeps them (the weights of training straight), a flag that disagrees with the
+/// checkpoint is refused naming the flag and both values, and one that agrees is accepted.
+#[test]
+fn min_char_rnn_settings_resume_through_the_binary() {
+    let dir = TestDir::new("resume-min-char");
+    let p = |f: &str| dir.path(f).to_str().unwrap().to_string();
+    let (straight, part) = (p("straight.st"), p("part.st"));
+    let min_char = [
+        "--init",
+        "normal:0.01",
+        "--clip",
+        "5",
+        "--adagrad-eps",
+        "1e-8",
+        "--adagrad-init",
+        "0",
+    ];
+    let run = |out: &str, extra: &[&str]| {
+        let mut args = SMALL.to_vec();
+        args.extend(min_char);
+        args.extend(extra);
+        train(&dir, out, &args)
+    };
+    let s = run("straight", &["--epochs", "3", "--save", &straight]);
+    let c = &s["config"];
+    assert_eq!(
+        (
+            &c["init"],
+            &c["clip"],
+            &c["adagrad_eps"],
+            &c["adagrad_init"]
+        ),
+        (
+            &serde_json::json!("normal:0.01"),
+            &serde_json::json!(5.0),
+            &serde_json::json!(1e-8),
+            &serde_json::json!(0.0)
+        ),
+        "{c}"
+    );
+    run("part", &["--epochs", "1", "--save", &part]);
+    let r = train(&dir, "resumed", &["--resume", &part, "--epochs", "3"]);
+    assert_eq!(r["weights_checksum"], s["weights_checksum"]);
+    assert_eq!(r["config"], s["config"]);
+    assert_eq!(r["epoch_loss"], s["epoch_loss"]);
+    // The defaults' run is another run.
+    let d = train(
+        &dir,
+        "defaults",
+        &[SMALL.as_slice(), &["--epochs", "3"]].concat(),
+    );
+    assert_ne!(d["weights_checksum"], s["weights_checksum"]);
+    assert!(d["config"]["clip"].is_null(), "{}", d["config"]);
+
+    let o = p("refused");
+    for (flag, value, want) in [
+        ("--clip", "3", "--clip 3.0 (the checkpoint has 5.0)"),
+        (
+            "--init",
+            "pytorch",
+            "--init pytorch (the checkpoint has normal:0.01)",
+        ),
+        (
+            "--adagrad-eps",
+            "1e-6",
+            "--adagrad-eps 1e-6 (the checkpoint has 1e-8)",
+        ),
+        (
+            "--adagrad-init",
+            "0.5",
+            "--adagrad-init 0.5 (the checkpoint has 0.0)",
+        ),
+    ] {
+        let e = assert_usage_error(&bitrnn(&[
+            "train", "--quiet", "--out", &o, "--resume", &part, "--epochs", "3", flag, value,
+        ]));
+        assert!(e.contains(want), "{e}");
+    }
+    let mut args = vec!["--resume", part.as_str(), "--epochs", "2"];
+    args.extend(min_char);
+    assert_eq!(train(&dir, "agreeing", &args)["steps"], 2 * 100);
 }
 
 /// `--rule r2rt` through the binary: the summary's config and reference levels, `--resume`

@@ -228,22 +228,71 @@ fn forward_backward_impl<F: Real, S: Symbol>(
     total * scale
 }
 
-/// Adagrad with TensorFlow's semantics (`tf.compat.v1.train.AdagradOptimizer`): the
-/// accumulator starts at `initial_accumulator_value` (0.1 by default) and there is no epsilon,
-/// `accum += g^2; w -= lr * g / sqrt(accum)`. The accumulator never falls below its start, so
-/// the division is safe.
-pub fn adagrad_step<F: Real>(w: &mut [F], accum: &mut [F], grad: &[F], lr: F) {
-    assert!(w.len() == accum.len() && w.len() == grad.len());
-    for i in 0..w.len() {
-        accum[i] += grad[i] * grad[i];
-        w[i] -= lr * grad[i] / accum[i].sqrt();
+/// What an optimizer step needs besides the gradient: the learning rate, the clip of the
+/// gradient and Adagrad's epsilon. [`Update::plain`] clips nothing and adds no epsilon (the
+/// defaults: TensorFlow's Adagrad). The SIMD updates ([`crate::simd::adagrad_step`],
+/// [`crate::simd::sgd_step`]) take the same value and do the same arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Update<F> {
+    /// Learning rate.
+    pub lr: F,
+    /// Each gradient entry is first clamped to `[-clip, clip]` ([`clip`]; `clip > 0`), as
+    /// min-char-rnn's `np.clip(dparam, -5, 5)`; `None`: the gradient is used as it is.
+    pub clip: Option<F>,
+    /// Adagrad's epsilon, under the square root: `sqrt(accum + eps)` (`eps >= 0`; unused by
+    /// SGD).
+    pub eps: F,
+}
+
+impl<F: Real> Update<F> {
+    /// Learning rate `lr`, no clip, no epsilon.
+    #[must_use]
+    pub fn plain(lr: F) -> Self {
+        Self {
+            lr,
+            clip: None,
+            eps: F::ZERO,
+        }
     }
 }
 
-/// Plain stochastic gradient descent, `w -= lr * g`.
-pub fn sgd_step<F: Real>(w: &mut [F], grad: &[F], lr: F) {
+/// `g` clamped to `[-c, c]` when `clip` is `Some(c)`, as `f32::clamp` does: a NaN stays NaN
+/// (so a diverged gradient still poisons the weights and the next loss reports it), an
+/// infinity becomes `±c`, and a value within the bounds (`-0.0` included) is returned as it is.
+#[inline]
+#[must_use]
+pub fn clip<F: Real>(g: F, clip: Option<F>) -> F {
+    match clip {
+        Some(c) if g < -c => -c,
+        Some(c) if g > c => c,
+        _ => g,
+    }
+}
+
+/// Adagrad: each gradient entry clipped ([`clip`]), then `accum += g^2; w -= lr * g /
+/// sqrt(accum + eps)`. The accumulator starts at the caller's value (`--adagrad-init`,
+/// TensorFlow's `initial_accumulator_value` 0.1 by default) and never decreases, so with a
+/// start above 0 the division is safe for any `eps >= 0`, and with `eps > 0` for any start.
+///
+/// With the defaults (no clip, `eps = 0`) this is bit for bit TensorFlow's
+/// `tf.compat.v1.train.AdagradOptimizer`, `w -= lr * g / sqrt(accum)`: `x + 0 == x` exactly
+/// for every `x` but `-0.0`, and the accumulator is never `-0.0` (it starts above 0 when
+/// `eps = 0`, and adding `g^2 >= +0` keeps it so). min-char-rnn's Adagrad is `clip = 5`,
+/// `eps = 1e-8` and a start of 0.
+pub fn adagrad_step<F: Real>(w: &mut [F], accum: &mut [F], grad: &[F], step: Update<F>) {
+    assert!(w.len() == accum.len() && w.len() == grad.len());
+    for i in 0..w.len() {
+        let g = clip(grad[i], step.clip);
+        accum[i] += g * g;
+        w[i] -= step.lr * g / (accum[i] + step.eps).sqrt();
+    }
+}
+
+/// Plain stochastic gradient descent, `w -= lr * g`, each gradient entry clipped first
+/// ([`clip`]).
+pub fn sgd_step<F: Real>(w: &mut [F], grad: &[F], step: Update<F>) {
     assert_eq!(w.len(), grad.len());
     for i in 0..w.len() {
-        w[i] -= lr * grad[i];
+        w[i] -= step.lr * clip(grad[i], step.clip);
     }
 }

@@ -10,7 +10,9 @@
 
 use bitrnn_kernels::Params;
 use bitrnn_kernels::real::Real;
-use bitrnn_kernels::reference::{Window, adagrad_step, forward, forward_backward, sgd_step};
+use bitrnn_kernels::reference::{
+    Update, Window, adagrad_step, clip, forward, forward_backward, sgd_step,
+};
 use core::f64::consts::LN_2;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -462,7 +464,7 @@ fn adagrad_matches_hand_computed_steps() {
         ),
     ];
     for (grad, accum_expected, w_expected) in steps {
-        adagrad_step(&mut w, &mut accum, &grad, 0.1);
+        adagrad_step(&mut w, &mut accum, &grad, Update::plain(0.1));
         for i in 0..4 {
             // A handful of roundings of numbers of order 1: a few ulp.
             assert!((accum[i] - accum_expected[i]).abs() <= 8.0 * U64 * accum_expected[i]);
@@ -477,8 +479,35 @@ fn adagrad_matches_hand_computed_steps() {
     // A zero gradient leaves a weight exactly where it was (entry 2 after step 1).
     let mut w = [2.0f32];
     let mut accum = [0.1f32];
-    adagrad_step(&mut w, &mut accum, &[0.0], 0.1);
+    adagrad_step(&mut w, &mut accum, &[0.0], Update::plain(0.1));
     assert_eq!((w, accum), ([2.0], [0.1]));
+}
+
+/// min-char-rnn's Adagrad (`--clip 5 --adagrad-eps 1e-8 --adagrad-init 0`): `mem += g^2`
+/// from 0, `w -= lr g / sqrt(mem + 1e-8)` with `g` clipped to [-5, 5]. The first step moves
+/// every weight by `lr` against its gradient's sign (less for `|g|` near `sqrt(eps)`), a zero
+/// gradient leaves the weight and a zero accumulator as they are (no 0 / 0), and a gradient
+/// beyond the clip counts as 5 in the accumulator too.
+#[test]
+fn adagrad_with_min_char_rnn_settings() {
+    let update = Update {
+        lr: 0.1,
+        clip: Some(5.0),
+        eps: 1e-8,
+    };
+    let mut w = [1.0f64, 1.0, 1.0, 1.0, 1.0];
+    let mut accum = [0.0; 5];
+    let g = [10.0, -0.5, 0.0, 1e-4, -7.0];
+    adagrad_step(&mut w, &mut accum, &g, update);
+    assert_eq!(accum, [25.0, 0.25, 0.0, 1e-4 * 1e-4, 25.0]);
+    assert_eq!(w[0], 1.0 - 0.1 * 5.0 / (25.0f64 + 1e-8).sqrt());
+    assert!((w[0] - 0.9).abs() < 1e-8 && (w[1] - 1.1).abs() < 1e-8);
+    assert_eq!(w[2], 1.0);
+    // |g| = 1e-4 = sqrt(2 eps) after the step: lr / sqrt(2) of a step.
+    assert!((w[3] - (1.0 - 0.1 / 2f64.sqrt())).abs() < 1e-12, "{}", w[3]);
+    assert!((w[4] - 1.1).abs() < 1e-8);
+    assert_eq!(clip(-7.0, Some(5.0)), -5.0);
+    assert!(w.iter().all(|v| v.is_finite()));
 }
 
 proptest! {
@@ -496,7 +525,7 @@ proptest! {
         let mut accum = vec![0.1; 5];
         for g in &grads {
             let (w_before, accum_before) = (w.clone(), accum.clone());
-            adagrad_step(&mut w, &mut accum, g, lr);
+            adagrad_step(&mut w, &mut accum, g, Update::plain(lr));
             for i in 0..5 {
                 prop_assert!(accum[i] >= accum_before[i] && accum[i] >= 0.1);
                 let step = w_before[i] - w[i];
@@ -511,12 +540,12 @@ proptest! {
 #[test]
 fn sgd_matches_hand_computed_steps() {
     let mut w = [1.0, -2.0, 0.5];
-    sgd_step(&mut w, &[0.5, -0.25, 0.0], 0.5);
+    sgd_step(&mut w, &[0.5, -0.25, 0.0], Update::plain(0.5));
     assert_eq!(w, [0.75, -1.875, 0.5]);
-    sgd_step(&mut w, &[1.0, 0.125, -2.0], 0.5);
+    sgd_step(&mut w, &[1.0, 0.125, -2.0], Update::plain(0.5));
     assert_eq!(w, [0.25, -1.9375, 1.5]);
     let mut w = [1.0f32, -2.0];
-    sgd_step(&mut w, &[0.5, -0.25], 0.5);
+    sgd_step(&mut w, &[0.5, -0.25], Update::plain(0.5));
     assert_eq!(w, [0.75, -1.875]);
 }
 
@@ -582,7 +611,12 @@ fn train(lags: (usize, usize), seed: u64, streams: usize, windows: usize, carry:
             y: &y,
         };
         losses.push(forward_backward(&params, &h, &win, &mut grad, &mut h_next));
-        adagrad_step(&mut params.data, &mut accum.data, &grad.data, 0.1);
+        adagrad_step(
+            &mut params.data,
+            &mut accum.data,
+            &grad.data,
+            Update::plain(0.1),
+        );
         if carry {
             core::mem::swap(&mut h, &mut h_next);
         }

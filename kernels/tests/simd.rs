@@ -38,6 +38,7 @@
 //! how many windows had informative tolerances.
 
 use bitrnn_kernels::lanes::{LANE_BYTES, LANES};
+use bitrnn_kernels::reference::Update;
 use bitrnn_kernels::rounding::{
     StateError, U, WindowBound, gamma, head_cap, lane_sum_roundings, window_bound,
 };
@@ -273,13 +274,16 @@ const ACCUM0: f32 = 0.1;
 
 /// One `adagrad_step` and one `sgd_step` from the SIMD gradient against
 /// `reference::adagrad_step` / `sgd_step` in f64 from the reference gradient `grad`, whose
-/// SIMD counterpart is within `grad_tol`.
+/// SIMD counterpart is within `grad_tol`; without a clip, and clipped at half the largest
+/// gradient entry (so that the largest entries are clipped).
 ///
 /// Adagrad: `a = a0 + g^2`, `w' = w - lr f(g)` with `f(g) = g / sqrt(a0 + g^2)`, whose slope is
 /// at most `1 / sqrt(a0)`; the f32 `f` adds `g^2`, the sum, the square root (half of `a`'s
 /// error plus its own), `lr g` and the division: `gamma(5)`; the subtraction one `u`. The
 /// accumulator: `e(a) = (2|g| + e) e + gamma(2) (a0 + (|g| + e)^2)`. SGD: `w' = w - lr g`,
-/// `lr e + u lr (|g| + e)` and `u` for the subtraction.
+/// `lr e + u lr (|g| + e)` and `u` for the subtraction. The clip is exact and 1-Lipschitz
+/// (`|clip(x) - clip(y)| <= |x - y|`, `|clip(g)| <= |g|`), and every bound grows with `|g|`,
+/// so the bounds of the unclipped `g` and `e` hold for the clipped step too.
 fn compare_optimizers(
     params: &Params<f64>,
     simd_grad: &[f32],
@@ -290,46 +294,62 @@ fn compare_optimizers(
     let len = params.data.len();
     let (lr, a0) = (f64::from(LR), f64::from(ACCUM0));
     let w32: Vec<f32> = params.data.iter().map(|&v| v as f32).collect();
-
-    let (mut w_simd, mut a_simd) = (w32.clone(), vec![ACCUM0; len]);
-    simd::adagrad_step(&mut w_simd, &mut a_simd, simd_grad, LR);
-    let (mut w_ref, mut a_ref) = (params.data.clone(), vec![a0; len]);
-    reference::adagrad_step(&mut w_ref, &mut a_ref, grad, lr);
-    let mut w_tol = Vec::with_capacity(len);
-    let mut a_tol = Vec::with_capacity(len);
+    let half_largest = (grad.iter().fold(0.0f64, |m, g| m.max(g.abs())) / 2.0) as f32;
+    let mut clips = vec![None];
+    if half_largest > 0.0 {
+        clips.push(Some(half_largest));
+    }
+    // The steps' bounds, from the unclipped gradient (see above).
+    let (mut step_tol, mut a_tol, mut sgd_step_tol) = (vec![], vec![], vec![]);
     for i in 0..len {
         let (g, e) = (grad[i].abs(), grad_tol[i]);
         let f = g / (a0 + g * g).sqrt();
-        let step = lr * e / a0.sqrt() + gamma(5) * lr * (f + e / a0.sqrt());
-        w_tol.push(step + U * (w_ref[i].abs() + step));
+        step_tol.push(lr * e / a0.sqrt() + gamma(5) * lr * (f + e / a0.sqrt()));
         a_tol.push((2.0 * g + e) * e + gamma(2) * (a0 + (g + e) * (g + e)));
+        sgd_step_tol.push(lr * e + U * lr * (g + e));
     }
-    within(
-        "adagrad w",
-        &widen(&w_simd),
-        &w_ref,
-        &w_tol,
-        &mut ratios.adagrad_w,
-    )?;
-    within(
-        "adagrad accum",
-        &widen(&a_simd),
-        &a_ref,
-        &a_tol,
-        &mut ratios.adagrad_accum,
-    )?;
+    // The subtraction's rounding, from the result.
+    let w_tol = |w_ref: &[f64], step: &[f64]| -> Vec<f64> {
+        (0..len)
+            .map(|i| step[i] + U * (w_ref[i].abs() + step[i]))
+            .collect()
+    };
+    for clip in clips {
+        let update = Update {
+            clip,
+            ..Update::plain(LR)
+        };
+        let update64 = Update {
+            clip: clip.map(f64::from),
+            ..Update::plain(lr)
+        };
+        let (mut w_simd, mut a_simd) = (w32.clone(), vec![ACCUM0; len]);
+        simd::adagrad_step(&mut w_simd, &mut a_simd, simd_grad, update);
+        let (mut w_ref, mut a_ref) = (params.data.clone(), vec![a0; len]);
+        reference::adagrad_step(&mut w_ref, &mut a_ref, grad, update64);
+        within(
+            "adagrad w",
+            &widen(&w_simd),
+            &w_ref,
+            &w_tol(&w_ref, &step_tol),
+            &mut ratios.adagrad_w,
+        )?;
+        within(
+            "adagrad accum",
+            &widen(&a_simd),
+            &a_ref,
+            &a_tol,
+            &mut ratios.adagrad_accum,
+        )?;
 
-    let mut w_simd = w32;
-    simd::sgd_step(&mut w_simd, simd_grad, LR);
-    let mut w_ref = params.data.clone();
-    reference::sgd_step(&mut w_ref, grad, lr);
-    let tol: Vec<f64> = (0..len)
-        .map(|i| {
-            let step = lr * grad_tol[i] + U * lr * (grad[i].abs() + grad_tol[i]);
-            step + U * (w_ref[i].abs() + step)
-        })
-        .collect();
-    within("sgd w", &widen(&w_simd), &w_ref, &tol, &mut ratios.sgd_w)
+        let mut w_simd = w32.clone();
+        simd::sgd_step(&mut w_simd, simd_grad, update);
+        let mut w_ref = params.data.clone();
+        reference::sgd_step(&mut w_ref, grad, update64);
+        let tol = w_tol(&w_ref, &sgd_step_tol);
+        within("sgd w", &widen(&w_simd), &w_ref, &tol, &mut ratios.sgd_w)?;
+    }
+    Ok(())
 }
 
 /// Runs `cases` random cases of `test` (failures persisted to
@@ -484,36 +504,147 @@ fn consecutive_windows_carry_state() {
 // 2. Exact tests.
 // ---------------------------------------------------------------------------------------
 
-/// The optimizers do the reference's operations in the reference's order (`accum += g * g`,
-/// `w -= (lr * g) / sqrt(accum)`; `w -= lr * g`), with IEEE square root and division, so they
-/// equal `reference::*_step::<f32>` bit for bit on any data, for every length (the tails
-/// below 8 included).
+/// The optimizers do the reference's operations in the reference's order (the clip, `accum
+/// += g * g`, `w -= (lr * g) / sqrt(accum + eps)`; `w -= lr * g`), with IEEE square root and
+/// division, so they equal `reference::*_step::<f32>` bit for bit on any data, for every
+/// length (the tails below a vector included), with and without a clip (gradients on both
+/// sides of it, infinities and NaN among them), with and without an epsilon, and from
+/// accumulators that start at 0 (`--adagrad-init 0`) as well as above.
 #[test]
 fn optimizers_match_f32_reference_bit_for_bit() {
     let mut rng = Lcg(1);
+    let specials = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        0.0,
+        5.0,
+        -5.0,
+    ];
     for len in 0..=40 {
-        for round in 0..8 {
+        for round in 0..24 {
             let scale = [1e-6, 1e-3, 1.0, 10.0, 1e4][round % 5];
             let w: Vec<f32> = (0..len).map(|_| rng.symmetric_f32(2.0) as f32).collect();
-            let g: Vec<f32> = (0..len).map(|_| rng.symmetric_f32(scale) as f32).collect();
+            let mut g: Vec<f32> = (0..len).map(|_| rng.symmetric_f32(scale) as f32).collect();
+            if round % 3 == 2 && len > 0 {
+                for (k, &v) in specials.iter().enumerate() {
+                    g[(k * 7 + round) % len] = v;
+                }
+            }
+            let a0 = [0.1, 0.0, 1e-8][round % 3];
             let a: Vec<f32> = (0..len)
-                .map(|_| (0.1 + rng.uniform() * scale) as f32)
+                .map(|_| (a0 + rng.uniform() * scale * (round % 2) as f64) as f32)
                 .collect();
-            let lr = [0.05f32, 0.5, 1e-3, 0.3][round % 4];
+            let update = Update {
+                lr: [0.05f32, 0.5, 1e-3, 0.3][round % 4],
+                clip: [None, Some(5.0), Some(scale as f32 / 2.0)][(round / 3) % 3],
+                eps: [0.0, 1e-8, 0.5][(round / 9) % 3],
+            };
+            let what = format!("len {len}, {update:?}, accumulator from {a0}");
 
             let (mut w_simd, mut a_simd) = (w.clone(), a.clone());
-            simd::adagrad_step(&mut w_simd, &mut a_simd, &g, lr);
+            simd::adagrad_step(&mut w_simd, &mut a_simd, &g, update);
             let (mut w_ref, mut a_ref) = (w.clone(), a);
-            reference::adagrad_step(&mut w_ref, &mut a_ref, &g, lr);
-            assert_eq!(bits(&w_simd), bits(&w_ref), "adagrad w, len {len}");
-            assert_eq!(bits(&a_simd), bits(&a_ref), "adagrad accum, len {len}");
+            reference::adagrad_step(&mut w_ref, &mut a_ref, &g, update);
+            assert_eq!(bits(&w_simd), bits(&w_ref), "adagrad w, {what}");
+            assert_eq!(bits(&a_simd), bits(&a_ref), "adagrad accum, {what}");
 
             let mut w_simd = w.clone();
-            simd::sgd_step(&mut w_simd, &g, lr);
+            simd::sgd_step(&mut w_simd, &g, update);
             let mut w_ref = w;
-            reference::sgd_step(&mut w_ref, &g, lr);
-            assert_eq!(bits(&w_simd), bits(&w_ref), "sgd, len {len}");
+            reference::sgd_step(&mut w_ref, &g, update);
+            assert_eq!(bits(&w_simd), bits(&w_ref), "sgd, {what}");
         }
+    }
+}
+
+/// The clip, on both engines: an entry beyond `±c` moves the weight as `±c` does, an entry
+/// within is used as it is (bit for bit the unclipped step), an infinity becomes `±c`, and a
+/// NaN stays NaN, so the weight becomes NaN and the next loss reports the divergence (the
+/// clip does not hide it). The gradient itself is not written.
+#[test]
+fn the_clip_clamps_beyond_the_bound_and_keeps_nan() {
+    let c = 5.0f32;
+    let raw = [
+        7.5,
+        -6.0,
+        4.5,
+        -5.0,
+        0.25,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        -0.0,
+    ];
+    let clipped = [5.0, -5.0, 4.5, -5.0, 0.25, 5.0, -5.0, f32::NAN, -0.0];
+    let n = raw.len();
+    for (&v, &want) in raw.iter().zip(&clipped) {
+        assert_eq!(reference::clip(v, Some(c)).to_bits(), want.to_bits(), "{v}");
+        assert_eq!(reference::clip(v, None).to_bits(), v.to_bits(), "{v}");
+        assert_eq!(v.clamp(-c, c).to_bits(), want.to_bits(), "f32::clamp, {v}");
+    }
+    let clip = Update {
+        clip: Some(c),
+        ..Update::plain(0.1f32)
+    };
+    // Every length up to two vectors, so the entries land in the body and in the tail.
+    for len in n..=2 * LANES + 3 {
+        let g: Vec<f32> = (0..len).map(|i| raw[i % n]).collect();
+        let want: Vec<f32> = (0..len).map(|i| clipped[i % n]).collect();
+        let g_before = bits(&g);
+        let w = vec![1.0f32; len];
+        let a = vec![0.1f32; len];
+        // With a clip: as the unclipped step from the clipped gradient.
+        let (mut w_clip, mut a_clip) = (w.clone(), a.clone());
+        simd::adagrad_step(&mut w_clip, &mut a_clip, &g, clip);
+        let (mut w_want, mut a_want) = (w.clone(), a.clone());
+        simd::adagrad_step(&mut w_want, &mut a_want, &want, Update::plain(0.1));
+        assert_eq!(bits(&w_clip), bits(&w_want), "adagrad, len {len}");
+        assert_eq!(bits(&a_clip), bits(&a_want), "adagrad accum, len {len}");
+        let mut w_clip = w.clone();
+        simd::sgd_step(&mut w_clip, &g, clip);
+        let mut w_want = w.clone();
+        simd::sgd_step(&mut w_want, &want, Update::plain(0.1));
+        assert_eq!(bits(&w_clip), bits(&w_want), "sgd, len {len}");
+        assert_eq!(bits(&g), g_before, "the gradient is not written");
+        // The NaN entries poison their weights under both optimizers; no other does.
+        for (i, &v) in w_clip.iter().enumerate() {
+            assert_eq!(v.is_nan(), g[i].is_nan(), "sgd, entry {i} of {len}");
+        }
+        let (mut w_ada, mut a_ada) = (w.clone(), a);
+        simd::adagrad_step(&mut w_ada, &mut a_ada, &g, clip);
+        for (i, &v) in w_ada.iter().enumerate() {
+            assert_eq!(v.is_nan(), g[i].is_nan(), "adagrad, entry {i} of {len}");
+        }
+        // Within the bound the clip changes no bit.
+        let small: Vec<f32> = (0..len).map(|i| ((i % 21) as f32 - 10.0) / 2.0).collect();
+        let (mut w1, mut a1) = (w.clone(), vec![0.1f32; len]);
+        simd::adagrad_step(&mut w1, &mut a1, &small, clip);
+        let (mut w2, mut a2) = (w.clone(), vec![0.1f32; len]);
+        simd::adagrad_step(&mut w2, &mut a2, &small, Update::plain(0.1));
+        assert_eq!((bits(&w1), bits(&a1)), (bits(&w2), bits(&a2)), "len {len}");
+    }
+}
+
+/// With the defaults (no clip, `eps = 0`) the step is TensorFlow's `w -= lr g / sqrt(accum)`
+/// bit for bit: the formula written out without the clip and without the epsilon.
+#[test]
+fn the_default_update_is_the_plain_adagrad_formula() {
+    let mut rng = Lcg(3);
+    for len in 0..=40 {
+        let w: Vec<f32> = (0..len).map(|_| rng.symmetric_f32(2.0) as f32).collect();
+        let g: Vec<f32> = (0..len).map(|_| rng.symmetric_f32(3.0) as f32).collect();
+        let a: Vec<f32> = (0..len).map(|_| (0.1 + rng.uniform()) as f32).collect();
+        let (mut w_simd, mut a_simd) = (w.clone(), a.clone());
+        simd::adagrad_step(&mut w_simd, &mut a_simd, &g, Update::plain(0.1));
+        let (mut w_tf, mut a_tf) = (w, a);
+        for i in 0..len {
+            a_tf[i] += g[i] * g[i];
+            w_tf[i] -= 0.1 * g[i] / a_tf[i].sqrt();
+        }
+        assert_eq!(bits(&w_simd), bits(&w_tf), "len {len}");
+        assert_eq!(bits(&a_simd), bits(&a_tf), "len {len}");
     }
 }
 
@@ -522,9 +653,10 @@ fn bits(v: &[f32]) -> Vec<u32> {
 }
 
 /// On dyadic data every operation of the updates is exact, so the f32 kernels equal the f64
-/// reference with `assert_eq!`: SGD with `lr = 0.5` and gradients `k 2^-e`; Adagrad with
-/// `a0 = c^2 - g^2` for integers `c > |g|` (so `sqrt(a0 + g^2) = c`) and `lr` a power of two,
-/// `w` and `lr g / c` dyadic when `c` is a power of two.
+/// reference with `assert_eq!`: SGD with `lr = 0.5` and gradients `k 2^-e`, clipped at 64 or
+/// not; Adagrad with integer gradients clipped at 512 or not, an integer `eps` and `a0 = c^2
+/// - clip(g)^2 - eps` for integers `c > |g|` (so `sqrt(a0 + g^2 + eps) = c`) and `lr` a power
+/// of two, `w` and `lr g / c` dyadic when `c` is a power of two.
 #[test]
 fn optimizers_exact_on_dyadic_values() {
     let mut rng = Lcg(2);
@@ -535,23 +667,52 @@ fn optimizers_exact_on_dyadic_values() {
         let g: Vec<f32> = (0..len)
             .map(|_| (rng.below(513) as f32 - 256.0) * 2f32.powi(-(rng.below(12) as i32)))
             .collect();
-        let mut w_simd = w.clone();
-        simd::sgd_step(&mut w_simd, &g, 0.5);
-        let mut w_ref = widen(&w);
-        reference::sgd_step(&mut w_ref, &widen(&g), 0.5);
-        assert_eq!(widen(&w_simd), w_ref, "sgd, len {len}");
+        for clip in [None, Some(64.0f32)] {
+            let update = Update {
+                clip,
+                ..Update::plain(0.5f32)
+            };
+            let mut w_simd = w.clone();
+            simd::sgd_step(&mut w_simd, &g, update);
+            let mut w_ref = widen(&w);
+            let update64 = Update {
+                clip: clip.map(f64::from),
+                ..Update::plain(0.5)
+            };
+            reference::sgd_step(&mut w_ref, &widen(&g), update64);
+            assert_eq!(widen(&w_simd), w_ref, "sgd, len {len}, clip {clip:?}");
+        }
 
-        // Integer gradients below c = 2^10, so a0 = c^2 - g^2 >= 2c - 1 > 0.
+        // Integer gradients below c = 2^10, so a0 = c^2 - g^2 - eps >= 2c - 1 - eps > 0.
         let c = 1024.0f32;
         let g: Vec<f32> = (0..len).map(|_| rng.below(2047) as f32 - 1023.0).collect();
-        let a: Vec<f32> = g.iter().map(|&g| c * c - g * g).collect();
-        let (mut w_simd, mut a_simd) = (w.clone(), a.clone());
-        simd::adagrad_step(&mut w_simd, &mut a_simd, &g, 0.25);
-        let (mut w_ref, mut a_ref) = (widen(&w), widen(&a));
-        reference::adagrad_step(&mut w_ref, &mut a_ref, &widen(&g), 0.25);
-        assert!(a_simd.iter().all(|&a| a == c * c));
-        assert_eq!(widen(&a_simd), a_ref, "adagrad accum, len {len}");
-        assert_eq!(widen(&w_simd), w_ref, "adagrad w, len {len}");
+        for (clip, eps) in [(None, 0.0f32), (Some(512.0f32), 0.0), (Some(512.0), 3.0)] {
+            let update = Update {
+                lr: 0.25f32,
+                clip,
+                eps,
+            };
+            let a: Vec<f32> = g
+                .iter()
+                .map(|&g| {
+                    let g = reference::clip(g, clip);
+                    c * c - g * g - eps
+                })
+                .collect();
+            let (mut w_simd, mut a_simd) = (w.clone(), a.clone());
+            simd::adagrad_step(&mut w_simd, &mut a_simd, &g, update);
+            let (mut w_ref, mut a_ref) = (widen(&w), widen(&a));
+            let update64 = Update {
+                lr: 0.25,
+                clip: clip.map(f64::from),
+                eps: f64::from(eps),
+            };
+            reference::adagrad_step(&mut w_ref, &mut a_ref, &widen(&g), update64);
+            assert!(a_simd.iter().all(|&a| a + eps == c * c));
+            let what = format!("len {len}, {update:?}");
+            assert_eq!(widen(&a_simd), a_ref, "adagrad accum, {what}");
+            assert_eq!(widen(&w_simd), w_ref, "adagrad w, {what}");
+        }
     }
 }
 

@@ -108,10 +108,11 @@ pub(crate) fn parse_lags(s: &str) -> std::result::Result<(usize, usize), String>
     Ok((a, b))
 }
 
-/// Parses `--lr` as an `f32`, refusing a number that `f32` cannot hold rather than rounding it
-/// to infinity or 0 (`1e40`, `1e-50`), so that the message shows what was typed. Whether the
-/// value is allowed (finite, above 0) is checked by the config.
-pub(crate) fn parse_lr(s: &str) -> std::result::Result<f32, String> {
+/// Parses a number flag (`--lr`, `--clip`, `--adagrad-eps`, `--adagrad-init`) as an `f32`,
+/// refusing a number that `f32` cannot hold rather than rounding it to infinity or 0 (`1e40`,
+/// `1e-50`), so that the message shows what was typed. Whether the value is allowed (finite,
+/// above 0) is checked by the config.
+pub(crate) fn parse_f32(s: &str) -> std::result::Result<f32, String> {
     let wide: f64 = s
         .trim()
         .parse()

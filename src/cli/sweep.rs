@@ -1,7 +1,7 @@
 //! The flags of `bitrnn sweep` ([`SweepArgs`]): the grid's axes as lists and ranges, the
 //! settings every run shares, and their validation into a [`Grid`].
 
-use super::{default_threads, parse_lr};
+use super::{default_threads, parse_f32};
 use crate::config::{Cell, Engine, MAX_THREADS, Optimizer, Rule, TrainSettings, parse_cell};
 use crate::error::{Error, Result};
 use crate::output::check_out_dir;
@@ -66,7 +66,7 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = TrainSettings::SEED.batch_size)]
     pub batch_size: usize,
     /// Learning rate.
-    #[arg(long, default_value_t = TrainSettings::SEED.lr, value_parser = parse_lr)]
+    #[arg(long, default_value_t = TrainSettings::SEED.lr, value_parser = parse_f32)]
     pub lr: f32,
     /// Optimizer: adagrad or sgd.
     #[arg(long, value_enum, default_value_t = TrainSettings::SEED.optimizer)]

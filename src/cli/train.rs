@@ -2,9 +2,9 @@
 //! `profile` ([`ModelArgs`]), which [`ModelArgs::to_config`] validates into a
 //! [`TrainConfig`].
 
-use super::{default_threads, parse_lags, parse_lr};
+use super::{default_threads, parse_f32, parse_lags};
 use crate::config::{
-    Cell, Engine, Optimizer, Rule, Source, TrainConfig, TrainSettings, parse_cell,
+    Cell, Engine, Init, Optimizer, Rule, Source, TrainConfig, TrainSettings, parse_cell,
 };
 use crate::error::Result;
 use crate::output::{check_input_file, check_out_dir};
@@ -86,11 +86,32 @@ pub struct ModelArgs {
     #[arg(long, value_parser = parse_lags)]
     pub lags: Option<(usize, usize)>,
     /// Learning rate.
-    #[arg(long, default_value_t = TrainSettings::SEED.lr, value_parser = parse_lr)]
+    #[arg(long, default_value_t = TrainSettings::SEED.lr, value_parser = parse_f32)]
     pub lr: f32,
-    /// Optimizer: adagrad (TensorFlow semantics, accumulator starts at 0.1) or sgd.
+    /// Optimizer: adagrad (accum += g^2; w -= lr g / sqrt(accum + eps), TensorFlow's by
+    /// default: the accumulator starts at 0.1, eps 0) or sgd (w -= lr g).
     #[arg(long, value_enum, default_value_t = TrainSettings::SEED.optimizer)]
     pub optimizer: Optimizer,
+    /// Clamp each entry of the window's gradient to [-VALUE, VALUE] before the optimizer's
+    /// step (min-char-rnn's np.clip(dparam, -5, 5) is --clip 5); a finite number above 0.
+    /// Default: no clip.
+    #[arg(long, value_name = "VALUE", value_parser = parse_f32)]
+    pub clip: Option<f32>,
+    /// Adagrad's epsilon under the square root: w -= lr g / sqrt(accum + EPS) (min-char-rnn:
+    /// 1e-8); 0 or above.
+    #[arg(long, value_name = "EPS", default_value_t = TrainSettings::SEED.adagrad_eps, value_parser = parse_f32)]
+    pub adagrad_eps: f32,
+    /// Adagrad's initial accumulator (TensorFlow's 0.1; min-char-rnn's 0); 0 or above, and
+    /// not 0 together with --adagrad-eps 0 (a zero gradient would divide 0 by 0).
+    #[arg(long, value_name = "A", default_value_t = TrainSettings::SEED.adagrad_init, value_parser = parse_f32)]
+    pub adagrad_init: f32,
+    /// The initial weights: default (the tanh RNN Glorot-uniform as TensorFlow's
+    /// BasicRNNCell, zero biases; the gated cells as PyTorch; a Glorot-uniform head), pytorch
+    /// (every tensor as PyTorch's nn.RNN/GRU/LSTM and nn.Linear: U(-1/sqrt(H), 1/sqrt(H)))
+    /// or normal:STD (every weight matrix N(0, STD^2), biases 0; min-char-rnn's is
+    /// normal:0.01).
+    #[arg(long, value_name = "NAME", default_value = "default", value_parser = Init::parse)]
+    pub init: Init,
     /// Seed of the data and the initial weights.
     #[arg(long, default_value_t = TrainSettings::SEED.seed)]
     pub seed: u64,
@@ -155,6 +176,10 @@ impl ModelArgs {
             lags: self.lags.unwrap_or(self.rule.default_lags()),
             lr: self.lr,
             optimizer: self.optimizer,
+            clip: self.clip,
+            adagrad_eps: self.adagrad_eps,
+            adagrad_init: self.adagrad_init,
+            init: self.init,
             seed: self.seed,
             epochs,
             threads: self.threads.unwrap_or_else(default_threads),

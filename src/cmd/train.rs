@@ -5,7 +5,8 @@
 //!
 //! `--resume FILE` continues the run saved in FILE up to `--epochs` epochs in all. The
 //! checkpoint's config is authoritative: it defines the run (data_size, batch_size,
-//! time_step, hidden, rule, lags, lr, optimizer, seed, engine), and only `--epochs`, `--threads`,
+//! time_step, hidden, cell, rule, lags, lr, optimizer, clip, adagrad_eps, adagrad_init, init,
+//! seed, engine), and only `--epochs`, `--threads`,
 //! `--out`, `--save`, `--quiet` and `--json` come from the command line. A model flag set to
 //! something other than its default that disagrees with the checkpoint is refused (exit 2)
 //! rather than silently ignored. The data is regenerated from the seed, the trainer is
