@@ -111,6 +111,10 @@ pub struct Checkpoint {
     pub hidden_state: Vec<f32>,
     /// The loss of each training step so far: `epoch * windows_per_epoch + window` of them.
     pub losses: Vec<f32>,
+    /// A text model's alphabet: the byte of each symbol id (metadata `alphabet`, a JSON
+    /// array of `V` numbers), so that `eval`, `sample` and `--resume` read text as training
+    /// did.
+    pub alphabet: Option<Vec<u8>>,
 }
 
 impl Checkpoint {
@@ -134,6 +138,7 @@ impl Checkpoint {
             hidden_state: trainer.carried_state(),
             losses: losses.to_vec(),
             progress,
+            alphabet: trainer.alphabet().map(<[u8]>::to_vec),
             config,
         }
     }
@@ -229,28 +234,38 @@ pub fn to_bytes(ckpt: &Checkpoint) -> Vec<u8> {
         data.push(state_part(&ckpt.hidden_state, layout, 1));
     }
     let config = serde_json::to_string(cfg).expect("config serializes");
-    let metadata: BTreeMap<&str, String> = [
-        ("format", FORMAT.to_string()),
-        ("format_version", FORMAT_VERSION.to_string()),
-        ("config", config),
-        ("epoch", ckpt.progress.epoch.to_string()),
-        ("window", ckpt.progress.window.to_string()),
-        ("weights_checksum", model::checksum(p)),
+    if let Some(a) = &ckpt.alphabet {
+        assert_eq!(a.len(), layout.vocab, "one byte per input symbol");
+    }
+    let alphabet = ckpt.alphabet.as_ref().map(|a| {
         (
-            "state_checksum",
-            state_checksum(&ckpt.accumulator.data, &ckpt.hidden_state, &ckpt.losses),
-        ),
-        (
-            "producer",
-            format!(
-                "bitrnn {} (SIMD: {})",
-                env!("CARGO_PKG_VERSION"),
-                bitrnn_kernels::simd_level()
+            "alphabet",
+            serde_json::to_string(a).expect("bytes serialize"),
+        )
+    });
+    let metadata: BTreeMap<&str, String> = alphabet
+        .into_iter()
+        .chain([
+            ("format", FORMAT.to_string()),
+            ("format_version", FORMAT_VERSION.to_string()),
+            ("config", config),
+            ("epoch", ckpt.progress.epoch.to_string()),
+            ("window", ckpt.progress.window.to_string()),
+            ("weights_checksum", model::checksum(p)),
+            (
+                "state_checksum",
+                state_checksum(&ckpt.accumulator.data, &ckpt.hidden_state, &ckpt.losses),
             ),
-        ),
-    ]
-    .into_iter()
-    .collect();
+            (
+                "producer",
+                format!(
+                    "bitrnn {} (SIMD: {})",
+                    env!("CARGO_PKG_VERSION"),
+                    bitrnn_kernels::simd_level()
+                ),
+            ),
+        ])
+        .collect();
     encode(
         &metadata,
         expected_shapes(cfg, steps).into_iter().zip(&data),
@@ -340,6 +355,7 @@ struct Header {
     checksum: String,
     state_checksum: String,
     steps: usize,
+    alphabet: Option<Vec<u8>>,
     /// Bytes of tensor data the header's tensors need.
     data_bytes: u64,
 }
@@ -400,6 +416,27 @@ fn check_header(text: &[u8]) -> std::result::Result<Header, String> {
         .ok_or_else(|| format!("metadata epoch {epoch} is absurd"))?;
     let checksum = get("weights_checksum")?.to_string();
     let state_checksum = get("state_checksum")?.to_string();
+    let alphabet = match meta.get("alphabet") {
+        None => None,
+        Some(text) => {
+            let a: Vec<u8> = serde_json::from_str(text)
+                .map_err(|e| format!("metadata alphabet is not a list of bytes: {e}"))?;
+            let sorted = a.windows(2).all(|w| w[0] < w[1]);
+            if a.len() != config.vocab || !sorted {
+                return Err(format!(
+                    "metadata alphabet has {} bytes{}, but the model has {} input symbols",
+                    a.len(),
+                    if sorted {
+                        ""
+                    } else {
+                        " not in increasing order"
+                    },
+                    config.vocab
+                ));
+            }
+            Some(a)
+        }
+    };
 
     let expected = expected_shapes(&config, steps);
     if let Some(extra) = entries
@@ -442,6 +479,7 @@ fn check_header(text: &[u8]) -> std::result::Result<Header, String> {
         checksum,
         state_checksum,
         steps,
+        alphabet,
         data_bytes,
     })
 }
@@ -612,6 +650,7 @@ fn decode(bytes: &[u8], header: Header) -> std::result::Result<Checkpoint, Strin
         progress,
         hidden_state,
         losses,
+        alphabet: header.alphabet,
     })
 }
 

@@ -167,9 +167,10 @@ impl TrainSettings {
     /// The flags a resumed run takes from its checkpoint (all but `--epochs` and
     /// `--threads`), each with its value as messages show it.
     #[must_use]
-    pub fn model_flags(&self) -> [(&'static str, String); 15] {
+    pub fn model_flags(&self) -> [(&'static str, String); 16] {
         [
             ("--data-size", format!("{:?}", self.data_size)),
+            ("--valid", format!("{:?}", self.valid)),
             ("--batch-size", format!("{:?}", self.batch_size)),
             ("--time-step", format!("{:?}", self.time_step)),
             ("--hidden", format!("{:?}", self.hidden)),
@@ -261,21 +262,31 @@ impl TrainSettings {
             Cell::Rnn => 0,
             Cell::Gru | Cell::Lstm => t * gh + 2 * t * h + (gh + h) + h,
         };
+        // The symbols' path: `dl` and the logits (`(T + 1) C`), the pre-activations (`G H`),
+        // the GRU's `n` input side (`H`), and the transposed states (`(T + 1) H` per
+        // stream), per lane group.
+        let c = n(self.classes);
+        let symbols = if self.symbols() {
+            (t + 1) * c + gh + h + (t + 1) * h
+        } else {
+            0
+        };
         let (activations, shards) = match self.engine {
             Engine::Simd => (
-                4 * lanes * groups * ((t + 1) * (h + 2) + t * gh + 2 * t + 2 + gated),
-                crate::shards::shard_ranges(
-                    bitrnn_kernels::simd::groups_for(self.streams()),
-                    self.hidden,
-                    self.time_step,
-                )
-                .len(),
+                4 * lanes * groups * ((t + 1) * (h + 2) + t * gh + 2 * t + 2 + gated + symbols),
+                crate::shards::run_shards(self).len(),
             ),
             Engine::Scalar => (8 * s * h * n(self.cell.state_rows()) + 2 * s * t, 1),
         };
         let sat = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
         MemoryEstimate {
-            data: data_bytes(self.data_size),
+            // The generator's bit planes; a sequence's ids, a byte each up to 256 symbols.
+            data: if self.symbols() {
+                let width = |n: usize| if n <= 256 { 1 } else { 2 };
+                sat(n(self.data_size) * n(width(self.vocab) + width(self.classes)))
+            } else {
+                data_bytes(self.data_size)
+            },
             losses: sat(4 * n(self.epochs) * n(self.windows_per_epoch())),
             weights: sat(4 * ((3 + n(shards)) * params + 2 * gh * h)),
             activations: sat(activations),
@@ -338,12 +349,14 @@ impl TrainSettings {
             Cell::Rnn => String::new(),
             c => format!("{} ", c.name()),
         };
+        let data = if self.symbols() {
+            format!("{} symbols -> {} classes", self.vocab, self.classes)
+        } else {
+            format!("rule {}, lags ({},{})", self.rule, self.lags.0, self.lags.1)
+        };
         format!(
-            "{cell}hidden {}, rule {}, lags ({},{}), time_step {}, {} streams x {}, {:?} lr {}",
+            "{cell}hidden {}, {data}, time_step {}, {} streams x {}, {:?} lr {}",
             self.hidden,
-            self.rule,
-            self.lags.0,
-            self.lags.1,
             self.time_step,
             self.streams(),
             self.batch_size,

@@ -23,6 +23,7 @@
 
 use crate::config::TrainConfig;
 use crate::error::Result;
+use crate::planes::TrainData;
 use crate::train::Trainer;
 
 /// Whether this binary was built with MPI (`--version` says it).
@@ -72,17 +73,19 @@ pub fn is_root() -> bool {
     true
 }
 
-/// The trainer of `cfg` for this rank: [`Trainer::new`] in one process, else one over this
-/// rank's shards that exchanges the gradients with the others every window.
+/// The trainer of `cfg` for this rank: over `data` (the generator's, or a sequence) in one
+/// process, else one over this rank's shards of the regenerated bits that exchanges the
+/// gradients with the others every window.
 ///
 /// # Errors
 /// As [`Trainer::new`]; [`crate::Error::Usage`] for `--engine scalar` under several ranks.
-pub fn trainer(cfg: TrainConfig) -> Result<Trainer> {
+pub fn trainer(cfg: TrainConfig, data: TrainData) -> Result<Trainer> {
     #[cfg(feature = "mpi")]
     if ranks() > 1 {
         return imp::trainer(cfg);
     }
-    Trainer::new(cfg)
+    let params = crate::model::init_params(cfg.init, cfg.layout(), cfg.seed);
+    Trainer::with_params(cfg, data, params)
 }
 
 /// `result` on every rank if it is `Ok` on every rank; else the error of the lowest failing

@@ -7,7 +7,6 @@
 use crate::config::{Engine, Optimizer, TrainConfig};
 use crate::handout::{split_for_members, take_block};
 use crate::reduce::{ShardGradient, reduce_shards, shared_reduction, sum_subtree};
-use crate::shards::shard_ranges;
 use crate::team::Team;
 use bitrnn_kernels::lanes::LANES;
 use bitrnn_kernels::reference::{self, Update};
@@ -114,7 +113,7 @@ pub struct SimdEngine {
 
 impl SimdEngine {
     fn new(cfg: &TrainConfig, params: &Params<f32>) -> Self {
-        let ranges = shard_ranges(simd::groups_for(cfg.streams()), cfg.hidden, cfg.time_step);
+        let ranges = crate::shards::run_shards(cfg);
         Self::for_shards(cfg, params, &ranges)
     }
 

@@ -104,6 +104,17 @@ impl From<Sequence> for TrainData {
 }
 
 impl TrainData {
+    /// The generator's bits for `settings` (`--rule`, `--lags`, `--data-size`, `--seed`).
+    #[must_use]
+    pub fn generate(settings: &crate::config::TrainSettings) -> Self {
+        Self::Bits(Dataset::generate_rule(
+            settings.rule,
+            settings.data_size,
+            settings.lags,
+            settings.seed,
+        ))
+    }
+
     /// Positions in the data (samples of the bits, symbols of a sequence).
     #[must_use]
     pub fn len(&self) -> usize {

@@ -16,7 +16,7 @@
 //! [`held_out_streams`] cuts them into streams for the per-epoch loss.
 
 use crate::config::{Source, TrainSettings};
-use crate::data::Dataset;
+use crate::data::{Dataset, ReferenceLevel};
 use crate::error::{Error, Result};
 use crate::planes::TrainData;
 use crate::sequence::Sequence;
@@ -245,4 +245,47 @@ pub fn check_held_out(len: usize, settings: &TrainSettings) -> Result<(usize, us
             settings.valid, settings.time_step
         ))
     })
+}
+
+/// The loss of a model that knows only how often each class occurs: the entropy (in nats)
+/// of the targets' frequencies in `data`, and the accuracy of always predicting the most
+/// frequent class. A character model is learning something once it is below this.
+#[must_use]
+pub fn unigram_level(data: &TrainData) -> ReferenceLevel {
+    let (counts, n) = match data {
+        TrainData::Bits(d) => {
+            let ones = (0..d.data_size()).filter(|&i| d.y(i)).count();
+            (vec![d.data_size() - ones, ones], d.data_size())
+        }
+        TrainData::Symbols(seq) => {
+            let mut counts = vec![0usize; seq.classes()];
+            let targets = seq.targets();
+            let mut buf = vec![0u16; 1 << 16];
+            let mut at = 0;
+            while at < targets.len() {
+                let n = buf.len().min(targets.len() - at);
+                targets.copy_to(at, &mut buf[..n]);
+                for &c in &buf[..n] {
+                    counts[usize::from(c)] += 1;
+                }
+                at += n;
+            }
+            (counts, seq.len())
+        }
+    };
+    let n = n.max(1) as f64;
+    let entropy = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.ln()
+        })
+        .sum();
+    ReferenceLevel {
+        name: "unigram",
+        label: "symbol frequencies only (unigram entropy)",
+        loss: entropy,
+        accuracy: counts.iter().copied().max().unwrap_or(0) as f64 / n,
+    }
 }

@@ -311,6 +311,21 @@ impl Trainer {
         self.timing
     }
 
+    /// The data the run trains on.
+    #[must_use]
+    pub fn data(&self) -> &TrainData {
+        self.feed.data()
+    }
+
+    /// A text model's alphabet (the byte of each input symbol), `None` for other data.
+    #[must_use]
+    pub fn alphabet(&self) -> Option<&[u8]> {
+        match self.feed.data() {
+            TrainData::Symbols(seq) => seq.alphabet(),
+            TrainData::Bits(_) => None,
+        }
+    }
+
     /// The parameters' layout: the config's cell and hidden size.
     #[must_use]
     pub fn layout(&self) -> Layout {

@@ -127,15 +127,19 @@ pub(super) fn backward_tile<const M: usize, const N: usize>(
 }
 
 /// Weight-gradient tile: `out[i][c] = sum over lanes, steps t and groups g of
-/// a_t[j0+i][g] * hbuf_t[c0+c][g]`, written as `(row j0+i, column c0+c)` to `emit`. `a` is
-/// `[t][a_rows][groups]` (`dz`: the gate pre-activations' gradient).
+/// a_t[j0+i][g] * hbuf_{t+shift}[c0+c][g]`, written as `(row j0+i, column c0+c)` to `emit`.
+/// `a` is `[t][a_rows][groups]` (`dz`: the gate pre-activations' gradient against `h_{t-1}`,
+/// shift 0; the symbols' logits' `dl` against `h_t`, shift 1).
 // Not inlined: inlined into the loop nest with its 11 sibling sizes, its accumulators were
 // kept on the stack (a store after every FMA: 2.4x the time of the other two GEMMs at hidden
 // 256, perf, 2026-12-01); on its own they stay in registers.
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn grad_tile<const M: usize, const N: usize>(
     ws: &Workspace,
+    a: &[Vf32],
     a_rows: usize,
+    shift: usize,
     j0: usize,
     c0: usize,
     emit: &mut impl FnMut(usize, usize, f32),
@@ -144,8 +148,8 @@ pub(super) fn grad_tile<const M: usize, const N: usize>(
     let rows = h + 2;
     let mut acc = [[Vf32::ZERO; N]; M];
     for t in 0..ws.time_step {
-        let dz = &ws.dz[t * a_rows * groups..(t + 1) * a_rows * groups];
-        let hb = &ws.hbuf[t * rows * groups..(t + 1) * rows * groups];
+        let dz = &a[t * a_rows * groups..(t + 1) * a_rows * groups];
+        let hb = &ws.hbuf[(t + shift) * rows * groups..(t + shift + 1) * rows * groups];
         let a_rows: [&[Vf32]; M] = core::array::from_fn(|i| &dz[(j0 + i) * groups..][..groups]);
         let b_rows: [&[Vf32]; N] = core::array::from_fn(|n| &hb[(c0 + n) * groups..][..groups]);
         for g in 0..groups {
