@@ -46,9 +46,11 @@
 //! The file is memory-mapped ([`memmap2`]); [`npyz`] parses the header and converts the
 //! values from their dtype. Two passes over the map, never a copy in the file's dtype: the
 //! first checks every value and finds the maximum (which fixes `V` or `C`, and so the width),
-//! the second writes the narrow ids. Before npyz sees a file, two guards keep hostile headers
-//! from it: the header length must lie within the file (npyz would allocate whatever the
-//! header claims, up to 4 GiB), and a `shape` of other than one dimension is refused (npyz
+//! the second writes the narrow ids. Before npyz sees a file, three guards keep hostile
+//! headers from it: the header length must lie within the file (npyz would allocate whatever
+//! the header claims, up to 4 GiB); the header may hold at most a few brackets (the
+//! Python-literal parser npyz uses takes time exponential in their nesting: a header of
+//! 30 nested `[` would hang it); and a `shape` of other than one dimension is refused (npyz
 //! multiplies the dimensions unchecked, which overflows on a shape like `(2**40, 2**40)`).
 //! The shape is read for that with `py_literal`, the parser npyz itself uses.
 //!
@@ -776,9 +778,15 @@ fn read_npy(path: &Path, role: Role, limit: Option<usize>) -> Result<(Symbols, u
     parse_npy(&map, role, limit).map_err(|reason| Error::bad_file(path, reason))
 }
 
+/// The most opening brackets a `.npy` header may hold. numpy's header for a 1-D array of a
+/// plain dtype holds 2 (`{'descr': '<i8', 'fortran_order': False, 'shape': (9,), }`); the
+/// Python-literal parser takes time exponential in the nesting depth (each level of `[` or
+/// `{` doubles it: 20 levels take seconds), so deeper headers never reach it.
+const MAX_BRACKETS: usize = 8;
+
 /// The guards before npyz (see the module documentation): the header must lie within the
-/// file and its `shape` must have one dimension.
-fn preflight(bytes: &[u8]) -> std::result::Result<(), String> {
+/// file, hold at most [`MAX_BRACKETS`] brackets, and its `shape` must have one dimension.
+fn preflight(bytes: &[u8], want: &str) -> std::result::Result<(), String> {
     const MAGIC: &[u8] = b"\x93NUMPY";
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err("not a .npy file (no \\x93NUMPY magic at the start)".into());
@@ -802,7 +810,15 @@ fn preflight(bytes: &[u8]) -> std::result::Result<(), String> {
             bytes.len() - start
         ));
     }
-    let text = String::from_utf8_lossy(&bytes[start..start + header_len]);
+    let text = &bytes[start..start + header_len];
+    let brackets = text.iter().filter(|b| b"([{".contains(b)).count();
+    if brackets > MAX_BRACKETS {
+        return Err(format!(
+            "a header of {brackets} brackets: not what numpy writes for a 1-D array (at most \
+             {MAX_BRACKETS})"
+        ));
+    }
+    let text = String::from_utf8_lossy(text);
     if let Ok(py_literal::Value::Dict(entries)) = text.trim_end().parse::<py_literal::Value>() {
         for (key, value) in &entries {
             if !matches!(key, py_literal::Value::String(k) if k == "shape") {
@@ -810,7 +826,7 @@ fn preflight(bytes: &[u8]) -> std::result::Result<(), String> {
             }
             if let py_literal::Value::Tuple(dims) | py_literal::Value::List(dims) = value {
                 if dims.len() != 1 {
-                    return Err(format!("a {}-D array: want a 1-D array of ids", dims.len()));
+                    return Err(format!("a {}-D array: {want}", dims.len()));
                 }
             }
         }
@@ -824,11 +840,11 @@ fn parse_npy(
     role: Role,
     limit: Option<usize>,
 ) -> std::result::Result<(Symbols, usize), String> {
-    preflight(bytes)?;
+    let want = || format!("want a 1-D C-order array of {} ids ({DTYPES})", role.name());
+    preflight(bytes, &want())?;
     let mut data = bytes;
     let header =
         NpyHeader::from_reader(&mut data).map_err(|e| format!("not a valid .npy header: {e}"))?;
-    let want = || format!("want a 1-D C-order array of {} ids ({DTYPES})", role.name());
     let DType::Plain(ty) = header.dtype() else {
         return Err(format!("dtype {}: {}", header.dtype().descr(), want()));
     };
