@@ -76,18 +76,21 @@ pub fn checkpoint_load(data: &[u8]) {
                 "a loaded checkpoint saves and loads back unchanged"
             );
         }
-        Err(e) => {
-            assert!(
-                matches!(e, Error::BadFile { .. } | Error::Io { .. }),
-                "a bad checkpoint is a bad file: {e:?}"
-            );
-            assert_one_line(&e.to_string());
-            assert!(
-                e.to_string().starts_with(&path.display().to_string()),
-                "the error names the file: {e}"
-            );
-        }
+        Err(e) => assert_refuses_file(&e, path),
     }
+}
+
+/// A refused input file: a bad file (or an unreadable one) on one line that names it.
+fn assert_refuses_file(e: &Error, path: &std::path::Path) {
+    assert!(
+        matches!(e, Error::BadFile { .. } | Error::Io { .. }),
+        "a bad file is a bad file: {e:?}"
+    );
+    assert_one_line(&e.to_string());
+    assert!(
+        e.to_string().starts_with(&path.display().to_string()),
+        "the error names the file: {e}"
+    );
 }
 
 fn assert_one_line(message: &str) {
@@ -486,18 +489,7 @@ pub fn sequence_parse(data: &[u8]) {
     };
     let seq = match read {
         Ok(seq) => seq,
-        Err(e) => {
-            assert!(
-                matches!(e, Error::BadFile { .. } | Error::Io { .. }),
-                "a bad sequence file is a bad file: {e:?}"
-            );
-            assert_one_line(&e.to_string());
-            assert!(
-                e.to_string().starts_with(&path.display().to_string()),
-                "the error names the file: {e}"
-            );
-            return;
-        }
+        Err(e) => return assert_refuses_file(&e, path),
     };
     let (x, y) = (seq.inputs().to_vec(), seq.targets().to_vec());
     let (v, c) = (seq.vocab(), seq.classes());

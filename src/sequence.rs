@@ -69,8 +69,10 @@
 //!
 //! (and `y` likewise from the targets). [`SymbolChunks`] fills whole windows covering about
 //! 64 steps at once, as [`crate::planes::PlaneChunks`] does for the bits, by a transposing
-//! copy 8 streams at a time: 8 sequential reads of the streams' rows, one 16-byte write per
-//! step.
+//! copy 32 streams at a time: 32 sequential reads of the streams' rows, one 64-byte write
+//! (a cache line) per step. Measured (2-vCPU VM): 1000 streams x 25 steps take about 20 µs a
+//! window (inputs and targets), 100,000 streams about 17 ms (memory-bound: 10 MB of planes a
+//! window); 8 or 16 streams at a time were slower, 64 much slower.
 
 use std::fmt;
 use std::fs::File;
@@ -251,7 +253,7 @@ impl Symbols {
 }
 
 /// Streams transposed per block of this many: one write of this many adjacent ids per step.
-const BLOCK: usize = 8;
+const BLOCK: usize = 32;
 
 /// `out[t * stride + s] = ids[s * stream_len + t]` for `s < streams`, `t < steps`.
 fn transpose<T: Copy + Into<u16>>(
@@ -387,13 +389,26 @@ fn narrow_ids<T: Id, I: Iterator<Item = io::Result<T>>>(
     Ok((symbols, bound))
 }
 
-/// The reason a sequence with this many classes is refused, if it is.
-fn too_few_classes(classes: usize) -> Option<String> {
-    (classes < 2).then(|| {
-        format!(
-            "every target is 0: {classes} class leaves a softmax nothing to predict; \
-             the targets need at least 2 classes (or give the number of classes)"
-        )
+/// The sequence of `inputs` (of bound `vocab`) and `targets` (of bound `classes`), both read
+/// and of one length, or the reason it is refused: a single class.
+fn pair(
+    inputs: Symbols,
+    targets: Symbols,
+    vocab: usize,
+    classes: usize,
+) -> std::result::Result<Sequence, String> {
+    if classes < 2 {
+        return Err(format!(
+            "every target is 0: {classes} class leaves a softmax nothing to predict; the \
+             targets need at least 2 classes (or give the number of classes)"
+        ));
+    }
+    Ok(Sequence {
+        inputs,
+        targets,
+        vocab,
+        classes,
+        alphabet: None,
     })
 }
 
@@ -524,16 +539,8 @@ impl Sequence {
                 ),
             ));
         }
-        if let Some(reason) = too_few_classes(classes) {
-            return Err(Error::bad_file(targets_path, reason));
-        }
-        Ok(Sequence {
-            inputs,
-            targets,
-            vocab,
-            classes,
-            alphabet: None,
-        })
+        pair(inputs, targets, vocab, classes)
+            .map_err(|reason| Error::bad_file(targets_path, reason))
     }
 
     /// [`Sequence::from_npy`] on `dir/x.npy` (inputs) and `dir/y.npy` (targets), what
@@ -598,16 +605,7 @@ impl Sequence {
             classes,
         )
         .map_err(Error::Usage)?;
-        if let Some(reason) = too_few_classes(classes) {
-            return Err(Error::Usage(reason));
-        }
-        Ok(Sequence {
-            inputs,
-            targets,
-            vocab,
-            classes,
-            alphabet: None,
-        })
+        pair(inputs, targets, vocab, classes).map_err(Error::Usage)
     }
 
     /// The number of positions (input-target pairs).
@@ -824,10 +822,10 @@ fn preflight(bytes: &[u8], want: &str) -> std::result::Result<(), String> {
             if !matches!(key, py_literal::Value::String(k) if k == "shape") {
                 continue;
             }
-            if let py_literal::Value::Tuple(dims) | py_literal::Value::List(dims) = value {
-                if dims.len() != 1 {
-                    return Err(format!("a {}-D array: {want}", dims.len()));
-                }
+            if let py_literal::Value::Tuple(dims) | py_literal::Value::List(dims) = value
+                && dims.len() != 1
+            {
+                return Err(format!("a {}-D array: {want}", dims.len()));
             }
         }
     }
@@ -869,7 +867,7 @@ fn parse_npy(
     if n == 0 {
         return Err(format!("an empty array (shape (0,)): {}", want()));
     }
-    let need = n.checked_mul(size).unwrap_or(usize::MAX);
+    let need = n.saturating_mul(size);
     if data.len() != need {
         let what = if data.len() < need {
             "truncated"
