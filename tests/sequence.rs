@@ -289,6 +289,16 @@ fn every_malformed_npy_is_refused_naming_the_file() {
         ("2-D", npy("|u1", false, "(3, 1)", &[0, 1, 2]), "2-D"),
         ("0-D", npy("|u1", false, "()", &[0]), "0-D"),
         (
+            "nested brackets",
+            npy(
+                "|u1",
+                false,
+                &format!("{}3,{}", "[".repeat(40), "]".repeat(40)),
+                &[0; 3],
+            ),
+            "brackets",
+        ),
+        (
             "huge 2-D",
             npy("|u1", false, "(4294967296, 4294967296)", &[0]),
             "2-D",
