@@ -729,6 +729,7 @@ mod tests {
             progress,
             hidden_state,
             losses,
+            alphabet: None,
         }
     }
 
@@ -935,6 +936,7 @@ mod tests {
                 losses: vec![],
                 progress: Progress::default(),
                 config,
+                alphabet: None,
             };
             let path = dir.0.join("c.safetensors");
             save(&path, &ck).unwrap();

@@ -201,14 +201,14 @@ impl WindowEngine for SimdEngine {
             let planes = inputs.offset(sh.first_group);
             if timed {
                 let t0 = Instant::now();
-                sh.stats = simd::forward_train(prepared, &mut sh.ws, &planes, scale);
+                sh.stats = simd::forward_train(prepared, &mut sh.ws, planes, scale);
                 let t1 = Instant::now();
                 simd::backward(prepared, &mut sh.ws, &mut sh.grad);
                 simd::carry_state(&mut sh.ws);
                 sh.times = ((t1 - t0).as_secs_f64(), t1.elapsed().as_secs_f64());
             } else {
                 sh.stats =
-                    simd::forward_backward(prepared, &mut sh.ws, &planes, scale, &mut sh.grad);
+                    simd::forward_backward(prepared, &mut sh.ws, planes, scale, &mut sh.grad);
             }
         };
         let n = shards.len();
@@ -420,7 +420,7 @@ mod tests {
                 ..TrainSettings::SEED
             })
             .unwrap();
-            let params = init_params(cfg.init, cell, cfg.hidden, 1);
+            let params = init_params(cfg.init, cfg.layout(), 1);
             let n = params.data.len();
             let mut grad: Vec<f32> = (0..n)
                 .map(|i| ((i * 37) % 23) as f32 / 11.0 - 1.0)

@@ -102,7 +102,7 @@ pub fn evaluate(
     let mut feed = Feed::new(data.clone(), streams, stream_len, time_step);
     let (mut loss_sum, mut correct) = (0.0, 0.0);
     for w in 0..windows {
-        let stats = simd::forward(&prepared, &mut ws, &feed.window(w * time_step));
+        let stats = simd::forward(&prepared, &mut ws, feed.window(w * time_step));
         loss_sum += stats.loss_sum;
         correct += stats.correct;
     }
