@@ -210,6 +210,7 @@ mod tests {
             repeats: 5,
             json: false,
             plot: None,
+            text: None,
         }
     }
 
