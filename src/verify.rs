@@ -95,6 +95,7 @@ use crate::config::{BATCH_SIZE, TrainConfig, TrainSettings, default_threads};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model;
+use crate::planes::TrainData;
 use crate::shards::shard_ranges;
 use crate::train::Trainer;
 use bitrnn_kernels::approx;
@@ -103,7 +104,7 @@ use bitrnn_kernels::rounding::{
     LOSS_REL, P1_REL, TANH_REL, U, gamma, lane_sum_roundings, sigmoid, softplus,
 };
 use bitrnn_kernels::simd::{FLUSH, groups_for};
-use bitrnn_kernels::{Cell, Layout, Params, reference};
+use bitrnn_kernels::{Cell, Params, reference};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use serde::Serialize;
@@ -128,6 +129,10 @@ pub struct Shape {
     pub hidden: usize,
     pub streams: usize,
     pub time_step: usize,
+    /// Input symbols `V` and classes `C`: 2 and 2 check the bits' kernels on the generator's
+    /// data; anything else the symbols' path on random ids (`--vocab`, `--classes`).
+    pub vocab: usize,
+    pub classes: usize,
 }
 
 /// One compared quantity over the windows: its largest errors, and the largest ratio of an
@@ -523,7 +528,12 @@ pub fn bound_window(
 /// model as [`bound_window`], propagated operation by operation through the reference's
 /// formulas, with the kernels' flushes; `seed` chooses the signs).
 #[must_use]
-pub fn gated_bound(p: &Params<f64>, h0: &[f64], win: &reference::Window, seed: u64) -> Bound {
+pub fn gated_bound<S: reference::Symbol>(
+    p: &Params<f64>,
+    h0: &[f64],
+    win: &reference::Window<S>,
+    seed: u64,
+) -> Bound {
     let r = RoundedWindow::new(p, h0, win, seed);
     let split = |v: &[(f64, f64)]| -> (Vec<f64>, Vec<f64>) { v.iter().copied().unzip() };
     let (grad, grad_tol) = split(&r.grad);
@@ -575,6 +585,56 @@ pub fn window_bits(data: &Dataset, cfg: &TrainConfig, window: usize) -> (Vec<u8>
     (x, y)
 }
 
+/// The inputs and targets of window `window` of either data, as [`window_bits`] lays
+/// them out, as symbol ids.
+#[must_use]
+pub fn window_ids(data: &TrainData, cfg: &TrainConfig, window: usize) -> (Vec<u16>, Vec<u16>) {
+    let (s_n, t_n) = (cfg.streams(), cfg.time_step);
+    match data {
+        TrainData::Bits(d) => {
+            let (x, y) = window_bits(d, cfg, window);
+            (
+                x.into_iter().map(u16::from).collect(),
+                y.into_iter().map(u16::from).collect(),
+            )
+        }
+        TrainData::Symbols(seq) => {
+            let mut x = vec![0; s_n * t_n];
+            let mut y = vec![0; s_n * t_n];
+            for t in 0..t_n {
+                for s in 0..s_n {
+                    let i = s * cfg.batch_size + window * t_n + t;
+                    x[t * s_n + s] = seq.inputs().get(i);
+                    y[t * s_n + s] = seq.targets().get(i);
+                }
+            }
+            (x, y)
+        }
+    }
+}
+
+/// Bits held as `u16` back to `u8`.
+fn narrow(v: &[u16]) -> Vec<u8> {
+    v.iter().map(|&b| u8::try_from(b).expect("a bit")).collect()
+}
+
+/// Random symbol ids for the symbols' path: inputs uniform below `V`, targets below `C`,
+/// from `seed` (a splitmix64 stream).
+fn random_ids(cfg: &TrainConfig, seed: u64) -> Result<crate::sequence::Sequence> {
+    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+    let mut next = |below: usize| {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        u16::try_from((z ^ (z >> 31)) % below as u64).expect("below 65536")
+    };
+    let n = cfg.data_size;
+    let x: Vec<u16> = (0..n).map(|_| next(cfg.vocab)).collect();
+    let y: Vec<u16> = (0..n).map(|_| next(cfg.classes)).collect();
+    crate::sequence::Sequence::from_ids(&x, &y, Some(cfg.vocab), Some(cfg.classes))
+}
+
 /// The entries of each tensor to check by finite differences: all of them for small models,
 /// else the largest-gradient entry and [`FD_RANDOM`] random ones of each tensor.
 fn fd_entries(grad: &Params<f64>, seed: u64) -> Vec<Vec<usize>> {
@@ -609,10 +669,10 @@ fn fd_entries(grad: &Params<f64>, seed: u64) -> Vec<Vec<usize>> {
 /// `grad_tol`) at weights `p`, state `h0` and window `win`, the f32 loss bound being
 /// `loss_tol`; one [`Check`] per tensor and the number of entries checked.
 #[allow(clippy::too_many_arguments)]
-fn finite_differences(
+fn finite_differences<S: reference::Symbol>(
     p: &Params<f64>,
     h0: &[f64],
-    win: &reference::Window,
+    win: &reference::Window<S>,
     grad: &Params<f64>,
     grad_tol: &[f64],
     loss_tol: f64,
@@ -656,6 +716,7 @@ fn finite_differences(
 /// Runs one shape for `steps` windows; see the module docs.
 pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport> {
     let batch_size = BATCH_SIZE.max(shape.time_step);
+    let symbols = !(shape.vocab == 2 && shape.classes == 2);
     let cfg = TrainConfig::new(TrainSettings {
         data_size: shape.streams * batch_size,
         batch_size,
@@ -664,12 +725,23 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
         cell: shape.cell,
         seed,
         threads: default_threads(),
+        source: if symbols {
+            crate::config::Source::Npy
+        } else {
+            crate::config::Source::Generator
+        },
+        vocab: shape.vocab,
+        classes: shape.classes,
         ..TrainSettings::SEED
     })?;
     let (s_n, t_n, h) = (cfg.streams(), cfg.time_step, cfg.hidden);
     let lr = f64::from(cfg.lr);
     let sums = SumLayout::new(h, s_n, t_n);
-    let data = Dataset::generate(cfg.data_size, cfg.lags, seed);
+    let data = if symbols {
+        TrainData::Symbols(random_ids(&cfg, seed)?)
+    } else {
+        TrainData::Bits(Dataset::generate(cfg.data_size, cfg.lags, seed))
+    };
     let mut trainer = Trainer::with_params(
         cfg.clone(),
         data.clone(),
@@ -677,7 +749,7 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
     )?;
 
     let mut checks = vec![Check::new("loss")];
-    let layout = Layout::of(cfg.cell, h);
+    let layout = cfg.layout();
     let tensors: Vec<_> = layout.tensors().collect();
     checks.extend(tensors.iter().map(|(t, _)| Check::new(format!("grad {t}"))));
     checks.extend(
@@ -702,7 +774,7 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
         } else {
             as_f64(&trainer.carried_state())
         };
-        let (x, y) = window_bits(&data, &cfg, window);
+        let (x, y) = window_ids(&data, &cfg, window);
         let win = reference::Window {
             streams: s_n,
             time_step: t_n,
@@ -717,9 +789,18 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
         let update = reference::Update::plain(lr);
         reference::adagrad_step(&mut new_params, &mut accum.clone(), &grad.data, update);
         let sign_seed = seed ^ ((k as u64) << 32);
-        let b = match cfg.cell {
-            Cell::Rnn => bound_window(&p, &h0, &win, sums, sign_seed),
-            Cell::Gru | Cell::Lstm => gated_bound(&p, &h0, &win, sign_seed),
+        let b = match (cfg.cell, symbols) {
+            (Cell::Rnn, false) => {
+                let (xb, yb) = (narrow(&x), narrow(&y));
+                let bits = reference::Window {
+                    streams: s_n,
+                    time_step: t_n,
+                    x: &xb,
+                    y: &yb,
+                };
+                bound_window(&p, &h0, &bits, sums, sign_seed)
+            }
+            _ => gated_bound(&p, &h0, &win, sign_seed),
         };
         let param_tol = adagrad_tol(&p.data, &accum, &grad.data, &b.grad_tol, lr);
 
@@ -828,12 +909,33 @@ mod tests {
                     hidden,
                     streams,
                     time_step: 3,
+                    vocab: 2,
+                    classes: 2,
                 };
                 let report = verify_shape(shape, 2, 0).unwrap();
                 assert!(report.pass, "{report:#?}");
                 let grad = report.checks.iter().filter(|c| c.name.starts_with("grad"));
                 assert!(grad.clone().any(|c| c.ratio > 0.01), "{report:#?}");
             }
+        }
+    }
+
+    /// The symbols' path of every cell passes with informative tolerances (V 67, C 41).
+    #[test]
+    fn symbols_pass_with_informative_tolerances() {
+        for cell in Cell::ALL {
+            let shape = Shape {
+                cell,
+                hidden: 11,
+                streams: 21,
+                time_step: 3,
+                vocab: 67,
+                classes: 41,
+            };
+            let report = verify_shape(shape, 2, 1).unwrap();
+            assert!(report.pass, "{report:#?}");
+            let grad = report.checks.iter().filter(|c| c.name.starts_with("grad"));
+            assert!(grad.clone().any(|c| c.ratio > 0.01), "{report:#?}");
         }
     }
 
@@ -847,6 +949,8 @@ mod tests {
             hidden: 6,
             streams: 250,
             time_step: 5,
+            vocab: 2,
+            classes: 2,
         };
         let report = verify_shape(seed, 3, 0).unwrap();
         assert!(report.pass, "{report:#?}");

@@ -59,6 +59,13 @@ pub struct VerifyArgs {
     /// Steps per window [default: 5].
     #[arg(long)]
     pub time_step: Option<usize>,
+    /// Input symbols V: with --classes, check the symbols' path (the kernels of --text and
+    /// .npy data) on random ids instead of the bits' kernels [default: 2].
+    #[arg(long, default_value_t = 2)]
+    pub vocab: usize,
+    /// Classes C (see --vocab) [default: 2].
+    #[arg(long, default_value_t = 2)]
+    pub classes: usize,
     /// Training windows to run and compare.
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
@@ -85,6 +92,14 @@ impl VerifyArgs {
         check("--streams", self.streams, MAX_STREAMS)?;
         check("--time-step", self.time_step, MAX_TIME_STEP)?;
         check("--steps", Some(self.steps), MAX_STEPS)?;
+        check("--vocab", Some(self.vocab), bitrnn_kernels::MAX_SYMBOLS)?;
+        if self.classes < 2 || self.classes > bitrnn_kernels::MAX_SYMBOLS {
+            return Err(Error::Usage(format!(
+                "--classes {}: must be between 2 and {}",
+                self.classes,
+                bitrnn_kernels::MAX_SYMBOLS
+            )));
+        }
         let sizes = if self.hidden.is_none() && self.streams.is_none() && self.time_step.is_none() {
             DEFAULT_SHAPES.to_vec()
         } else {
@@ -107,6 +122,8 @@ impl VerifyArgs {
                         hidden,
                         streams,
                         time_step,
+                        vocab: self.vocab,
+                        classes: self.classes,
                     })
             })
             .collect())
@@ -124,6 +141,8 @@ mod tests {
             hidden: None,
             streams: None,
             time_step: None,
+            vocab: 2,
+            classes: 2,
             steps: 3,
             seed: 0,
             json: false,
@@ -138,6 +157,8 @@ mod tests {
             hidden: 9,
             streams: 250,
             time_step: 5,
+            vocab: 2,
+            classes: 2,
         };
         assert_eq!(one.shapes().unwrap(), vec![nine]);
         let bad = [

@@ -20,10 +20,15 @@ fn print_table(report: &Report) {
     );
     for s in &report.shapes {
         println!(
-            "\n{} hidden {}, {} streams, time_step {}, {} windows from seed {} \
+            "\n{} hidden {}{}, {} streams, time_step {}, {} windows from seed {} \
              ({} lane groups in {} shards, {} threads)",
             s.shape.cell.name(),
             s.shape.hidden,
+            if s.shape.vocab == 2 && s.shape.classes == 2 {
+                String::new()
+            } else {
+                format!(", {} symbols -> {} classes", s.shape.vocab, s.shape.classes)
+            },
             s.shape.streams,
             s.shape.time_step,
             s.steps,
