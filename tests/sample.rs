@@ -43,6 +43,26 @@ fn cat_model(dir: &TestDir) -> (String, String) {
     (s(&text), s(&model))
 }
 
+/// A model of the generator's bits (the seed rule, 40 streams of 500, 3 epochs) in `dir`.
+fn bits_model(dir: &TestDir) -> String {
+    let model = dir.path("bits.safetensors").display().to_string();
+    stdout(&[
+        "train",
+        "--data-size",
+        "20000",
+        "--batch-size",
+        "500",
+        "--epochs",
+        "3",
+        "--quiet",
+        "--out",
+        &dir.path("bits-run").display().to_string(),
+        "--save",
+        &model,
+    ]);
+    model
+}
+
 /// The stdout of a command that must succeed.
 #[track_caller]
 fn stdout(args: &[&str]) -> Vec<u8> {
@@ -181,87 +201,43 @@ fn eval_scores_a_text_model_on_a_text() {
 fn bad_sample_and_eval_input_is_refused_on_one_line() {
     let dir = TestDir::new("refusals");
     let (text, m) = cat_model(&dir);
-    let bits = dir.path("bits.safetensors").display().to_string();
-    let o = bitrnn(&[
-        "train",
-        "--data-size",
-        "4000",
-        "--batch-size",
-        "200",
-        "--epochs",
-        "1",
-        "--quiet",
-        "--out",
-        &dir.path("bits-run").display().to_string(),
-        "--save",
-        &bits,
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bits = bits_model(&dir);
     let missing = dir.path("missing.safetensors").display().to_string();
     let dog = dir.write("dog.txt", b"the dog sat").display().to_string();
     let tiny = dir.write("tiny.txt", b"the cat").display().to_string();
-    let cases: [(&[&str], &str); 15] = [
-        (
-            &["sample", "--model", &m, "--prime", "the dog"],
-            "'d' (0x64)",
-        ),
-        (&["sample", "--model", &m, "--prime", "\n"], "'\\n' (0x0a)"),
-        (&["sample", "--model", &m, "--prime", ""], "--prime ''"),
-        (
-            &["sample", "--model", &m, "--temperature", "-1"],
-            "--temperature -1",
-        ),
-        (
-            &["sample", "--model", &m, "--temperature", "nan"],
-            "--temperature NaN",
-        ),
-        (
-            &["sample", "--model", &m, "--temperature", "inf"],
-            "--temperature inf",
-        ),
-        (&["sample", "--model", &m, "--length", "0"], "--length 0"),
-        (
-            &["sample", "--model", &m, "--length", "100000001"],
-            "--length 100000001",
-        ),
-        (
-            &["sample", "--model", &bits, "--prime", "the"],
-            "--prime 'the'",
-        ),
-        (
-            &["sample", "--model", &bits, "--prime", "0,2"],
-            "symbol id 2",
-        ),
-        (&["sample", "--model", &missing], "--model"),
-        (&["eval", "--model", &m], "--text FILE"),
-        (&["eval", "--model", &bits, "--text", &text], "no alphabet"),
-        (&["eval", "--model", &m, "--text", &dog], "dog.txt"),
-        (&["eval", "--model", &m, "--text", &tiny], "one window"),
+    let sample_cases = [
+        (&m, "--prime", "the dog", "'d' (0x64)"),
+        (&m, "--prime", "\n", "'\\n' (0x0a)"),
+        (&m, "--prime", "", "--prime ''"),
+        (&m, "--temperature", "-1", "--temperature -1"),
+        (&m, "--temperature", "nan", "--temperature NaN"),
+        (&m, "--temperature", "inf", "--temperature inf"),
+        (&m, "--length", "0", "--length 0"),
+        (&m, "--length", "100000001", "--length 100000001"),
+        (&bits, "--prime", "the", "--prime 'the'"),
+        (&bits, "--prime", "0,2", "symbol id 2"),
+        (&missing, "--seed", "1", "--model"),
     ];
-    for (args, needle) in cases {
-        assert_refused(&bitrnn(args), needle, &format!("{args:?}"));
+    for (model, flag, value, needle) in sample_cases {
+        let args = ["sample", "--model", model, flag, value];
+        assert_refused(&bitrnn(&args), needle, &format!("{args:?}"));
+    }
+    let eval_cases: [(&[&str], &str); 4] = [
+        (&["--model", &m], "--text FILE"),
+        (&["--model", &bits, "--text", &text], "no alphabet"),
+        (&["--model", &m, "--text", &dog], "dog.txt"),
+        (&["--model", &m, "--text", &tiny], "one window"),
+    ];
+    for (args, needle) in eval_cases {
+        let args = [&["eval"], args].concat();
+        assert_refused(&bitrnn(&args), needle, &format!("{args:?}"));
     }
 }
 
 #[test]
 fn other_models_sample_ids() {
     let dir = TestDir::new("ids");
-    let bits = dir.path("bits.safetensors").display().to_string();
-    let o = bitrnn(&[
-        "train",
-        "--data-size",
-        "20000",
-        "--batch-size",
-        "500",
-        "--epochs",
-        "3",
-        "--quiet",
-        "--out",
-        &dir.path("run").display().to_string(),
-        "--save",
-        &bits,
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bits = bits_model(&dir);
     let draw = |seed: &str| {
         String::from_utf8(stdout(&[
             "sample", "--model", &bits, "--prime", "0,1,1", "--length", "50", "--seed", seed,
@@ -360,21 +336,7 @@ fn npy_models_sample_when_classes_are_inputs_and_eval_on_their_files() {
 #[test]
 fn a_bits_model_scores_generated_files_as_it_scores_generated_bits() {
     let dir = TestDir::new("generated");
-    let m = dir.path("bits.safetensors").display().to_string();
-    stdout(&[
-        "train",
-        "--data-size",
-        "20000",
-        "--batch-size",
-        "500",
-        "--epochs",
-        "2",
-        "--quiet",
-        "--out",
-        &dir.path("run").display().to_string(),
-        "--save",
-        &m,
-    ]);
+    let m = bits_model(&dir);
     let generated = dir.path("gen").display().to_string();
     stdout(&[
         "generate",

@@ -55,7 +55,7 @@ pub enum Command {
     Profile(ProfileArgs),
     /// Check the SIMD engine against the f64 reference, number by number.
     Verify(VerifyArgs),
-    /// Loss and accuracy of a saved model on fresh data, or on a text or .npy files.
+    /// Loss and accuracy of a saved model on fresh data, or on a text or .npy file.
     Eval(EvalArgs),
     /// Draw a sequence from a saved model (a text model writes text), deterministic for a
     /// seed.
