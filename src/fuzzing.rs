@@ -18,7 +18,7 @@
 //!   narrow type, and whose windows' planes match plain indexing.
 
 use crate::checkpoint;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, Temperature};
 use crate::error::Error;
 use crate::sequence::{MAX_SYMBOLS, Sequence, SymbolChunks};
 use bitrnn_kernels::rounding::{self, RoundedWindow, StateError, WindowBound};
@@ -134,7 +134,8 @@ pub fn arguments(data: &[u8]) -> Vec<std::ffi::OsString> {
 /// window, the lags inside the data) or are refused by an [`Error::Usage`] of one line that
 /// starts with the flag (`--name`).
 ///
-/// Not covered here (their checks need a file or live in `run`): what `eval --model` and
+/// Not covered here (their checks need a file or live in `run`): what `eval --model`,
+/// `sample --model` (and the `--prime` it reads) and
 /// `train --resume` hold (see [`checkpoint_load`]), `train --save`, `profile --seconds`.
 ///
 /// # Panics
@@ -180,6 +181,13 @@ pub fn cli_parse(data: &[u8]) {
             );
         })),
         Command::Eval(_) => {}
+        Command::Sample(args) => usage(args.check().map(|t| {
+            assert!(
+                matches!(t, Temperature::Greedy)
+                    || matches!(t, Temperature::Scaled(t) if t.is_finite() && t > 0.0)
+            );
+            assert!((1..=crate::cli::SAMPLE_MAX_LENGTH).contains(&args.length));
+        })),
         Command::Sweep(args) => usage(args.to_grid().map(|grid| {
             assert!(!grid.is_empty() && grid.len() <= crate::sweep::MAX_RUNS);
             assert!(grid.runs().iter().all(|s| s.threads == 1));

@@ -284,28 +284,49 @@ pub fn check_held_out(len: usize, settings: &TrainSettings) -> Result<(usize, us
 /// frequent class. A character model is learning something once it is below this.
 #[must_use]
 pub fn unigram_level(data: &TrainData) -> ReferenceLevel {
-    let (counts, n) = match data {
+    match data {
         TrainData::Bits(d) => {
             let ones = (0..d.data_size()).filter(|&i| d.y(i)).count();
-            (vec![d.data_size() - ones, ones], d.data_size())
+            level_of_counts(&[d.data_size() - ones, ones])
         }
-        TrainData::Symbols(seq) => {
-            let mut counts = vec![0usize; seq.classes()];
-            let targets = seq.targets();
-            let mut buf = vec![0u16; 1 << 16];
-            let mut at = 0;
-            while at < targets.len() {
-                let n = buf.len().min(targets.len() - at);
-                targets.copy_to(at, &mut buf[..n]);
-                for &c in &buf[..n] {
-                    counts[usize::from(c)] += 1;
-                }
-                at += n;
+        TrainData::Symbols(seq) => scored_unigram_level(seq, 1, seq.len(), seq.len()),
+    }
+}
+
+/// [`unigram_level`] of the targets an evaluation scores: the first `used` positions of each
+/// of `streams` streams of `stream_len` positions (`crate::cmd::eval`'s protocol: `used` is
+/// the stream's whole windows).
+///
+/// # Panics
+/// If `used > stream_len` or the streams run past the sequence.
+#[must_use]
+pub fn scored_unigram_level(
+    seq: &Sequence,
+    streams: usize,
+    stream_len: usize,
+    used: usize,
+) -> ReferenceLevel {
+    assert!(used <= stream_len && streams * stream_len <= seq.len());
+    let mut counts = vec![0usize; seq.classes()];
+    let targets = seq.targets();
+    let mut buf = vec![0u16; used.min(1 << 16)];
+    for s in 0..streams {
+        let mut at = 0;
+        while at < used {
+            let n = buf.len().min(used - at);
+            targets.copy_to(s * stream_len + at, &mut buf[..n]);
+            for &c in &buf[..n] {
+                counts[usize::from(c)] += 1;
             }
-            (counts, seq.len())
+            at += n;
         }
-    };
-    let n = n.max(1) as f64;
+    }
+    level_of_counts(&counts)
+}
+
+/// The entropy (nats) of the frequencies `counts` and the share of the largest.
+fn level_of_counts(counts: &[usize]) -> ReferenceLevel {
+    let n = counts.iter().sum::<usize>().max(1) as f64;
     let entropy = counts
         .iter()
         .filter(|&&c| c > 0)

@@ -403,6 +403,47 @@ fn bad_flags_of_other_commands_are_refused() {
             "--lags 3,8",
         ),
         case(&["eval"], Clap, "--model"),
+        case(
+            &["eval", "--model", "m", "--text", "t", "--seed", "3"],
+            Clap,
+            "--seed",
+        ),
+        case(
+            &[
+                "eval",
+                "--model",
+                "m",
+                "--data",
+                "d",
+                "--inputs",
+                "x",
+                "--targets",
+                "y",
+            ],
+            Clap,
+            "--inputs",
+        ),
+        case(
+            &["eval", "--model", "m", "--targets", "y"],
+            Clap,
+            "--inputs",
+        ),
+        case(&["sample"], Clap, "--model"),
+        case(
+            &["sample", "--model", "m", "--length", "0"],
+            Us,
+            "--length 0",
+        ),
+        case(
+            &["sample", "--model", "m", "--temperature", "-0.5"],
+            Us,
+            "--temperature -0.5",
+        ),
+        case(
+            &["sample", "--model", "m", "--temperature", "x"],
+            Clap,
+            "--temperature",
+        ),
     ]);
     assert!(!dir.path("gen").exists(), "generate left its --out behind");
 }
@@ -452,14 +493,17 @@ fn path_mistakes_are_refused_before_any_work() {
     assert!(!fresh.exists(), "a failing command created --out");
 }
 
-/// `eval --model` with a path that is not a file: a usage error naming the flag.
+/// `eval --model` and `sample --model` with a path that is not a file: a usage error naming
+/// the flag.
 #[test]
 fn eval_model_path_mistakes_are_usage_errors() {
     let dir = TestDir::new("eval-paths");
     let missing = dir.path("missing.safetensors");
-    for (model, what) in [(&missing, "missing"), (&dir.0, "a directory")] {
-        let o = bitrnn(&["eval", "--model", &model.display().to_string()]);
-        assert_refused(&o, By::Us, "--model", &format!("eval --model {what}"));
+    for command in ["eval", "sample"] {
+        for (model, what) in [(&missing, "missing"), (&dir.0, "a directory")] {
+            let o = bitrnn(&[command, "--model", &model.display().to_string()]);
+            assert_refused(&o, By::Us, "--model", &format!("{command} --model {what}"));
+        }
     }
 }
 
@@ -536,7 +580,7 @@ fn good_checkpoint(dir: &TestDir) -> Vec<u8> {
 }
 
 #[test]
-fn bad_checkpoints_are_refused_by_eval_and_resume() {
+fn bad_checkpoints_are_refused_by_eval_sample_and_resume() {
     let dir = TestDir::new("checkpoints");
     let good = good_checkpoint(&dir);
     let (header, data) = split(&good);
@@ -671,6 +715,7 @@ fn bad_checkpoints_are_refused_by_eval_and_resume() {
         let out = dir.path(&format!("out-{name}"));
         let runs = [
             ("eval", bitrnn(&["eval", "--model", &p])),
+            ("sample", bitrnn(&["sample", "--model", &p])),
             (
                 "train --resume",
                 bitrnn(&[
@@ -698,7 +743,7 @@ fn bad_checkpoints_are_refused_by_eval_and_resume() {
         failures.is_empty(),
         "{} of {} failed:\n{}",
         failures.len(),
-        2 * files.len(),
+        3 * files.len(),
         failures.join("\n")
     );
 

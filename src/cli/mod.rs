@@ -7,6 +7,7 @@ mod bench;
 mod eval;
 mod generate;
 mod profile;
+mod sample;
 mod sweep;
 mod train;
 mod verify;
@@ -15,6 +16,7 @@ pub use bench::{BenchArgs, BenchPlan, MAX_REPEATS, MAX_SECONDS, MIN_REPEATS};
 pub use eval::EvalArgs;
 pub use generate::GenerateArgs;
 pub use profile::{MAX_PROFILE_SECONDS, ProfileArgs};
+pub use sample::{MAX_LENGTH as SAMPLE_MAX_LENGTH, SampleArgs, Temperature};
 pub use sweep::{MAX_UNASKED_S, SweepArgs};
 pub use train::{DEFAULT_EPOCHS, ModelArgs, TrainArgs};
 pub use verify::{
@@ -53,8 +55,11 @@ pub enum Command {
     Profile(ProfileArgs),
     /// Check the SIMD engine against the f64 reference, number by number.
     Verify(VerifyArgs),
-    /// Loss and accuracy of a saved model on fresh data.
+    /// Loss and accuracy of a saved model on fresh data, or on a text or .npy file.
     Eval(EvalArgs),
+    /// Draw a sequence from a saved model (a text model writes text), deterministic for a
+    /// seed.
+    Sample(SampleArgs),
     /// A grid of training runs (lags x time steps x hidden x seeds) in parallel, and one
     /// heatmap of it: sweep.csv, sweep.json, sweep.png.
     Sweep(SweepArgs),

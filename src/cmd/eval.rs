@@ -1,9 +1,9 @@
-//! `bitrnn eval`: loss and accuracy of a saved model on fresh data.
+//! `bitrnn eval`: loss and accuracy of a saved model on fresh data, or on a file.
 //!
 //! # Protocol
 //!
-//! The evaluation data is generated like training data (`--data-size`, `--lags`, `--seed`)
-//! and cut the way training cuts it, with the checkpoint's `batch_size` and `time_step`:
+//! The evaluation data is generated like training data (`--data-size`, `--lags`, `--seed`),
+//! or read from the data flags (below), and cut the way training cuts it, with the checkpoint's `batch_size` and `time_step`:
 //! `S = data_size / batch_size` streams of `batch_size` steps, each walked in
 //! `W = batch_size / time_step` windows of `time_step` steps. The hidden state starts at zero
 //! and is carried from one window to the next, exactly as in one training epoch but with no
@@ -21,13 +21,28 @@
 //!
 //! The default seed is the training seed + 1 (wrapping), so the data is fresh: a different
 //! sequence than the one the model was trained on.
+//!
+//! # Data files
+//!
+//! `--text FILE`, `--data DIR` or `--inputs X.npy --targets Y.npy` score the model on a file
+//! instead ([`crate::source::DataSource`]): a text through the model's alphabet (a byte
+//! outside it is the reader's error; only a text model has an alphabet), `.npy` ids bounded
+//! by the model's `V` and `C` (a bits model scores `bitrnn generate`'s files this way, on the
+//! symbols' path). The streams are those of a held-out tail
+//! ([`crate::source::held_out_streams`]): `len / batch_size` streams of `batch_size`, or, for
+//! data shorter than one stream, one stream of the whole data cut to whole windows. A text or
+//! `.npy` model needs a data flag (it has no generator). The report adds the unigram level of
+//! the targets scored ([`crate::source::scored_unigram_level`]): the loss of knowing only the
+//! symbols' frequencies.
 
-use crate::checkpoint;
+use crate::checkpoint::{self, Checkpoint};
 use crate::cli::EvalArgs;
-use crate::config::{Rule, TrainConfig, TrainSettings};
+use crate::config::{Rule, Source, TrainConfig, TrainSettings};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::output::shown;
 use crate::planes::{Feed, TrainData};
+use crate::source::{self, DataSource};
 use bitrnn_kernels::Params;
 use bitrnn_kernels::simd::{self, Prepared, Workspace};
 use serde::Serialize;
@@ -43,10 +58,26 @@ pub struct EvalReport {
     pub accuracy: f64,
     /// Samples evaluated: `streams * windows * time_step`.
     pub samples: usize,
+    /// Positions in the data (generated, or in the file).
     pub data_size: usize,
-    pub rule: Rule,
-    pub lags: (usize, usize),
-    pub seed: u64,
+    /// What was scored: `generator`, or the text or `.npy` files.
+    pub data: String,
+    /// The generator's rule, lags and seed (absent for a file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<Rule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lags: Option<(usize, usize)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// The model's input symbols `V` and classes `C`.
+    pub vocab: usize,
+    pub classes: usize,
+    /// For a file: the unigram entropy of the targets scored and the accuracy of always
+    /// predicting the most frequent class ([`crate::source::scored_unigram_level`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unigram_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unigram_accuracy: Option<f64>,
     pub streams: usize,
     pub batch_size: usize,
     pub time_step: usize,
@@ -113,10 +144,37 @@ pub fn evaluate(
     }
 }
 
-pub fn run(args: &EvalArgs) -> Result<()> {
-    crate::output::check_input_file("--model", &args.model)?;
-    let ck = checkpoint::load(&args.model)?;
+/// What a model trained on `source` was trained on, for messages.
+#[must_use]
+pub fn trained_on(source: Source) -> &'static str {
+    match source {
+        Source::Generator => "the generator's bits",
+        Source::Text => "a text",
+        Source::Npy => ".npy symbol ids",
+    }
+}
+
+/// The data flags that score a model trained on `source` (`--text FILE`, ...).
+fn data_flags(source: Source) -> &'static str {
+    match source {
+        Source::Generator => "no data flag (generated data: --data-size, --rule, --lags, --seed)",
+        Source::Text => "--text FILE",
+        Source::Npy => "--data DIR or --inputs X.npy --targets Y.npy",
+    }
+}
+
+/// The report of the model in `ck` on generated data (the module's protocol).
+fn on_generated(args: &EvalArgs, ck: &Checkpoint) -> Result<EvalReport> {
     let trained = &ck.config;
+    if trained.symbols() {
+        return Err(Error::Usage(format!(
+            "--model {}: the model was trained on {}, not generated bits; give the data to \
+             score it on with {}",
+            shown(&args.model),
+            trained_on(trained.source),
+            data_flags(trained.source)
+        )));
+    }
     let rule = args.rule.unwrap_or(trained.rule);
     let lags = args.lags.unwrap_or(if rule == trained.rule {
         trained.lags
@@ -151,24 +209,152 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         cfg.batch_size,
         cfg.time_step,
     );
+    let shape = (cfg.streams(), cfg.batch_size);
+    Ok(report(args, ck, &stats, shape, cfg.data_size, |r| {
+        r.rule = Some(cfg.rule);
+        r.lags = Some(cfg.lags);
+        r.seed = Some(cfg.seed);
+    }))
+}
+
+/// The report of the model in `ck` on the file(s) of `source` (module docs, "Data files").
+fn on_file(args: &EvalArgs, ck: &Checkpoint, source: &DataSource) -> Result<EvalReport> {
+    let cfg = &ck.config;
+    if source.kind() == Source::Text && ck.alphabet.is_none() {
+        return Err(Error::Usage(format!(
+            "--text {}: the model {} has no alphabet (it was trained on {}, not a text); \
+             score it with {}",
+            shown(&source.name()),
+            shown(&args.model),
+            trained_on(cfg.source),
+            if cfg.source == Source::Generator {
+                "generated data or --data DIR (bitrnn generate's files)"
+            } else {
+                data_flags(cfg.source)
+            }
+        )));
+    }
+    let seq = source
+        .read(ck.alphabet.as_deref(), Some(cfg.vocab), Some(cfg.classes))?
+        .expect("a file source reads a sequence");
+    let (streams, stream_len) = source::held_out_streams(seq.len(), cfg.batch_size, cfg.time_step)
+        .ok_or_else(|| {
+            Error::bad_file(
+                &source.name(),
+                format!(
+                    "{} positions, fewer than one window of the model's time_step {}: give \
+                     longer data",
+                    seq.len(),
+                    cfg.time_step
+                ),
+            )
+        })?;
+    let used = stream_len / cfg.time_step * cfg.time_step;
+    let unigram = source::scored_unigram_level(&seq, streams, stream_len, used);
+    let data_size = seq.len();
+    let stats = evaluate(
+        &ck.params,
+        &TrainData::Symbols(seq),
+        streams,
+        stream_len,
+        cfg.time_step,
+    );
+    Ok(report(
+        args,
+        ck,
+        &stats,
+        (streams, stream_len),
+        data_size,
+        |r| {
+            r.data = source.describe();
+            r.unigram_loss = Some(unigram.loss);
+            r.unigram_accuracy = Some(unigram.accuracy);
+        },
+    ))
+}
+
+/// The report of `stats` over `(streams, stream_len)`, the generator's fields left out, then
+/// completed by `fill`.
+fn report(
+    args: &EvalArgs,
+    ck: &Checkpoint,
+    stats: &EvalStats,
+    (streams, stream_len): (usize, usize),
+    data_size: usize,
+    fill: impl FnOnce(&mut EvalReport),
+) -> EvalReport {
+    let cfg = &ck.config;
     let n = stats.samples as f64;
-    let report = EvalReport {
+    let mut r = EvalReport {
         model: args.model.clone(),
         loss: stats.loss_sum / n,
         accuracy: stats.correct / n,
         samples: stats.samples,
-        data_size: cfg.data_size,
-        rule: cfg.rule,
-        lags: cfg.lags,
-        seed: cfg.seed,
-        streams: cfg.streams(),
+        data_size,
+        data: "generator".into(),
+        rule: None,
+        lags: None,
+        seed: None,
+        vocab: cfg.vocab,
+        classes: cfg.classes,
+        unigram_loss: None,
+        unigram_accuracy: None,
+        streams,
         batch_size: cfg.batch_size,
         time_step: cfg.time_step,
-        windows: cfg.windows_per_epoch(),
+        windows: stream_len / cfg.time_step,
         hidden: cfg.hidden,
-        train_seed: trained.seed,
+        train_seed: cfg.seed,
         trained_epochs: ck.progress.epoch,
         weights_checksum: crate::model::checksum(&ck.params),
+    };
+    fill(&mut r);
+    r
+}
+
+/// The report as one line of text.
+fn line(r: &EvalReport) -> String {
+    let what = match (r.rule, r.lags, r.seed) {
+        (Some(rule), Some(lags), Some(seed)) => format!(
+            "{}lags {},{}, seed {seed}; {}",
+            match rule {
+                Rule::Seed => String::new(),
+                rule => format!("rule {rule}, "),
+            },
+            lags.0,
+            lags.1,
+            rule.reference_levels()
+                .iter()
+                .map(|l| format!("{:.4}/{} = {}", l.loss, l.accuracy, l.label))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => format!(
+            "{}; {:.4}/{:.4} = symbol frequencies only (unigram entropy)",
+            r.data,
+            r.unigram_loss.unwrap_or(f64::NAN),
+            r.unigram_accuracy.unwrap_or(f64::NAN)
+        ),
+    };
+    format!(
+        "{}: loss {:.4} accuracy {:.4} on {} samples ({} streams x {} windows of {}, {what})",
+        r.model.display(),
+        r.loss,
+        r.accuracy,
+        r.samples,
+        r.streams,
+        r.windows,
+        r.time_step,
+    )
+}
+
+pub fn run(args: &EvalArgs) -> Result<()> {
+    crate::output::check_input_file("--model", &args.model)?;
+    let ck = checkpoint::load(&args.model)?;
+    let source = args.source();
+    let report = match source.kind() {
+        Source::Generator => on_generated(args, &ck)?,
+        _ => on_file(args, &ck, &source)?,
     };
     if args.json {
         println!(
@@ -176,30 +362,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             serde_json::to_string(&report).expect("report serializes")
         );
     } else {
-        println!(
-            "{}: loss {:.4} accuracy {:.4} on {} samples ({} streams x {} windows of {}, {}lags {},{}, seed {}; {})",
-            args.model.display(),
-            report.loss,
-            report.accuracy,
-            report.samples,
-            report.streams,
-            report.windows,
-            report.time_step,
-            match report.rule {
-                Rule::Seed => String::new(),
-                rule => format!("rule {rule}, "),
-            },
-            report.lags.0,
-            report.lags.1,
-            report.seed,
-            report
-                .rule
-                .reference_levels()
-                .iter()
-                .map(|l| format!("{:.4}/{} = {}", l.loss, l.accuracy, l.label))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        println!("{}", line(&report));
     }
     Ok(())
 }

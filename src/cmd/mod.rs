@@ -4,6 +4,7 @@ pub mod bench;
 pub mod eval;
 pub mod generate;
 pub mod profile;
+pub mod sample;
 pub mod sweep;
 pub mod train;
 pub mod verify;
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Profile(args) => single("profile").and_then(|()| profile::run(&args)),
         Command::Verify(args) => single("verify").and_then(|()| verify::run(&args)),
         Command::Eval(args) => single("eval").and_then(|()| eval::run(&args)),
+        Command::Sample(args) => single("sample").and_then(|()| sample::run(&args)),
         Command::Sweep(args) => single("sweep").and_then(|()| sweep::run(&args)),
     }
 }
