@@ -371,7 +371,8 @@ impl TrainSettings {
     /// The settings that are away from their defaults among `clip`, `adagrad_eps`,
     /// `adagrad_init` (Adagrad only) and `init`, as `, clip 5, eps 1e-8, accum0 0, init
     /// normal:0.01` (empty with the defaults).
-    fn describe_optim(&self) -> String {
+    #[must_use]
+    pub fn describe_optim(&self) -> String {
         let mut out = String::new();
         if let Some(c) = self.clip {
             out += &format!(", clip {c}");

@@ -25,8 +25,10 @@
 //!
 //! All draws come from one generator, in layout order, in f64 then rounded to f32: uniforms
 //! from 53 random bits, normals by Box–Muller (`sqrt(-2 ln u1) cos(2 pi u2)`, one normal from
-//! two uniforms), so the weights are a function of the seed (the f64 `ln` and `cos` of the
-//! platform's libm, rounded to f32, agree across platforms but for a tie at the last bit).
+//! two uniforms), so the weights are a function of the seed. The uniforms are IEEE
+//! arithmetic, the same everywhere; the normals' f64 `ln` and `cos` come from the platform's
+//! libm, which may differ in the last bit between platforms, and that reaches the f32 weight
+//! only for a value within one f64 ulp of an f32 rounding boundary (about one draw in 2^29).
 
 use bitrnn_kernels::{Cell, Layout, Params};
 use rand_xoshiro::Xoshiro256PlusPlus;

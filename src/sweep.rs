@@ -17,7 +17,7 @@
 
 use crate::cmd::train::{FINAL_LOSS_STEPS, tail_mean};
 use crate::config::{
-    Engine, MAX_HIDDEN, Optimizer, Rule, TrainConfig, TrainSettings, check_lags, parse_cell,
+    Engine, Init, MAX_HIDDEN, Optimizer, Rule, TrainConfig, TrainSettings, check_lags, parse_cell,
 };
 use crate::data::ReferenceLevel;
 use crate::error::{Error, Result};
@@ -353,27 +353,42 @@ pub fn run_one(settings: TrainSettings, learned_below: f64) -> Result<RunResult>
     })
 }
 
-/// The header of `sweep.csv`. The first thirteen columns are the run's settings (what
+/// The header of `sweep.csv`. The first seventeen columns are the run's settings (what
 /// `--resume` matches on); `epoch_loss` holds the epochs' mean losses separated by `;`.
 pub const CSV_HEADER: &str = "rule,lag_a,lag_b,time_step,hidden,cell,seed,epochs,data_size,\
-batch_size,lr,optimizer,engine,final_loss,learned,weights_checksum,wall_s,epoch_loss";
+batch_size,lr,optimizer,engine,clip,adagrad_eps,adagrad_init,init,final_loss,learned,\
+weights_checksum,wall_s,epoch_loss";
+
+/// The header of a `sweep.csv` written before `--clip`, `--adagrad-eps`, `--adagrad-init` and
+/// `--init` (every row is their defaults' run). [`read_csv`] reads it; [`write_csv`] writes
+/// [`CSV_HEADER`].
+pub const CSV_HEADER_BEFORE_OPTIM: &str = "rule,lag_a,lag_b,time_step,hidden,cell,seed,epochs,\
+data_size,batch_size,lr,optimizer,engine,final_loss,learned,weights_checksum,wall_s,epoch_loss";
 
 /// The header of a `sweep.csv` written before `--cells` (no `cell` column: every row is the
-/// rnn cell). [`read_csv`] reads it; [`write_csv`] writes [`CSV_HEADER`].
+/// rnn cell, and the optimizer settings' defaults).
 pub const CSV_HEADER_BEFORE_CELLS: &str = "rule,lag_a,lag_b,time_step,hidden,seed,epochs,\
 data_size,batch_size,lr,optimizer,engine,final_loss,learned,weights_checksum,wall_s,epoch_loss";
 
 /// Columns of the header.
-const CSV_COLUMNS: usize = 18;
+const CSV_COLUMNS: usize = 22;
 
 /// The index of the `cell` column.
 const CELL_COLUMN: usize = 5;
 
-/// The run's settings as the first columns of its row (also its key for `--resume`).
+/// The index of the `clip` column, the first of the four optimizer settings'.
+const OPTIM_COLUMN: usize = 13;
+
+/// The optimizer settings' columns in a row written before they existed: their defaults, as
+/// [`settings_key`] writes them.
+const OPTIM_DEFAULTS: [&str; 4] = ["off", "0", "0.1", "default"];
+
+/// The run's settings as the first columns of its row (also its key for `--resume`). Numbers
+/// are in Rust's shortest round-trip form, so a key read back ([`read_csv`]) is the same.
 #[must_use]
 pub fn settings_key(s: &TrainSettings) -> String {
     format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
         s.rule,
         s.lags.0,
         s.lags.1,
@@ -393,6 +408,10 @@ pub fn settings_key(s: &TrainSettings) -> String {
             Engine::Simd => "simd",
             Engine::Scalar => "scalar",
         },
+        s.clip.map_or_else(|| "off".to_string(), |c| c.to_string()),
+        s.adagrad_eps,
+        s.adagrad_init,
+        s.init,
     )
 }
 
@@ -434,14 +453,30 @@ fn parse_row(line: &str) -> std::result::Result<RunResult, String> {
     parse_fields(&line.split(',').collect::<Vec<_>>())
 }
 
-/// Parses one row of a `sweep.csv` written before `--cells`: the rnn cell.
-fn parse_row_before_cells(line: &str) -> std::result::Result<RunResult, String> {
-    let mut f: Vec<&str> = line.split(',').collect();
-    if f.len() != CSV_COLUMNS - 1 {
-        return Err(format!("{} fields, want {}", f.len(), CSV_COLUMNS - 1));
-    }
-    f.insert(CELL_COLUMN, "rnn");
+/// Parses one row of a `sweep.csv` written before the optimizer settings: their defaults.
+fn parse_row_before_optim(line: &str) -> std::result::Result<RunResult, String> {
+    let mut f = fields(line, CSV_COLUMNS - OPTIM_DEFAULTS.len())?;
+    f.splice(OPTIM_COLUMN..OPTIM_COLUMN, OPTIM_DEFAULTS);
     parse_fields(&f)
+}
+
+/// Parses one row of a `sweep.csv` written before `--cells`: the rnn cell, and the optimizer
+/// settings' defaults.
+fn parse_row_before_cells(line: &str) -> std::result::Result<RunResult, String> {
+    let mut f = fields(line, CSV_COLUMNS - OPTIM_DEFAULTS.len() - 1)?;
+    f.insert(CELL_COLUMN, "rnn");
+    f.splice(OPTIM_COLUMN..OPTIM_COLUMN, OPTIM_DEFAULTS);
+    parse_fields(&f)
+}
+
+/// The fields of `line`, which must have `want` of them.
+fn fields(line: &str, want: usize) -> std::result::Result<Vec<&str>, String> {
+    let f: Vec<&str> = line.split(',').collect();
+    if f.len() == want {
+        Ok(f)
+    } else {
+        Err(format!("{} fields, want {want}", f.len()))
+    }
 }
 
 /// Parses the fields of one row.
@@ -468,6 +503,7 @@ fn parse_fields(f: &[&str]) -> std::result::Result<RunResult, String> {
         "scalar" => Engine::Scalar,
         other => return Err(format!("engine '{other}' is not simd or scalar")),
     };
+    let o = OPTIM_COLUMN;
     let settings = TrainSettings {
         rule,
         lags: (num("lag_a", f[1])?, num("lag_b", f[2])?),
@@ -481,38 +517,47 @@ fn parse_fields(f: &[&str]) -> std::result::Result<RunResult, String> {
         lr: num("lr", f[10])?,
         optimizer,
         engine,
+        clip: match f[o] {
+            "off" => None,
+            c => Some(num("clip", c)?),
+        },
+        adagrad_eps: num("adagrad_eps", f[o + 1])?,
+        adagrad_init: num("adagrad_init", f[o + 2])?,
+        init: Init::parse(f[o + 3])?,
         threads: 1,
         ..TrainSettings::SEED
     };
-    let learned = match f[14] {
+    let learned = match f[o + 5] {
         "true" => true,
         "false" => false,
         other => return Err(format!("learned '{other}' is not true or false")),
     };
-    let checksum = f[15];
+    let checksum = f[o + 6];
     if checksum.is_empty() || !checksum.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(format!("weights_checksum '{checksum}' is not a checksum"));
     }
-    let epoch_loss = if f[17].is_empty() {
+    let epoch_loss = if f[o + 8].is_empty() {
         Vec::new()
     } else {
-        f[17]
+        f[o + 8]
             .split(';')
             .map(|v| num("epoch_loss", v))
             .collect::<std::result::Result<_, _>>()?
     };
     Ok(RunResult {
         settings,
-        final_loss: num("final_loss", f[13])?,
+        final_loss: num("final_loss", f[o + 4])?,
         epoch_loss,
         learned,
         weights_checksum: checksum.to_string(),
-        wall_s: num("wall_s", f[16])?,
+        wall_s: num("wall_s", f[o + 7])?,
     })
 }
 
 /// Reads a `sweep.csv` written by [`write_csv`] (for `--resume`); one written before
-/// `--cells` (without the `cell` column) is read as rows of the rnn cell.
+/// `--clip`, `--adagrad-eps`, `--adagrad-init` and `--init` is read as rows of their
+/// defaults, one written before `--cells` (without the `cell` column) as rows of the rnn
+/// cell too.
 ///
 /// # Errors
 /// [`Error::BadFile`] naming the file and the first bad line; [`Error::Io`] when it cannot
@@ -522,6 +567,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<RunResult>> {
     let mut lines = text.lines();
     let parse = match lines.next() {
         Some(CSV_HEADER) => parse_row,
+        Some(CSV_HEADER_BEFORE_OPTIM) => parse_row_before_optim,
         Some(CSV_HEADER_BEFORE_CELLS) => parse_row_before_cells,
         _ => {
             return Err(Error::bad_file(
@@ -777,6 +823,31 @@ mod tests {
         assert_eq!(back.weights_checksum, r.weights_checksum);
         assert_eq!(csv_row(&back), row);
         assert_eq!(CSV_HEADER.split(',').count(), CSV_COLUMNS);
+        // The defaults' key has the columns a row from before the settings gets.
+        let key: Vec<String> = settings_key(&tiny()).split(',').map(String::from).collect();
+        assert_eq!(key[OPTIM_COLUMN..], OPTIM_DEFAULTS);
+        assert_eq!(
+            CSV_HEADER.split(',').collect::<Vec<_>>()[OPTIM_COLUMN..OPTIM_COLUMN + 4],
+            ["clip", "adagrad_eps", "adagrad_init", "init"]
+        );
+        // Rows of other settings round-trip too.
+        let min_char = TrainSettings {
+            clip: Some(5.0),
+            adagrad_eps: 1e-8,
+            adagrad_init: 0.0,
+            init: Init::Normal { std: 0.01 },
+            ..r.settings
+        };
+        let row = csv_row(&RunResult {
+            settings: min_char,
+            ..r.clone()
+        });
+        assert!(row.contains(",5,0.00000001,0,normal:0.01,"), "{row}");
+        assert_eq!(parse_row(&row).unwrap().settings, min_char);
+        let bad = row.replace("normal:0.01", "glorot");
+        assert!(parse_row(&bad).unwrap_err().contains("'glorot'"));
+        let bad = row.replace(",5,0.00000001,", ",five,0.00000001,");
+        assert!(parse_row(&bad).unwrap_err().contains("clip 'five'"));
         assert!(parse_row("seed,1,2").unwrap_err().contains("3 fields"));
         let bad = row.replacen("seed", "tree", 1);
         assert!(parse_row(&bad).unwrap_err().contains("rule 'tree'"));
@@ -907,7 +978,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cell_column_round_trips_and_an_old_csv_reads_as_rnn() {
+    fn the_cell_column_round_trips_and_old_csvs_read_as_their_defaults() {
         let r = run_one(
             TrainSettings {
                 cell: Rnn::Gru,
@@ -924,26 +995,43 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown cell 'tree'")
         );
-        // The same columns without `cell`: what sweep.csv held before --cells.
+        // The same columns without the optimizer's settings: what sweep.csv held before
+        // them; and without `cell` too: what it held before --cells.
+        let drop_optim = |line: &str| {
+            let mut f: Vec<&str> = line.split(',').collect();
+            f.drain(OPTIM_COLUMN..OPTIM_COLUMN + OPTIM_DEFAULTS.len());
+            f.join(",")
+        };
         let drop_cell = |line: &str| {
             let mut f: Vec<&str> = line.split(',').collect();
             f.remove(CELL_COLUMN);
             f.join(",")
         };
-        assert_eq!(drop_cell(CSV_HEADER), CSV_HEADER_BEFORE_CELLS);
+        assert_eq!(drop_optim(CSV_HEADER), CSV_HEADER_BEFORE_OPTIM);
+        assert_eq!(drop_cell(&drop_optim(CSV_HEADER)), CSV_HEADER_BEFORE_CELLS);
         let rnn = run_one(tiny(), 0.5).unwrap();
         let dir = std::env::temp_dir().join(format!("bitrnn-old-sweep-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("sweep.csv");
-        let old = format!("{CSV_HEADER_BEFORE_CELLS}\n{}\n", drop_cell(&csv_row(&rnn)));
-        std::fs::write(&path, old).unwrap();
-        let back = read_csv(&path).unwrap();
-        assert_eq!(back.len(), 1);
-        assert_eq!(back[0].settings, rnn.settings);
-        assert_eq!(csv_row(&back[0]), csv_row(&rnn));
+        for (header, old_row) in [
+            (CSV_HEADER_BEFORE_OPTIM, drop_optim(&csv_row(&rnn))),
+            (
+                CSV_HEADER_BEFORE_CELLS,
+                drop_cell(&drop_optim(&csv_row(&rnn))),
+            ),
+        ] {
+            std::fs::write(&path, format!("{header}\n{old_row}\n")).unwrap();
+            let back = read_csv(&path).unwrap();
+            assert_eq!(back.len(), 1);
+            assert_eq!(back[0].settings, rnn.settings);
+            assert_eq!(csv_row(&back[0]), csv_row(&rnn));
+        }
         std::fs::write(&path, format!("{CSV_HEADER_BEFORE_CELLS}\n{row}\n")).unwrap();
         let err = read_csv(&path).unwrap_err().to_string();
-        assert!(err.contains("line 2: 18 fields, want 17"), "{err}");
+        assert!(err.contains("line 2: 22 fields, want 17"), "{err}");
+        std::fs::write(&path, format!("{CSV_HEADER_BEFORE_OPTIM}\n{row}\n")).unwrap();
+        let err = read_csv(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2: 22 fields, want 18"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

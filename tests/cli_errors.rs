@@ -274,6 +274,15 @@ fn bad_sweep_grids_are_refused_and_write_nothing() {
         case(&["--time-steps", "0,5"], Us, "--time-steps 0"),
         case(&["--time-steps", "2001"], Us, "--time-steps 2001"),
         case(&["--hidden", "0"], Us, "--hidden 0"),
+        case(&["--clip", "0"], Us, "--clip 0"),
+        case(&["--adagrad-eps=-1"], Us, "--adagrad-eps -1"),
+        case(
+            &["--adagrad-init", "0"],
+            Us,
+            "--adagrad-init 0 with --adagrad-eps 0",
+        ),
+        case(&["--init", "normal:0"], Us, "--init normal:0"),
+        case(&["--init", "xavier"], Clap, "'xavier'"),
         case(
             &["--time-steps", "1..=1000000"],
             Clap,

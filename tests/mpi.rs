@@ -86,6 +86,33 @@ fn ranks_give_the_single_process_weights_at_hidden_64_with_1000_streams() {
     );
 }
 
+/// The ranks step with the run's clip, Adagrad epsilon and accumulator start, from its
+/// initial weights: min-char-rnn's settings, and a clip small enough to bind.
+#[test]
+fn optimizer_settings_give_the_single_process_weights() {
+    identical(
+        "min-char",
+        &[
+            "--init",
+            "normal:0.01",
+            "--clip",
+            "5",
+            "--adagrad-eps",
+            "1e-8",
+            "--adagrad-init",
+            "0",
+            "--epochs",
+            "1",
+        ],
+        &[2, 3],
+    );
+    identical(
+        "clip",
+        &["--init", "pytorch", "--clip", "0.001", "--epochs", "1"],
+        &[2],
+    );
+}
+
 #[test]
 fn gated_cells_give_the_single_process_weights() {
     for cell in ["gru", "lstm"] {

@@ -56,9 +56,11 @@ fn assert_ok(out: &Output) {
 
 /// Columns of a row of [`rows`] (`wall_s` removed).
 const SEED: usize = 6;
-const FINAL_LOSS: usize = 13;
-const LEARNED: usize = 14;
-const CHECKSUM: usize = 15;
+/// `clip`, `adagrad_eps`, `adagrad_init`, `init`.
+const OPTIM: std::ops::Range<usize> = 13..17;
+const FINAL_LOSS: usize = 17;
+const LEARNED: usize = 18;
+const CHECKSUM: usize = 19;
 
 /// The CSV's rows as fields, without the `wall_s` column (the one that may differ).
 fn rows(dir: &Path) -> Vec<Vec<String>> {
@@ -99,6 +101,14 @@ fn assert_row_is_train(row: &[String], shape: &[&str], train_out: &Path) {
         "--out".into(),
         train_out.display().to_string(),
     ]);
+    for (flag, value) in ["--clip", "--adagrad-eps", "--adagrad-init", "--init"]
+        .into_iter()
+        .zip(&row[OPTIM])
+    {
+        if value != "off" {
+            args.extend([flag.to_string(), value.clone()]);
+        }
+    }
     let train = bitrnn(&args);
     assert_ok(&train);
     let s: serde_json::Value = serde_json::from_slice(&train.stdout).unwrap();
@@ -193,13 +203,13 @@ fn resume_runs_only_what_is_missing() {
     assert_ok(&again);
     assert_eq!(rows(&out), full);
     // A corrupt sweep.csv is refused with one line, and left as it was.
-    let bad = text.replacen("adagrad", "adagrad,extra", 1);
+    let bad = text.replacen(",adagrad,", ",adagrad,extra,", 1);
     fs::write(&csv, &bad).unwrap();
     let refused = sweep(&out, &args);
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("sweep.csv: line 2: 19 fields"), "{stderr}");
+    assert!(stderr.contains("sweep.csv: line 2: 23 fields"), "{stderr}");
     assert_eq!(fs::read_to_string(&csv).unwrap(), bad);
 }
 
@@ -250,7 +260,27 @@ fn gated_cell_rows_equal_train_with_that_cell_bit_for_bit() {
     assert!(stderr.contains("0 run(s) trained"), "{stderr}");
 }
 
-/// A sweep.csv written before `--cells` (no `cell` column) resumes as the rnn cell's rows.
+/// The rows of a sweep.csv in an older format: the first six lines (the header and five
+/// runs) with the columns at `drop` removed.
+fn old_format(text: &str, drop: &[usize]) -> String {
+    let old: Vec<String> = text
+        .lines()
+        .take(6)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let kept: Vec<&str> = (0..f.len())
+                .filter(|i| !drop.contains(i))
+                .map(|i| f[i])
+                .collect();
+            kept.join(",")
+        })
+        .collect();
+    old.join("\n") + "\n"
+}
+
+/// A sweep.csv written before `--cells` (no `cell` column) resumes as the rnn cell's rows,
+/// and one written before `--clip`, `--adagrad-eps`, `--adagrad-init` and `--init` as rows
+/// of their defaults; the rewritten file has every column.
 #[test]
 fn a_sweep_csv_from_before_cells_resumes_as_rnn() {
     let dir = TestDir::new("old-csv");
@@ -259,22 +289,71 @@ fn a_sweep_csv_from_before_cells_resumes_as_rnn() {
     let full = rows(&out);
     let csv = out.join("sweep.csv");
     let text = fs::read_to_string(&csv).unwrap();
-    // The old format: the `cell` column (the sixth) removed; the last three runs missing.
-    let old: Vec<String> = text
-        .lines()
-        .take(6)
-        .map(|l| {
-            let mut f: Vec<&str> = l.split(',').collect();
-            f.remove(5);
-            f.join(",")
-        })
-        .collect();
-    assert!(old[0].starts_with("rule,lag_a,lag_b,time_step,hidden,seed,"));
-    fs::write(&csv, old.join("\n") + "\n").unwrap();
-    let stderr = resume(&out, &GRID);
-    assert!(stderr.contains("5 already in"), "{stderr}");
-    assert!(stderr.contains("3 run(s) trained"), "{stderr}");
-    assert_eq!(rows(&out), full);
+    let optim: Vec<usize> = OPTIM.collect();
+    for (drop, header_start) in [
+        (
+            optim.clone(),
+            "rule,lag_a,lag_b,time_step,hidden,cell,seed,",
+        ),
+        (
+            [vec![5], optim].concat(),
+            "rule,lag_a,lag_b,time_step,hidden,seed,",
+        ),
+    ] {
+        // The old format; the last three runs missing.
+        let old = old_format(&text, &drop);
+        assert!(old.starts_with(header_start), "{old}");
+        assert!(!old.contains("clip"), "{old}");
+        fs::write(&csv, old).unwrap();
+        let stderr = resume(&out, &GRID);
+        assert!(stderr.contains("5 already in"), "{stderr}");
+        assert!(stderr.contains("3 run(s) trained"), "{stderr}");
+        assert_eq!(rows(&out), full);
+    }
+}
+
+/// min-char-rnn's settings in a sweep: every row is `bitrnn train --threads 1` with them,
+/// bit for bit; the rows show them; `--resume` with another `--clip` matches none of the
+/// rows (they are other runs) and trains the grid again.
+#[test]
+fn optimizer_settings_reach_every_run_and_the_resume_key() {
+    let dir = TestDir::new("optim");
+    let out = dir.path("sweep");
+    let min_char = [
+        "--lags",
+        "1,2",
+        "--time-steps",
+        "5",
+        "--seeds",
+        "2",
+        "--init",
+        "normal:0.01",
+        "--clip",
+        "5",
+        "--adagrad-eps",
+        "1e-8",
+        "--adagrad-init",
+        "0",
+    ];
+    assert_ok(&sweep(&out, &min_char));
+    let rows = rows(&out);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][OPTIM], ["5", "0.00000001", "0", "normal:0.01"]);
+    for row in &rows {
+        assert_row_is_train(row, &SHAPE, &dir.path("train"));
+    }
+    let mut other = min_char.to_vec();
+    other[9] = "0.001";
+    let stderr = resume(&out, &other);
+    assert!(stderr.contains("2 run(s) trained"), "{stderr}");
+    let all = self::rows(&out);
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[2][OPTIM.start], "0.001");
+    assert_ne!(all[2][CHECKSUM], all[0][CHECKSUM]);
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(json["shared"]["clip"], 0.001);
+    assert_eq!(json["shared"]["init"], "normal:0.01");
 }
 
 #[cfg(unix)]

@@ -71,6 +71,10 @@ pub struct SweepArgs {
     /// Optimizer: adagrad or sgd.
     #[arg(long, value_enum, default_value_t = TrainSettings::SEED.optimizer)]
     pub optimizer: Optimizer,
+    /// The clip, Adagrad's epsilon and initial accumulator, the initial weights of every run
+    /// (see `bitrnn train --help`).
+    #[command(flatten)]
+    pub optim: super::OptimArgs,
     /// simd or scalar (the reference; 8 to 16 times slower at the seed shape).
     #[arg(long, value_enum, default_value_t = TrainSettings::SEED.engine)]
     pub engine: Engine,
@@ -222,7 +226,7 @@ impl SweepArgs {
                 self.seeds
             )));
         }
-        let base = TrainSettings {
+        let base = self.optim.apply(TrainSettings {
             data_size: self.data_size,
             batch_size: self.batch_size,
             rule: self.rule,
@@ -232,7 +236,7 @@ impl SweepArgs {
             engine: self.engine,
             threads: 1,
             ..TrainSettings::SEED
-        };
+        });
         Grid::new(
             base,
             self.lag_pairs(),

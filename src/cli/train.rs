@@ -1,6 +1,7 @@
 //! The flags of `bitrnn train` ([`TrainArgs`]) and the data and model flags it shares with
 //! `profile` ([`ModelArgs`]), which [`ModelArgs::to_config`] validates into a
-//! [`TrainConfig`].
+//! [`TrainConfig`]; among them the optimizer's step and the initial weights ([`OptimArgs`]),
+//! which `sweep` shares too.
 
 use super::{default_threads, parse_f32, parse_lags};
 use crate::config::{
@@ -92,6 +93,25 @@ pub struct ModelArgs {
     /// default: the accumulator starts at 0.1, eps 0) or sgd (w -= lr g).
     #[arg(long, value_enum, default_value_t = TrainSettings::SEED.optimizer)]
     pub optimizer: Optimizer,
+    /// The clip, Adagrad's epsilon and initial accumulator, the initial weights.
+    #[command(flatten)]
+    pub optim: OptimArgs,
+    /// Seed of the data and the initial weights.
+    #[arg(long, default_value_t = TrainSettings::SEED.seed)]
+    pub seed: u64,
+    /// Worker threads (default: all cores). Results are identical for any value.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// simd (fused SIMD kernels) or scalar (the reference, single-threaded).
+    #[arg(long, value_enum, default_value_t = TrainSettings::SEED.engine)]
+    pub engine: Engine,
+}
+
+/// The settings of the optimizer's step and of the initial weights beyond `--lr` and
+/// `--optimizer`, shared by `train` and `profile` (in [`ModelArgs`]) and `sweep`. Their
+/// defaults are the runs before they existed (TensorFlow's Adagrad, the default init).
+#[derive(Debug, Args, Clone)]
+pub struct OptimArgs {
     /// Clamp each entry of the window's gradient to [-VALUE, VALUE] before the optimizer's
     /// step (min-char-rnn's np.clip(dparam, -5, 5) is --clip 5); a finite number above 0.
     /// Default: no clip.
@@ -112,15 +132,20 @@ pub struct ModelArgs {
     /// normal:0.01).
     #[arg(long, value_name = "NAME", default_value = "default", value_parser = Init::parse)]
     pub init: Init,
-    /// Seed of the data and the initial weights.
-    #[arg(long, default_value_t = TrainSettings::SEED.seed)]
-    pub seed: u64,
-    /// Worker threads (default: all cores). Results are identical for any value.
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// simd (fused SIMD kernels) or scalar (the reference, single-threaded).
-    #[arg(long, value_enum, default_value_t = TrainSettings::SEED.engine)]
-    pub engine: Engine,
+}
+
+impl OptimArgs {
+    /// `settings` with these flags' values (not yet validated; for `sweep`'s shared settings).
+    #[must_use]
+    pub fn apply(&self, settings: TrainSettings) -> TrainSettings {
+        TrainSettings {
+            clip: self.clip,
+            adagrad_eps: self.adagrad_eps,
+            adagrad_init: self.adagrad_init,
+            init: self.init,
+            ..settings
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -176,10 +201,10 @@ impl ModelArgs {
             lags: self.lags.unwrap_or(self.rule.default_lags()),
             lr: self.lr,
             optimizer: self.optimizer,
-            clip: self.clip,
-            adagrad_eps: self.adagrad_eps,
-            adagrad_init: self.adagrad_init,
-            init: self.init,
+            clip: self.optim.clip,
+            adagrad_eps: self.optim.adagrad_eps,
+            adagrad_init: self.optim.adagrad_init,
+            init: self.optim.init,
             seed: self.seed,
             epochs,
             threads: self.threads.unwrap_or_else(default_threads),

@@ -16,8 +16,9 @@
 //!
 //! SIGINT ([`crate::signal`]) stops starting runs; the runs in flight finish, the outputs are
 //! written for every run done, and the command exits with code 130. `--resume` reads
-//! `sweep.csv` back, skips the runs whose settings (the first thirteen columns, the cell among
-//! them; a file from before `--cells` is read as rnn rows) are there, and
+//! `sweep.csv` back, skips the runs whose settings (the first seventeen columns, the cell and
+//! the optimizer's settings among them; a file from before those columns is read as rows of
+//! the rnn cell and the optimizer's defaults) are there, and
 //! writes the old rows followed by the new ones.
 
 use crate::cli::{MAX_UNASKED_S, SweepArgs};
@@ -276,7 +277,8 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         grid.base().lr
     )
     .replace("Adagrad", "adagrad")
-    .replace("Sgd", "sgd");
+    .replace("Sgd", "sgd")
+        + &grid.base().describe_optim();
     plot::heatmap(
         &args.out.join("sweep.png"),
         &panels(&grid, &cells),
