@@ -66,7 +66,7 @@ use crate::error::{Error, Result};
 use crate::train::{Progress, Trainer};
 use crate::{model, output};
 use bitrnn_kernels::Params;
-use bitrnn_kernels::params::{CLASSES, Layout};
+use bitrnn_kernels::params::Layout;
 use safetensors::tensor::{SafeTensors, TensorInfo};
 use safetensors::{Dtype, SafeTensorError};
 use serde::Serialize;
@@ -111,6 +111,10 @@ pub struct Checkpoint {
     pub hidden_state: Vec<f32>,
     /// The loss of each training step so far: `epoch * windows_per_epoch + window` of them.
     pub losses: Vec<f32>,
+    /// A text model's alphabet: the byte of each symbol id (metadata `alphabet`, a JSON
+    /// array of `V` numbers), so that `eval`, `sample` and `--resume` read text as training
+    /// did.
+    pub alphabet: Option<Vec<u8>>,
 }
 
 impl Checkpoint {
@@ -134,6 +138,7 @@ impl Checkpoint {
             hidden_state: trainer.carried_state(),
             losses: losses.to_vec(),
             progress,
+            alphabet: trainer.alphabet().map(<[u8]>::to_vec),
             config,
         }
     }
@@ -142,15 +147,15 @@ impl Checkpoint {
 /// The tensors' expected shapes for `cfg` and `steps` trained steps, in checking order.
 fn expected_shapes(cfg: &TrainConfig, steps: usize) -> Vec<(&'static str, Vec<usize>)> {
     let h = cfg.hidden;
-    let layout = Layout::of(cfg.cell, h);
+    let layout = cfg.layout();
     let gh = layout.gate_rows();
     let mut shapes = vec![
-        (WEIGHT_IH, vec![gh, CLASSES]),
+        (WEIGHT_IH, vec![gh, layout.vocab]),
         (WEIGHT_HH, vec![gh, h]),
         (BIAS_IH, vec![gh]),
         (BIAS_HH, vec![gh]),
-        (FC_WEIGHT, vec![CLASSES, h]),
-        (FC_BIAS, vec![CLASSES]),
+        (FC_WEIGHT, vec![layout.classes, h]),
+        (FC_BIAS, vec![layout.classes]),
         (ADAGRAD_ACCUM, vec![layout.len()]),
         (HIDDEN_STATE, vec![cfg.streams(), h]),
         (LOSSES, vec![steps]),
@@ -185,7 +190,7 @@ fn from_le_bytes(b: &[u8]) -> Vec<f32> {
 #[must_use]
 pub fn to_bytes(ckpt: &Checkpoint) -> Vec<u8> {
     let cfg = &ckpt.config;
-    let layout = Layout::of(cfg.cell, cfg.hidden);
+    let layout = cfg.layout();
     let p = &ckpt.params;
     assert_eq!(p.layout(), layout, "params match the config");
     assert_eq!(
@@ -202,10 +207,11 @@ pub fn to_bytes(ckpt: &Checkpoint) -> Vec<u8> {
     assert_eq!(ckpt.losses.len(), steps, "one loss per step");
 
     let gh = layout.gate_rows();
-    let mut weight_ih = vec![0.0f32; gh * CLASSES];
-    for k in 0..CLASSES {
+    let v_n = layout.vocab;
+    let mut weight_ih = vec![0.0f32; gh * v_n];
+    for k in 0..v_n {
         for r in 0..gh {
-            weight_ih[r * CLASSES + k] = p.w_x()[k * gh + r];
+            weight_ih[r * v_n + k] = p.w_x()[k * gh + r];
         }
     }
     let bias_hh = if cfg.cell == Cell::Rnn {
@@ -228,28 +234,38 @@ pub fn to_bytes(ckpt: &Checkpoint) -> Vec<u8> {
         data.push(state_part(&ckpt.hidden_state, layout, 1));
     }
     let config = serde_json::to_string(cfg).expect("config serializes");
-    let metadata: BTreeMap<&str, String> = [
-        ("format", FORMAT.to_string()),
-        ("format_version", FORMAT_VERSION.to_string()),
-        ("config", config),
-        ("epoch", ckpt.progress.epoch.to_string()),
-        ("window", ckpt.progress.window.to_string()),
-        ("weights_checksum", model::checksum(p)),
+    if let Some(a) = &ckpt.alphabet {
+        assert_eq!(a.len(), layout.vocab, "one byte per input symbol");
+    }
+    let alphabet = ckpt.alphabet.as_ref().map(|a| {
         (
-            "state_checksum",
-            state_checksum(&ckpt.accumulator.data, &ckpt.hidden_state, &ckpt.losses),
-        ),
-        (
-            "producer",
-            format!(
-                "bitrnn {} (SIMD: {})",
-                env!("CARGO_PKG_VERSION"),
-                bitrnn_kernels::simd_level()
+            "alphabet",
+            serde_json::to_string(a).expect("bytes serialize"),
+        )
+    });
+    let metadata: BTreeMap<&str, String> = alphabet
+        .into_iter()
+        .chain([
+            ("format", FORMAT.to_string()),
+            ("format_version", FORMAT_VERSION.to_string()),
+            ("config", config),
+            ("epoch", ckpt.progress.epoch.to_string()),
+            ("window", ckpt.progress.window.to_string()),
+            ("weights_checksum", model::checksum(p)),
+            (
+                "state_checksum",
+                state_checksum(&ckpt.accumulator.data, &ckpt.hidden_state, &ckpt.losses),
             ),
-        ),
-    ]
-    .into_iter()
-    .collect();
+            (
+                "producer",
+                format!(
+                    "bitrnn {} (SIMD: {})",
+                    env!("CARGO_PKG_VERSION"),
+                    bitrnn_kernels::simd_level()
+                ),
+            ),
+        ])
+        .collect();
     encode(
         &metadata,
         expected_shapes(cfg, steps).into_iter().zip(&data),
@@ -339,6 +355,7 @@ struct Header {
     checksum: String,
     state_checksum: String,
     steps: usize,
+    alphabet: Option<Vec<u8>>,
     /// Bytes of tensor data the header's tensors need.
     data_bytes: u64,
 }
@@ -399,6 +416,27 @@ fn check_header(text: &[u8]) -> std::result::Result<Header, String> {
         .ok_or_else(|| format!("metadata epoch {epoch} is absurd"))?;
     let checksum = get("weights_checksum")?.to_string();
     let state_checksum = get("state_checksum")?.to_string();
+    let alphabet = match meta.get("alphabet") {
+        None => None,
+        Some(text) => {
+            let a: Vec<u8> = serde_json::from_str(text)
+                .map_err(|e| format!("metadata alphabet is not a list of bytes: {e}"))?;
+            let sorted = a.windows(2).all(|w| w[0] < w[1]);
+            if a.len() != config.vocab || !sorted {
+                return Err(format!(
+                    "metadata alphabet has {} bytes{}, but the model has {} input symbols",
+                    a.len(),
+                    if sorted {
+                        ""
+                    } else {
+                        " not in increasing order"
+                    },
+                    config.vocab
+                ));
+            }
+            Some(a)
+        }
+    };
 
     let expected = expected_shapes(&config, steps);
     if let Some(extra) = entries
@@ -441,6 +479,7 @@ fn check_header(text: &[u8]) -> std::result::Result<Header, String> {
         checksum,
         state_checksum,
         steps,
+        alphabet,
         data_bytes,
     })
 }
@@ -532,13 +571,14 @@ fn decode(bytes: &[u8], header: Header) -> std::result::Result<Checkpoint, Strin
         Ok(v)
     };
     let h = config.hidden;
-    let layout = Layout::of(config.cell, h);
+    let layout = config.layout();
     let gh = layout.gate_rows();
     let mut params = Params::<f32>::filled_as(layout, 0.0);
     let weight_ih = tensor(WEIGHT_IH)?;
-    for k in 0..CLASSES {
+    let v_n = layout.vocab;
+    for k in 0..v_n {
         for r in 0..gh {
-            params.w_x_mut()[k * gh + r] = weight_ih[r * CLASSES + k];
+            params.w_x_mut()[k * gh + r] = weight_ih[r * v_n + k];
         }
     }
     params.w_hh_mut().copy_from_slice(&tensor(WEIGHT_HH)?);
@@ -610,6 +650,7 @@ fn decode(bytes: &[u8], header: Header) -> std::result::Result<Checkpoint, Strin
         progress,
         hidden_state,
         losses,
+        alphabet: header.alphabet,
     })
 }
 
@@ -688,6 +729,7 @@ mod tests {
             progress,
             hidden_state,
             losses,
+            alphabet: None,
         }
     }
 
@@ -894,6 +936,7 @@ mod tests {
                 losses: vec![],
                 progress: Progress::default(),
                 config,
+                alphabet: None,
             };
             let path = dir.0.join("c.safetensors");
             save(&path, &ck).unwrap();

@@ -98,6 +98,40 @@ pub struct TrainSettings {
     /// Worker threads (`--threads`); results do not depend on it.
     pub threads: usize,
     pub engine: Engine,
+    /// Where the sequence comes from: the generator (the default, and what a checkpoint
+    /// written before there was a choice holds), a text or NumPy files (their paths travel
+    /// beside the settings: [`crate::sequence`]).
+    #[serde(default)]
+    pub source: Source,
+    /// Input symbols `V` and classes `C` (2 and 2 for the generator's bits; from the data
+    /// otherwise).
+    #[serde(default = "two")]
+    pub vocab: usize,
+    #[serde(default = "two")]
+    pub classes: usize,
+    /// The fraction of the data held out at its tail for the held-out loss (`--valid`); 0:
+    /// none.
+    #[serde(default)]
+    pub valid: f64,
+}
+
+/// The serde default of `vocab` and `classes`: the bits'.
+fn two() -> usize {
+    bitrnn_kernels::CLASSES
+}
+
+/// The kind of data a run trains on (the paths are not settings: a text or NumPy file may
+/// move between a run and its resume).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The built-in generator (`--rule`, `--lags`, `--data-size`, `--seed`): bit planes.
+    #[default]
+    Generator,
+    /// `--text FILE`: next-byte prediction over the file's alphabet.
+    Text,
+    /// `--data DIR` or `--inputs X.npy --targets Y.npy`: symbol ids.
+    Npy,
 }
 
 /// The length of each stream in the seed experiment (the tutorial's `batch_size`), also the
@@ -124,14 +158,19 @@ impl TrainSettings {
         epochs: 10,
         threads: 1,
         engine: Engine::Simd,
+        source: Source::Generator,
+        vocab: bitrnn_kernels::CLASSES,
+        classes: bitrnn_kernels::CLASSES,
+        valid: 0.0,
     };
 
     /// The flags a resumed run takes from its checkpoint (all but `--epochs` and
     /// `--threads`), each with its value as messages show it.
     #[must_use]
-    pub fn model_flags(&self) -> [(&'static str, String); 15] {
+    pub fn model_flags(&self) -> [(&'static str, String); 16] {
         [
             ("--data-size", format!("{:?}", self.data_size)),
+            ("--valid", format!("{:?}", self.valid)),
             ("--batch-size", format!("{:?}", self.batch_size)),
             ("--time-step", format!("{:?}", self.time_step)),
             ("--hidden", format!("{:?}", self.hidden)),
@@ -162,10 +201,27 @@ impl TrainSettings {
         }
     }
 
-    /// Parallel streams: `data_size / batch_size`.
+    /// The parameters' layout: the cell, hidden size, vocabulary and classes.
+    #[must_use]
+    pub fn layout(&self) -> bitrnn_kernels::Layout {
+        bitrnn_kernels::Layout::with_symbols(self.cell, self.hidden, self.vocab, self.classes)
+    }
+    /// Whether the run's inputs are symbol ids (the kernels' symbols' path) rather than the
+    /// generator's bit planes.
+    #[must_use]
+    pub fn symbols(&self) -> bool {
+        self.source != Source::Generator
+    }
+    /// Positions trained on: `data_size` less the held-out tail (`--valid`).
+    #[must_use]
+    pub fn train_size(&self) -> usize {
+        self.data_size - crate::source::held_out(self.data_size, self.valid)
+    }
+    /// Parallel streams: `train_size / batch_size` (`data_size / batch_size` without
+    /// `--valid`).
     #[must_use]
     pub fn streams(&self) -> usize {
-        self.data_size / self.batch_size
+        self.train_size() / self.batch_size
     }
     /// Training windows per epoch: `batch_size / time_step`.
     #[must_use]
@@ -199,28 +255,38 @@ impl TrainSettings {
         let (h, t, s) = (n(self.hidden), n(self.time_step), n(self.streams()));
         let lanes = n(bitrnn_kernels::lanes::LANES);
         let groups = s.div_ceil(lanes);
-        let layout = bitrnn_kernels::Layout::of(self.cell, self.hidden);
+        let layout = self.layout();
         let params = n(layout.len());
         let gh = n(layout.gate_rows());
         let gated = match self.cell {
             Cell::Rnn => 0,
             Cell::Gru | Cell::Lstm => t * gh + 2 * t * h + (gh + h) + h,
         };
+        // The symbols' path: `dl` and the logits (`(T + 1) C`), the pre-activations (`G H`),
+        // the GRU's `n` input side (`H`), and the transposed states (`(T + 1) H` per
+        // stream), per lane group.
+        let c = n(self.classes);
+        let symbols = if self.symbols() {
+            (t + 1) * c + gh + h + (t + 1) * h
+        } else {
+            0
+        };
         let (activations, shards) = match self.engine {
             Engine::Simd => (
-                4 * lanes * groups * ((t + 1) * (h + 2) + t * gh + 2 * t + 2 + gated),
-                crate::shards::shard_ranges(
-                    bitrnn_kernels::simd::groups_for(self.streams()),
-                    self.hidden,
-                    self.time_step,
-                )
-                .len(),
+                4 * lanes * groups * ((t + 1) * (h + 2) + t * gh + 2 * t + 2 + gated + symbols),
+                crate::shards::run_shards(self).len(),
             ),
             Engine::Scalar => (8 * s * h * n(self.cell.state_rows()) + 2 * s * t, 1),
         };
         let sat = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
         MemoryEstimate {
-            data: data_bytes(self.data_size),
+            // The generator's bit planes; a sequence's ids, a byte each up to 256 symbols.
+            data: if self.symbols() {
+                let width = |n: usize| if n <= 256 { 1 } else { 2 };
+                sat(n(self.data_size) * n(width(self.vocab) + width(self.classes)))
+            } else {
+                data_bytes(self.data_size)
+            },
             losses: sat(4 * n(self.epochs) * n(self.windows_per_epoch())),
             weights: sat(4 * ((3 + n(shards)) * params + 2 * gh * h)),
             activations: sat(activations),
@@ -283,12 +349,14 @@ impl TrainSettings {
             Cell::Rnn => String::new(),
             c => format!("{} ", c.name()),
         };
+        let data = if self.symbols() {
+            format!("{} symbols -> {} classes", self.vocab, self.classes)
+        } else {
+            format!("rule {}, lags ({},{})", self.rule, self.lags.0, self.lags.1)
+        };
         format!(
-            "{cell}hidden {}, rule {}, lags ({},{}), time_step {}, {} streams x {}, {:?} lr {}",
+            "{cell}hidden {}, {data}, time_step {}, {} streams x {}, {:?} lr {}",
             self.hidden,
-            self.rule,
-            self.lags.0,
-            self.lags.1,
             self.time_step,
             self.streams(),
             self.batch_size,
@@ -361,10 +429,44 @@ impl TrainConfig {
                 s.time_step, s.batch_size
             ));
         }
+        if !(s.valid.is_finite() && (0.0..1.0).contains(&s.valid)) {
+            return usage(format!(
+                "--valid {}: must be at least 0 and below 1 (the fraction held out)",
+                s.valid
+            ));
+        }
         if s.data_size < s.batch_size || s.data_size > MAX_DATA_SIZE {
             return usage(format!(
                 "--data-size {}: must be between --batch-size ({}, one stream) and {MAX_DATA_SIZE}",
                 s.data_size, s.batch_size
+            ));
+        }
+        if s.train_size() < s.batch_size {
+            return usage(format!(
+                "--valid {}: holds out {} of {} positions and leaves {} for training, fewer \
+                 than one stream of --batch-size {}",
+                s.valid,
+                s.data_size - s.train_size(),
+                s.data_size,
+                s.train_size(),
+                s.batch_size
+            ));
+        }
+        if s.valid > 0.0 {
+            crate::source::check_held_out(s.data_size - s.train_size(), s)?;
+        }
+        let max = bitrnn_kernels::MAX_SYMBOLS;
+        let bits = s.source == Source::Generator;
+        if bits && !(s.vocab == 2 && s.classes == 2) {
+            return usage(format!(
+                "vocabulary {} and {} classes: the generator's data are bits (2 and 2)",
+                s.vocab, s.classes
+            ));
+        }
+        if !(1..=max).contains(&s.vocab) || !(2..=max).contains(&s.classes) {
+            return usage(format!(
+                "vocabulary {} and {} classes: must be 1..={max} symbols and 2..={max} classes",
+                s.vocab, s.classes
             ));
         }
         check_lags(s.lags, s.data_size)?;

@@ -23,6 +23,7 @@
 
 use crate::config::TrainConfig;
 use crate::error::Result;
+use crate::planes::TrainData;
 use crate::train::Trainer;
 
 /// Whether this binary was built with MPI (`--version` says it).
@@ -72,17 +73,19 @@ pub fn is_root() -> bool {
     true
 }
 
-/// The trainer of `cfg` for this rank: [`Trainer::new`] in one process, else one over this
-/// rank's shards that exchanges the gradients with the others every window.
+/// The trainer of `cfg` for this rank: over `data` (the generator's, or a sequence) in one
+/// process, else one over this rank's shards of the regenerated bits that exchanges the
+/// gradients with the others every window.
 ///
 /// # Errors
 /// As [`Trainer::new`]; [`crate::Error::Usage`] for `--engine scalar` under several ranks.
-pub fn trainer(cfg: TrainConfig) -> Result<Trainer> {
+pub fn trainer(cfg: TrainConfig, data: TrainData) -> Result<Trainer> {
     #[cfg(feature = "mpi")]
     if ranks() > 1 {
         return imp::trainer(cfg);
     }
-    Trainer::new(cfg)
+    let params = crate::model::init_params(cfg.init, cfg.layout(), cfg.seed);
+    Trainer::with_params(cfg, data, params)
 }
 
 /// `result` on every rank if it is `Ok` on every rank; else the error of the lowest failing
@@ -212,8 +215,8 @@ mod imp {
     use crate::team::Team;
     use crate::train::Trainer;
     use bitrnn_kernels::Params;
-    use bitrnn_kernels::lanes::{LANE_BYTES, LANES};
-    use bitrnn_kernels::simd::{self, Planes};
+    use bitrnn_kernels::lanes::LANES;
+    use bitrnn_kernels::simd::{self, Inputs};
     use mpi::datatype::PartitionMut;
     use mpi::topology::{Communicator, SimpleCommunicator};
     use mpi::traits::{CommunicatorCollectives, Root};
@@ -311,8 +314,15 @@ mod imp {
                 "--engine scalar runs in one process; run it without mpirun".into(),
             ));
         }
+        if cfg.symbols() {
+            return Err(Error::Usage(
+                "--text, --data and --inputs train in one process (under mpirun only the \
+                 generator's data are split across ranks); run it without mpirun"
+                    .into(),
+            ));
+        }
         let data = Dataset::generate_rule(cfg.rule, cfg.data_size, cfg.lags, cfg.seed);
-        let params = model::init_params(cfg.init, cfg.cell, cfg.hidden, cfg.seed);
+        let params = model::init_params(cfg.init, cfg.layout(), cfg.seed);
         let engine = RankEngine::new(&cfg, &params);
         // A rank without shards still walks the planes of one stream (which it never reads).
         let (first, streams) = match engine.streams {
@@ -321,7 +331,7 @@ mod imp {
         };
         let data = data.slice(first * cfg.batch_size, streams * cfg.batch_size);
         STOP.store(1, Ordering::SeqCst);
-        Trainer::with_engine(cfg, data, params, Box::new(engine), streams)
+        Trainer::with_engine(cfg, data.into(), params, Box::new(engine), streams)
     }
 
     /// One aligned subtree of the reduction tree that this rank computes.
@@ -461,7 +471,7 @@ mod imp {
         fn window(
             &mut self,
             params: &Params<f32>,
-            planes: &Planes<'_>,
+            inputs: &Inputs<'_>,
             grad: &mut [f32],
             team: Option<&Team>,
             mut timing: Option<&mut PhaseTimes>,
@@ -470,14 +480,9 @@ mod imp {
             let (sums, rest) = self.send.split_at_mut(self.nodes.len() * len);
             let sums: &mut [f32] = bytemuck::cast_slice_mut(sums);
             for (node, out) in self.nodes.iter_mut().zip(sums.chunks_exact_mut(len)) {
-                let at = node.group * LANE_BYTES;
-                let planes = Planes {
-                    x: &planes.x[at..],
-                    y: &planes.y[at..],
-                    stride: planes.stride,
-                };
+                let inputs = inputs.offset(node.group);
                 node.engine
-                    .window(params, &planes, out, team, timing.as_deref_mut());
+                    .window(params, &inputs, out, team, timing.as_deref_mut());
             }
             let losses = self.nodes.iter().flat_map(|n| n.engine.shard_losses());
             for (pair, loss) in rest.chunks_exact_mut(2).zip(losses) {

@@ -7,11 +7,10 @@
 use crate::config::{Engine, Optimizer, TrainConfig};
 use crate::handout::{split_for_members, take_block};
 use crate::reduce::{ShardGradient, reduce_shards, shared_reduction, sum_subtree};
-use crate::shards::shard_ranges;
 use crate::team::Team;
-use bitrnn_kernels::lanes::{LANE_BYTES, LANES};
+use bitrnn_kernels::lanes::LANES;
 use bitrnn_kernels::reference::{self, Update};
-use bitrnn_kernels::simd::{self, Planes, Prepared, WindowStats, Workspace};
+use bitrnn_kernels::simd::{self, Inputs, Prepared, WindowStats, Workspace};
 use bitrnn_kernels::{Layout, Params};
 use std::time::Instant;
 
@@ -31,7 +30,7 @@ pub struct PhaseTimes {
 /// What the trainer asks of an engine. Every method works on all streams at once; the state
 /// layout at the interface is `[streams][hidden]`.
 pub trait WindowEngine: Send {
-    /// Forward and BPTT of one window over `planes` from the carried state, which then moves
+    /// Forward and BPTT of one window over `inputs` from the carried state, which then moves
     /// on to the window's last step; writes the gradient (summed over the streams, scaled by
     /// `1 / (streams * time_step)`) into `grad` and returns the loss summed over the window's
     /// sample-steps. `team`, when given, shares the work; `timing`, when given, accumulates
@@ -39,7 +38,7 @@ pub trait WindowEngine: Send {
     fn window(
         &mut self,
         params: &Params<f32>,
-        planes: &Planes<'_>,
+        inputs: &Inputs<'_>,
         grad: &mut [f32],
         team: Option<&Team>,
         timing: Option<&mut PhaseTimes>,
@@ -114,7 +113,7 @@ pub struct SimdEngine {
 
 impl SimdEngine {
     fn new(cfg: &TrainConfig, params: &Params<f32>) -> Self {
-        let ranges = shard_ranges(simd::groups_for(cfg.streams()), cfg.hidden, cfg.time_step);
+        let ranges = crate::shards::run_shards(cfg);
         Self::for_shards(cfg, params, &ranges)
     }
 
@@ -135,14 +134,22 @@ impl SimdEngine {
                 let streams = ((g1 * LANES).min(s)) - g0 * LANES;
                 Shard {
                     first_group: g0 - base,
-                    ws: Workspace::with_cell(cfg.cell, h, streams, t),
+                    ws: if cfg.symbols() {
+                        Workspace::for_symbols(cfg.layout(), streams, t)
+                    } else {
+                        Workspace::with_cell(cfg.cell, h, streams, t)
+                    },
                     grad: vec![0.0; params.data.len()],
                     stats: WindowStats::default(),
                     times: (0.0, 0.0),
                 }
             })
             .collect();
-        let mut prepared = Prepared::with_cell(cfg.cell, h);
+        let mut prepared = if cfg.symbols() {
+            Prepared::for_symbols(cfg.layout())
+        } else {
+            Prepared::with_cell(cfg.cell, h)
+        };
         prepared.load(params);
         Self {
             state_width: cfg.cell.state_rows() * h,
@@ -182,7 +189,7 @@ impl WindowEngine for SimdEngine {
     fn window(
         &mut self,
         _params: &Params<f32>,
-        planes: &Planes<'_>,
+        inputs: &Inputs<'_>,
         grad: &mut [f32],
         team: Option<&Team>,
         timing: Option<&mut PhaseTimes>,
@@ -191,21 +198,17 @@ impl WindowEngine for SimdEngine {
         let timed = timing.is_some();
         let clock = Instant::now();
         let run = |sh: &mut Shard| {
-            let planes = Planes {
-                x: &planes.x[sh.first_group * LANE_BYTES..],
-                y: &planes.y[sh.first_group * LANE_BYTES..],
-                stride: planes.stride,
-            };
+            let planes = inputs.offset(sh.first_group);
             if timed {
                 let t0 = Instant::now();
-                sh.stats = simd::forward_train(prepared, &mut sh.ws, &planes, scale);
+                sh.stats = simd::forward_train(prepared, &mut sh.ws, planes, scale);
                 let t1 = Instant::now();
                 simd::backward(prepared, &mut sh.ws, &mut sh.grad);
                 simd::carry_state(&mut sh.ws);
                 sh.times = ((t1 - t0).as_secs_f64(), t1.elapsed().as_secs_f64());
             } else {
                 sh.stats =
-                    simd::forward_backward(prepared, &mut sh.ws, &planes, scale, &mut sh.grad);
+                    simd::forward_backward(prepared, &mut sh.ws, planes, scale, &mut sh.grad);
             }
         };
         let n = shards.len();
@@ -303,9 +306,9 @@ pub struct ScalarEngine {
     h: Vec<f32>,
     h_next: Vec<f32>,
     grad: Params<f32>,
-    /// The window's inputs and targets, one byte per sample, `[time_step][streams]`.
-    x: Vec<u8>,
-    y: Vec<u8>,
+    /// The window's inputs and targets, one symbol per sample, `[time_step][streams]`.
+    x: Vec<u16>,
+    y: Vec<u16>,
 }
 
 impl ScalarEngine {
@@ -327,17 +330,22 @@ impl WindowEngine for ScalarEngine {
     fn window(
         &mut self,
         params: &Params<f32>,
-        planes: &Planes<'_>,
+        inputs: &Inputs<'_>,
         grad: &mut [f32],
         _team: Option<&Team>,
         _timing: Option<&mut PhaseTimes>,
     ) -> f64 {
-        let (s, t, stride) = (self.streams, self.time_step, planes.stride);
+        let (s, t) = (self.streams, self.time_step);
         for tt in 0..t {
             for st in 0..s {
-                let bit = |b: &[u8]| (b[tt * stride + st / 8] >> (st % 8)) & 1;
-                self.x[tt * s + st] = bit(planes.x);
-                self.y[tt * s + st] = bit(planes.y);
+                let i = tt * s + st;
+                (self.x[i], self.y[i]) = match inputs {
+                    Inputs::Bits(p) => {
+                        let bit = |b: &[u8]| u16::from((b[tt * p.stride + st / 8] >> (st % 8)) & 1);
+                        (bit(p.x), bit(p.y))
+                    }
+                    Inputs::Symbols(p) => (p.x[tt * p.stride + st], p.y[tt * p.stride + st]),
+                };
             }
         }
         let win = reference::Window {
@@ -412,7 +420,7 @@ mod tests {
                 ..TrainSettings::SEED
             })
             .unwrap();
-            let params = init_params(cfg.init, cell, cfg.hidden, 1);
+            let params = init_params(cfg.init, cfg.layout(), 1);
             let n = params.data.len();
             let mut grad: Vec<f32> = (0..n)
                 .map(|i| ((i * 37) % 23) as f32 / 11.0 - 1.0)

@@ -13,10 +13,14 @@
 //! - [`simd_vs_reference`]: any small window (hidden 1..=24, streams 1..=24, 1..=8 steps,
 //!   Glorot-sized weights): the SIMD kernels agree with the f64 reference within an error
 //!   bound derived from the arithmetic, and produce no NaN or infinity.
+//! - [`sequence_parse`]: any bytes as a text or a `.npy` array of symbol ids: refused with one
+//!   line naming the file, or read into a sequence whose ids are within its bounds, in the
+//!   narrow type, and whose windows' planes match plain indexing.
 
 use crate::checkpoint;
 use crate::cli::{Cli, Command};
 use crate::error::Error;
+use crate::sequence::{MAX_SYMBOLS, Sequence, SymbolChunks};
 use bitrnn_kernels::rounding::{self, RoundedWindow, StateError, WindowBound};
 use bitrnn_kernels::simd::{self, Planes, Prepared, WindowStats, Workspace};
 use bitrnn_kernels::testing::Case;
@@ -24,19 +28,33 @@ use bitrnn_kernels::{Cell, Layout, Params, reference};
 use std::path::PathBuf;
 
 // ---------------------------------------------------------------------------------------
-// checkpoint_load
+// Scratch files
 // ---------------------------------------------------------------------------------------
 
-/// A file for one call of [`checkpoint_load`], written and removed by it (the loader only has
-/// a file-based API); unique per process and call, so that tests may run calls in parallel.
-fn scratch_file() -> PathBuf {
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    std::env::temp_dir().join(format!(
-        "bitrnn-fuzz-checkpoint-{}-{call}.safetensors",
-        std::process::id()
-    ))
+/// A scratch file for one call of a file-based entry point ([`checkpoint_load`],
+/// [`sequence_parse`]), named `name` after a prefix unique per process and call, so that tests
+/// may run calls in parallel; removed when dropped, panic or not.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Scratch(
+            std::env::temp_dir().join(format!("bitrnn-fuzz-{}-{call}-{name}", std::process::id())),
+        )
+    }
 }
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// checkpoint_load
+// ---------------------------------------------------------------------------------------
 
 /// `data` as a checkpoint file: the loader refuses it with one line naming the file, or the
 /// checkpoint it returns is consistent: it saves ([`checkpoint::to_bytes`], whose shape
@@ -45,14 +63,7 @@ fn scratch_file() -> PathBuf {
 /// # Panics
 /// When a property fails (or the scratch file in the temp dir cannot be written).
 pub fn checkpoint_load(data: &[u8]) {
-    /// Removes the scratch file when done, panic or not.
-    struct Scratch(PathBuf);
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-    let scratch = Scratch(scratch_file());
+    let scratch = Scratch::new("checkpoint.safetensors");
     let path = &scratch.0;
     std::fs::write(path, data).expect("the scratch file can be written");
     match checkpoint::load(path) {
@@ -65,18 +76,21 @@ pub fn checkpoint_load(data: &[u8]) {
                 "a loaded checkpoint saves and loads back unchanged"
             );
         }
-        Err(e) => {
-            assert!(
-                matches!(e, Error::BadFile { .. } | Error::Io { .. }),
-                "a bad checkpoint is a bad file: {e:?}"
-            );
-            assert_one_line(&e.to_string());
-            assert!(
-                e.to_string().starts_with(&path.display().to_string()),
-                "the error names the file: {e}"
-            );
-        }
+        Err(e) => assert_refuses_file(&e, path),
     }
+}
+
+/// A refused input file: a bad file (or an unreadable one) on one line that names it.
+fn assert_refuses_file(e: &Error, path: &std::path::Path) {
+    assert!(
+        matches!(e, Error::BadFile { .. } | Error::Io { .. }),
+        "a bad file is a bad file: {e:?}"
+    );
+    assert_one_line(&e.to_string());
+    assert!(
+        e.to_string().starts_with(&path.display().to_string()),
+        "the error names the file: {e}"
+    );
 }
 
 fn assert_one_line(message: &str) {
@@ -428,6 +442,127 @@ fn gated_within_tolerance(w: &Case, stats: &WindowStats, grad: &[f32], state: &[
                 err <= tol + F64_SLACK,
                 "{what}: {name} {i}: {g} vs {v}: error {err:e} > {tol:e}"
             );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// sequence_parse
+// ---------------------------------------------------------------------------------------
+
+/// The alphabet of [`sequence_parse`]'s mode 2 (a model's alphabet, unsorted).
+pub const SEQUENCE_ALPHABET: &[u8] = b"etaoin \n";
+
+/// `data` as a sequence file: byte 0 picks the reader (its value mod 5), the rest is the
+/// file: 0 a text, 1 a text over all 256 bytes, 2 a text with the alphabet
+/// [`SEQUENCE_ALPHABET`], 3 a `.npy` array read as both inputs and targets, 4 the same with
+/// `V = 300` and `C = 256` given.
+///
+/// Properties: no panic; a refusal is an [`Error::BadFile`] or [`Error::Io`] of one line that
+/// names the file; a sequence has `V` in `1..=65536` and `C` in `2..=65536`, every input
+/// below `V` and target below `C`, ids held in `u8` exactly when their bound is at most 256;
+/// a text's ids are its bytes through its alphabet (the sorted bytes that occur, all 256, or
+/// the one given), shifted by one for the targets, in one byte each; a `.npy` read twice
+/// gives the same ids twice. Then the windows of a small shape match plain indexing
+/// ([`SymbolChunks`]), and the held-out split cuts it in two.
+///
+/// # Panics
+/// When a property fails (or the scratch file in the temp dir cannot be written).
+pub fn sequence_parse(data: &[u8]) {
+    let Some((&mode, file)) = data.split_first() else {
+        return;
+    };
+    let mode = mode % 5;
+    let scratch = Scratch::new(if mode < 3 {
+        "sequence.txt"
+    } else {
+        "sequence.npy"
+    });
+    let path = &scratch.0;
+    std::fs::write(path, file).expect("the scratch file can be written");
+    let read = match mode {
+        0 => Sequence::from_text(path, false),
+        1 => Sequence::from_text(path, true),
+        2 => Sequence::from_text_with_alphabet(path, SEQUENCE_ALPHABET),
+        3 => Sequence::from_npy(path, path, None, None),
+        _ => Sequence::from_npy(path, path, Some(300), Some(256)),
+    };
+    let seq = match read {
+        Ok(seq) => seq,
+        Err(e) => return assert_refuses_file(&e, path),
+    };
+    let (x, y) = (seq.inputs().to_vec(), seq.targets().to_vec());
+    let (v, c) = (seq.vocab(), seq.classes());
+    assert!(
+        (1..=MAX_SYMBOLS).contains(&v) && (2..=MAX_SYMBOLS).contains(&c),
+        "V {v}, C {c}"
+    );
+    assert!(!x.is_empty() && x.len() == seq.len() && y.len() == seq.len());
+    assert!(
+        x.iter().all(|&id| usize::from(id) < v),
+        "inputs below V = {v}"
+    );
+    assert!(
+        y.iter().all(|&id| usize::from(id) < c),
+        "targets below C = {c}"
+    );
+    let width = |bound: usize| if bound <= 256 { 1 } else { 2 };
+    assert_eq!(seq.inputs().width(), width(v));
+    assert_eq!(seq.targets().width(), width(c));
+    if let Some(alphabet) = seq.alphabet() {
+        assert!(mode < 3);
+        assert_eq!((alphabet.len(), alphabet.len()), (v, c));
+        let want: Vec<u8> = match mode {
+            0 => (0..=255u8).filter(|b| file.contains(b)).collect(),
+            1 => (0..=255).collect(),
+            _ => SEQUENCE_ALPHABET.to_vec(),
+        };
+        assert_eq!(alphabet, want, "the alphabet");
+        assert_eq!(seq.len(), file.len() - 1);
+        for (i, (&xi, &yi)) in x.iter().zip(&y).enumerate() {
+            assert_eq!(alphabet[usize::from(xi)], file[i], "input {i}");
+            assert_eq!(alphabet[usize::from(yi)], file[i + 1], "target {i}");
+        }
+        assert_eq!(seq.symbol_bytes(), file.len(), "one byte per text byte");
+    } else {
+        assert!(mode >= 3);
+        assert_eq!(x, y, "one array read twice");
+    }
+    check_sequence_windows(&seq, &x, &y);
+    if seq.len() >= 2 {
+        let (train, held) = seq.split_valid(0.5).expect("half of 2 or more positions");
+        assert_eq!(train.len() + held.len(), seq.len());
+        assert_eq!(held.inputs().get(0), x[train.len()]);
+        assert_eq!(held.targets().to_vec(), y[train.len()..]);
+    }
+}
+
+/// The windows of streams of up to 37 positions (at most 20 streams, windows of up to 4
+/// steps) of `seq`, whose ids are `x` and `y`, against plain indexing.
+fn check_sequence_windows(seq: &Sequence, x: &[u16], y: &[u16]) {
+    let stream_len = seq.len().min(37);
+    let time_step = stream_len.min(4);
+    let streams = seq.streams(stream_len).min(20);
+    let mut chunks = SymbolChunks::new(streams, stream_len, time_step);
+    let stride = chunks.stride();
+    for t0 in (0..=stream_len - time_step).rev() {
+        let planes = chunks.window(seq, t0);
+        assert_eq!(planes.stride, stride);
+        for t in 0..time_step {
+            for s in 0..stride {
+                let i = s * stream_len + t0 + t;
+                let (wx, wy) = if s < streams { (x[i], y[i]) } else { (0, 0) };
+                assert_eq!(
+                    planes.x[t * stride + s],
+                    wx,
+                    "x step {t} stream {s} from {t0}"
+                );
+                assert_eq!(
+                    planes.y[t * stride + s],
+                    wy,
+                    "y step {t} stream {s} from {t0}"
+                );
+            }
         }
     }
 }

@@ -4,7 +4,8 @@
 //! - `bitrnn_kernels` (the `kernels/` crate): arithmetic only, the scalar reference and the
 //!   SIMD kernels.
 //! - [`data`]: the bit-packed dataset generator and its time-major bit planes; [`planes`]:
-//!   the planes of a run's windows, chunk by chunk.
+//!   the planes of a run's windows, chunk by chunk; [`sequence`]: sequences of symbols read
+//!   from a text or `.npy` files, and their symbol planes chunk by chunk.
 //! - [`model`]: initial weights and the weights' checksum.
 //! - [`train`]: the driver: epochs, windows, optimizer; [`engine`]: the SIMD and scalar
 //!   engines that run a window; [`shards`]: the shard partition;
@@ -45,8 +46,10 @@ pub mod peak;
 pub mod planes;
 pub mod plot;
 pub mod reduce;
+pub mod sequence;
 pub mod shards;
 pub mod signal;
+pub mod source;
 pub mod sweep;
 pub mod team;
 pub mod train;

@@ -83,8 +83,9 @@ impl std::fmt::Display for Init {
     }
 }
 
-/// The initial weights of `cell` with hidden size `hidden`, drawn as `init` says from `seed`
-/// (module docs).
+/// The initial weights of `layout` (cell, hidden size, `V` inputs, `C` classes), drawn as
+/// `init` says from `seed` (module docs; the bits' fan-in `2` is `V` in the RNN's kernel
+/// and `C` in the head).
 ///
 /// The generator is `Xoshiro256PlusPlus::seed_from_u64(seed)` advanced by `long_jump()`, a
 /// stream disjoint from the data's (which uses the unjumped and `jump()`ed streams). Draws
@@ -93,9 +94,10 @@ impl std::fmt::Display for Init {
 /// [`Init::Pytorch`]: every tensor; [`Init::Normal`]: the weight matrices `w_x`, `w_hh`,
 /// `w_hy`.
 #[must_use]
-pub fn init_params(init: Init, cell: Cell, hidden: usize, seed: u64) -> Params<f32> {
+pub fn init_params(init: Init, layout: Layout, seed: u64) -> Params<f32> {
+    let (cell, hidden) = (layout.cell, layout.hidden);
     let mut draws = Draws::new(seed);
-    let mut p = Params::filled_as(Layout::of(cell, hidden), 0.0);
+    let mut p = Params::filled_as(layout, 0.0);
     let [w_x, w_hh, b_ih, b_hh, w_hy, b_y] = p.layout().ranges();
     let h = hidden as f64;
     // The head's fan-in: `w_hy` is [classes][H], `b_y` [classes].
@@ -191,7 +193,7 @@ mod tests {
     fn the_default_init_is_unchanged() {
         let sums: Vec<String> = Cell::ALL
             .into_iter()
-            .map(|cell| checksum(&init_params(Init::Default, cell, 6, 0)))
+            .map(|cell| checksum(&init_params(Init::Default, Layout::of(cell, 6), 0)))
             .collect();
         assert_eq!(
             sums,
@@ -208,7 +210,7 @@ mod tests {
     fn the_pytorch_init_respects_its_bounds() {
         for cell in Cell::ALL {
             for hidden in [1, 6, 14, 37] {
-                let p = init_params(Init::Pytorch, cell, hidden, 3);
+                let p = init_params(Init::Pytorch, Layout::of(cell, hidden), 3);
                 let limit = (1.0 / (hidden as f64).sqrt()) as f32;
                 let ranges = p.layout().ranges();
                 let (cell_part, head) = (&p.data[..ranges[3].1], &p.data[ranges[4].0..ranges[5].1]);
@@ -244,7 +246,7 @@ mod tests {
     fn the_normal_init_has_the_right_moments() {
         let std = 0.01;
         for seed in [0, 1] {
-            let p = init_params(Init::Normal { std }, Cell::Rnn, 256, seed);
+            let p = init_params(Init::Normal { std }, Layout::new(256), seed);
             let weights: Vec<f64> = [p.w_xh(), p.w_hh(), p.w_hy()]
                 .concat()
                 .iter()
@@ -272,9 +274,15 @@ mod tests {
         }
         // Every cell: the weight matrices drawn, the biases 0, the same seed the same draws.
         for cell in Cell::ALL {
-            let p = init_params(Init::Normal { std: 0.5 }, cell, 5, 9);
-            assert_eq!(p, init_params(Init::Normal { std: 0.5 }, cell, 5, 9));
-            assert_ne!(p, init_params(Init::Normal { std: 0.5 }, cell, 5, 10));
+            let p = init_params(Init::Normal { std: 0.5 }, Layout::of(cell, 5), 9);
+            assert_eq!(
+                p,
+                init_params(Init::Normal { std: 0.5 }, Layout::of(cell, 5), 9)
+            );
+            assert_ne!(
+                p,
+                init_params(Init::Normal { std: 0.5 }, Layout::of(cell, 5), 10)
+            );
             for (name, t) in p.tensors() {
                 let is_bias = name.starts_with("b_");
                 assert!(

@@ -127,6 +127,21 @@ pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
 /// # Errors
 /// [`Error::Usage`] if `windows_per_epoch` is 0; [`Error::Io`] if the file cannot be written.
 pub fn write_loss_csv(path: &Path, losses: &[f32], windows_per_epoch: usize) -> Result<()> {
+    write_loss_csv_held_out(path, losses, windows_per_epoch, None)
+}
+
+/// [`write_loss_csv`] with the held-out loss and accuracy (`--valid`): two more columns,
+/// `valid_loss,valid_accuracy`, filled on the last step of each epoch that was scored
+/// (`(epochs trained, loss, accuracy)`), empty on the other steps.
+///
+/// # Errors
+/// As [`write_loss_csv`].
+pub fn write_loss_csv_held_out(
+    path: &Path,
+    losses: &[f32],
+    windows_per_epoch: usize,
+    held_out: Option<&[(usize, f32, f32)]>,
+) -> Result<()> {
     if windows_per_epoch == 0 {
         return Err(Error::Usage(format!(
             "{}: windows_per_epoch must be at least 1, got 0",
@@ -134,9 +149,24 @@ pub fn write_loss_csv(path: &Path, losses: &[f32], windows_per_epoch: usize) -> 
         )));
     }
     write_atomic(path, |w| {
-        w.write_all(b"step,epoch,loss\n")?;
+        let Some(held_out) = held_out else {
+            w.write_all(b"step,epoch,loss\n")?;
+            for (step, loss) in losses.iter().enumerate() {
+                writeln!(w, "{step},{},{loss}", step / windows_per_epoch)?;
+            }
+            return Ok(());
+        };
+        w.write_all(b"step,epoch,loss,valid_loss,valid_accuracy\n")?;
+        let mut scored = held_out.iter().peekable();
         for (step, loss) in losses.iter().enumerate() {
-            writeln!(w, "{step},{},{loss}", step / windows_per_epoch)?;
+            write!(w, "{step},{},{loss}", step / windows_per_epoch)?;
+            match scored.peek() {
+                Some(&&(e, l, a)) if e * windows_per_epoch == step + 1 => {
+                    scored.next();
+                    writeln!(w, ",{l},{a}")?;
+                }
+                _ => writeln!(w, ",,")?,
+            }
         }
         Ok(())
     })

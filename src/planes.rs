@@ -1,5 +1,7 @@
 //! The time-major bit planes of an epoch's windows, filled chunk by chunk from a
-//! [`Dataset`]: the one driver between the bit-packed data and the kernels' [`Planes`].
+//! [`Dataset`]: the one driver between the bit-packed data and the kernels' [`Planes`]; and
+//! [`Feed`], the same for either kind of data a run trains on ([`TrainData`]: the bits, or a
+//! [`Sequence`] of symbols through [`SymbolChunks`]).
 //!
 //! A chunk holds whole windows covering up to 64 steps (one bit-matrix transpose of
 //! [`Dataset::fill_planes`] per block of 64 streams), so the seed's windows of 5 steps are
@@ -8,7 +10,8 @@
 //! through it.
 
 use crate::data::Dataset;
-use bitrnn_kernels::simd::Planes;
+use crate::sequence::{Sequence, SymbolChunks};
+use bitrnn_kernels::simd::{Inputs, Planes};
 
 /// The planes of one chunk of consecutive steps and the shape they are cut with.
 pub struct PlaneChunks {
@@ -79,5 +82,90 @@ impl PlaneChunks {
             y: bytemuck::cast_slice(&self.y[off..off + t * w]),
             stride: w * 8,
         }
+    }
+}
+
+/// A run's training data: the generator's bits or a sequence of symbols ([`Sequence`]).
+#[derive(Clone, Debug)]
+pub enum TrainData {
+    Bits(Dataset),
+    Symbols(Sequence),
+}
+
+impl From<Dataset> for TrainData {
+    fn from(d: Dataset) -> Self {
+        Self::Bits(d)
+    }
+}
+impl From<Sequence> for TrainData {
+    fn from(s: Sequence) -> Self {
+        Self::Symbols(s)
+    }
+}
+
+impl TrainData {
+    /// The generator's bits for `settings` (`--rule`, `--lags`, `--data-size`, `--seed`).
+    #[must_use]
+    pub fn generate(settings: &crate::config::TrainSettings) -> Self {
+        Self::Bits(Dataset::generate_rule(
+            settings.rule,
+            settings.data_size,
+            settings.lags,
+            settings.seed,
+        ))
+    }
+
+    /// Positions in the data (samples of the bits, symbols of a sequence).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Bits(d) => d.data_size(),
+            Self::Symbols(s) => s.len(),
+        }
+    }
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The windows of a run's data, chunk by chunk: [`PlaneChunks`] over the bits or
+/// [`SymbolChunks`] over a sequence, as the kernels' [`Inputs`].
+pub struct Feed {
+    data: TrainData,
+    chunks: Chunks,
+}
+
+enum Chunks {
+    Bits(PlaneChunks),
+    Symbols(SymbolChunks),
+}
+
+impl Feed {
+    /// The windows of `streams` streams of `stream_len` steps of `data`, `time_step` steps
+    /// each.
+    #[must_use]
+    pub fn new(data: TrainData, streams: usize, stream_len: usize, time_step: usize) -> Self {
+        let chunks = match data {
+            TrainData::Bits(_) => Chunks::Bits(PlaneChunks::new(streams, stream_len, time_step)),
+            TrainData::Symbols(_) => {
+                Chunks::Symbols(SymbolChunks::new(streams, stream_len, time_step))
+            }
+        };
+        Self { data, chunks }
+    }
+
+    /// The inputs of steps `t0..t0 + time_step` of every stream ([`PlaneChunks::window`]).
+    pub fn window(&mut self, t0: usize) -> Inputs<'_> {
+        match (&mut self.chunks, &self.data) {
+            (Chunks::Bits(c), TrainData::Bits(d)) => Inputs::Bits(c.window(d, t0)),
+            (Chunks::Symbols(c), TrainData::Symbols(s)) => Inputs::Symbols(c.window(s, t0)),
+            _ => unreachable!("the chunks are made for the data"),
+        }
+    }
+
+    #[must_use]
+    pub fn data(&self) -> &TrainData {
+        &self.data
     }
 }

@@ -56,6 +56,8 @@ const LEVEL_COLORS: [RGBColor; 3] = [
     RGBColor(148, 103, 189),
 ];
 const NOT_LEARNED_COLOR: RGBColor = RGBColor(214, 39, 40);
+/// The held-out loss's line (`--valid`): orange, apart from the blues and the levels.
+const HELD_OUT_COLOR: RGBColor = RGBColor(230, 120, 0);
 
 /// The legend box, drawn the same way on both figures.
 fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
@@ -244,6 +246,22 @@ pub fn loss_plot(
     levels: &[ReferenceLevel],
     title: &str,
 ) -> Result<()> {
+    loss_plot_held_out(path, losses, windows_per_epoch, levels, title, &[])
+}
+
+/// [`loss_plot`] with a second line: the held-out loss `(epochs trained, loss)` after each
+/// epoch (`--valid`), drawn at the epoch's last step.
+///
+/// # Errors
+/// As [`loss_plot`].
+pub fn loss_plot_held_out(
+    path: &Path,
+    losses: &[f32],
+    windows_per_epoch: usize,
+    levels: &[ReferenceLevel],
+    title: &str,
+    held_out: &[(usize, f32)],
+) -> Result<()> {
     if windows_per_epoch == 0 {
         return Err(Error::Usage(format!(
             "{}: windows_per_epoch must be at least 1, got 0",
@@ -252,7 +270,15 @@ pub fn loss_plot(
     }
     register_embedded_font()?;
     let mut pixels = vec![0u8; WIDTH as usize * HEIGHT as usize * 3];
-    draw_loss_plot(&mut pixels, losses, windows_per_epoch, levels, title).map_err(|e| {
+    draw_loss_plot(
+        &mut pixels,
+        losses,
+        windows_per_epoch,
+        levels,
+        title,
+        held_out,
+    )
+    .map_err(|e| {
         Error::io(
             path,
             io::Error::other(format!("cannot draw the loss plot: {e}")),
@@ -289,6 +315,7 @@ fn draw_loss_plot(
     windows_per_epoch: usize,
     levels: &[ReferenceLevel],
     title: &str,
+    held_out: &[(usize, f32)],
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let window = smoothing_window(windows_per_epoch);
     let smoothed = moving_average(losses, window);
@@ -385,6 +412,30 @@ fn draw_loss_plot(
                 .label(format!("moving average over {window} steps"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], smooth_style));
         }
+    }
+
+    // The held-out loss after each epoch, at the epoch's last step.
+    if !held_out.is_empty() {
+        let points: Vec<(f64, f64)> = held_out
+            .iter()
+            .filter(|(_, l)| l.is_finite())
+            .map(|&(e, l)| {
+                (
+                    ((e * windows_per_epoch) as f64 - 1.0).max(0.0),
+                    f64::from(l).min(y_max),
+                )
+            })
+            .collect();
+        let style = HELD_OUT_COLOR.stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(points.clone(), style))?
+            .label("held-out loss (--valid), after each epoch")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+        chart.draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, 4, HELD_OUT_COLOR.filled())),
+        )?;
     }
 
     // The levels go on top, dashed, so the average shows through where it meets them.
@@ -578,7 +629,7 @@ mod tests {
         register_embedded_font().unwrap();
         let mut pixels = vec![0u8; WIDTH as usize * HEIGHT as usize * 3];
         let losses: Vec<f32> = (0..800).map(|i| 0.7 - 0.2 * (i as f32 / 800.0)).collect();
-        draw_loss_plot(&mut pixels, &losses, 400, levels, "levels").unwrap();
+        draw_loss_plot(&mut pixels, &losses, 400, levels, "levels", &[]).unwrap();
         pixels
             .chunks_exact(3)
             .filter(|p| *p == [color.0, color.1, color.2])

@@ -36,8 +36,32 @@ pub fn min_shard_groups(hidden: usize, time_step: usize) -> usize {
 /// speed-up at 9/5 = 1.8x.
 #[must_use]
 pub fn shard_count(groups: usize, hidden: usize, time_step: usize) -> usize {
-    let most = (groups / min_shard_groups(hidden, time_step)).clamp(1, MAX_SHARDS);
+    count_for(groups, min_shard_groups(hidden, time_step))
+}
+
+/// The largest power of two at most `min(groups / min_groups, MAX_SHARDS)` (at least 1).
+fn count_for(groups: usize, min_groups: usize) -> usize {
+    let most = (groups / min_groups).clamp(1, MAX_SHARDS);
     1 << most.ilog2()
+}
+
+/// Streams per shard at least, on the symbols' path (`--text`, `.npy` data): its GEMMs
+/// tile 4 lane groups (64 streams at 16 lanes) at a time and each shard reduces a gradient
+/// of `V G H + C H` more numbers, so its shards are at least 128 streams (a text of 1 MB
+/// in 1075 streams of hidden 128: 32 shards of 2 lane groups ran at 0.1 M sample-steps/s,
+/// 2026-12-02).
+pub const SYMBOL_SHARD_STREAMS: usize = 128;
+
+/// The shards of a run's settings: [`shard_ranges`], with shards of at least
+/// [`SYMBOL_SHARD_STREAMS`] streams on the symbols' path. A function of the shape only.
+#[must_use]
+pub fn run_shards(settings: &crate::config::TrainSettings) -> Vec<(usize, usize)> {
+    let groups = simd::groups_for(settings.streams());
+    let mut min = min_shard_groups(settings.hidden, settings.time_step);
+    if settings.symbols() {
+        min = min.max(SYMBOL_SHARD_STREAMS.div_ceil(LANES));
+    }
+    ranges_for(groups, count_for(groups, min))
 }
 
 /// Lane-group ranges `[start, end)` of the [`shard_count`] shards for `groups` lane groups,
@@ -45,7 +69,11 @@ pub fn shard_count(groups: usize, hidden: usize, time_step: usize) -> usize {
 /// of the thread count.
 #[must_use]
 pub fn shard_ranges(groups: usize, hidden: usize, time_step: usize) -> Vec<(usize, usize)> {
-    let n = shard_count(groups, hidden, time_step);
+    ranges_for(groups, shard_count(groups, hidden, time_step))
+}
+
+/// `n` even ranges of `groups` lane groups, the first ones one group larger.
+fn ranges_for(groups: usize, n: usize) -> Vec<(usize, usize)> {
     let (base, extra) = (groups / n, groups % n);
     let mut start = 0;
     (0..n)

@@ -22,7 +22,8 @@ use crate::data::Dataset;
 use crate::engine::{WindowEngine, new_engine};
 use crate::error::{Error, Result};
 use crate::model;
-use crate::planes::PlaneChunks;
+use crate::planes::{Feed, TrainData};
+use crate::sequence::Sequence;
 use crate::team::{self, Team, TeamStats};
 use bitrnn_kernels::{Layout, Params};
 use std::time::Instant;
@@ -39,14 +40,14 @@ pub struct Progress {
 /// A training run in progress.
 pub struct Trainer {
     cfg: TrainConfig,
-    data: Dataset,
     params: Params<f32>,
     /// Adagrad's accumulator (unused by SGD).
     accum: Params<f32>,
     /// The summed gradient of the current window.
     grad: Vec<f32>,
     engine: Box<dyn WindowEngine>,
-    planes: PlaneChunks,
+    /// The data and its windows.
+    feed: Feed,
     /// The `--threads - 1` workers that join the calling thread (`--threads` > 1, SIMD
     /// engine). Each [`Trainer::run`] of more than one window makes them a [`Team`] for its
     /// whole length, so a window's fork-join costs a team round (publish, claim, wait for the
@@ -66,20 +67,42 @@ impl Trainer {
     ///
     /// # Errors
     /// [`Error::Usage`] when the worker threads cannot be started.
+    ///
+    /// # Panics
+    /// If the config's data are not the generator's ([`Trainer::with_sequence`] takes the
+    /// others).
     pub fn new(cfg: TrainConfig) -> Result<Self> {
+        assert!(
+            !cfg.symbols(),
+            "Trainer::new generates the data: use with_sequence"
+        );
         let data = Dataset::generate_rule(cfg.rule, cfg.data_size, cfg.lags, cfg.seed);
-        let params = model::init_params(cfg.init, cfg.cell, cfg.hidden, cfg.seed);
+        let params = model::init_params(cfg.init, cfg.layout(), cfg.seed);
         Self::with_params(cfg, data, params)
+    }
+
+    /// A run over a sequence of symbols (the config's `data_size` of its positions, cut
+    /// into streams as the bits), from the initial weights of the config's seed.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the worker threads cannot be started.
+    pub fn with_sequence(cfg: TrainConfig, seq: Sequence) -> Result<Self> {
+        let params = model::init_params(cfg.init, cfg.layout(), cfg.seed);
+        Self::with_params(cfg, seq, params)
     }
 
     /// A run from given data and initial weights (for `verify` and the tests).
     ///
     /// # Errors
     /// [`Error::Usage`] when the worker threads cannot be started.
-    pub fn with_params(cfg: TrainConfig, data: Dataset, params: Params<f32>) -> Result<Self> {
+    pub fn with_params(
+        cfg: TrainConfig,
+        data: impl Into<TrainData>,
+        params: Params<f32>,
+    ) -> Result<Self> {
         let engine = new_engine(&cfg, &params);
         let streams = cfg.streams();
-        Self::with_engine(cfg, data, params, engine, streams)
+        Self::with_engine(cfg, data.into(), params, engine, streams)
     }
 
     /// A run whose windows `engine` computes over the first `streams` streams of `data` (cut
@@ -90,14 +113,19 @@ impl Trainer {
     /// [`Error::Usage`] when the worker threads cannot be started.
     pub fn with_engine(
         cfg: TrainConfig,
-        data: Dataset,
+        data: TrainData,
         params: Params<f32>,
         engine: Box<dyn WindowEngine>,
         streams: usize,
     ) -> Result<Self> {
         assert!(
-            params.hidden == cfg.hidden && params.cell == cfg.cell,
-            "params do not match --hidden and --cell"
+            params.layout() == cfg.layout(),
+            "params do not match --hidden, --cell and the data's symbols"
+        );
+        assert_eq!(
+            matches!(data, TrainData::Symbols(_)),
+            cfg.symbols(),
+            "the data are the config's kind"
         );
         let pool = match (cfg.engine, cfg.threads) {
             (Engine::Simd, n) if n > 1 => Some(
@@ -113,9 +141,8 @@ impl Trainer {
             accum: Params::filled_as(params.layout(), cfg.adagrad_init),
             grad: vec![0.0; params.data.len()],
             engine,
-            planes: PlaneChunks::new(streams, cfg.batch_size, cfg.time_step),
+            feed: Feed::new(data, streams, cfg.batch_size, cfg.time_step),
             cfg,
-            data,
             params,
             pool,
             max_team: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -226,10 +253,10 @@ impl Trainer {
         if window == 0 {
             self.engine.reset_state();
         }
-        let planes = self.planes.window(&self.data, window * self.cfg.time_step);
+        let inputs = self.feed.window(window * self.cfg.time_step);
         let loss_sum = self.engine.window(
             &self.params,
-            &planes,
+            &inputs,
             &mut self.grad,
             team,
             self.timing.as_mut(),
@@ -284,10 +311,25 @@ impl Trainer {
         self.timing
     }
 
+    /// The data the run trains on.
+    #[must_use]
+    pub fn data(&self) -> &TrainData {
+        self.feed.data()
+    }
+
+    /// A text model's alphabet (the byte of each input symbol), `None` for other data.
+    #[must_use]
+    pub fn alphabet(&self) -> Option<&[u8]> {
+        match self.feed.data() {
+            TrainData::Symbols(seq) => seq.alphabet(),
+            TrainData::Bits(_) => None,
+        }
+    }
+
     /// The parameters' layout: the config's cell and hidden size.
     #[must_use]
     pub fn layout(&self) -> Layout {
-        Layout::of(self.cfg.cell, self.cfg.hidden)
+        self.cfg.layout()
     }
 
     /// Adagrad's accumulator (all `--adagrad-init` at the start; unused by SGD).

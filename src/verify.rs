@@ -673,7 +673,7 @@ pub fn verify_shape(shape: Shape, steps: usize, seed: u64) -> Result<ShapeReport
     let mut trainer = Trainer::with_params(
         cfg.clone(),
         data.clone(),
-        model::init_params(cfg.init, cfg.cell, cfg.hidden, seed),
+        model::init_params(cfg.init, cfg.layout(), seed),
     )?;
 
     let mut checks = vec![Check::new("loss")];

@@ -47,6 +47,11 @@ fn cli_parse_corpus() {
 }
 
 #[test]
+fn sequence_parse_corpus() {
+    replay("sequence_parse", 20, bitrnn::fuzzing::sequence_parse);
+}
+
+#[test]
 fn simd_vs_reference_corpus() {
     replay("simd_vs_reference", 10, bitrnn::fuzzing::simd_vs_reference);
 }

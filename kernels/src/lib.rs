@@ -22,7 +22,7 @@ pub mod simd;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use params::{CLASSES, Cell, GATED_TENSOR_NAMES, Layout, Params, TENSOR_NAMES};
+pub use params::{CLASSES, Cell, GATED_TENSOR_NAMES, Layout, MAX_SYMBOLS, Params, TENSOR_NAMES};
 pub use real::Real;
 
 /// The SIMD instruction set this crate was compiled for (chosen at compile time: `wide`

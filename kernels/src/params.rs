@@ -3,25 +3,30 @@
 //! plain loops over a slice.
 //!
 //! Layout for a cell with `G` gates ([`Cell::gates`]: 1 for the tanh RNN, 3 for the GRU, 4
-//! for the LSTM), hidden size `H` and `CLASSES = 2` (`x` is the input symbol, `c` the class,
-//! `r` a gate row, `r = gate * H + j`):
+//! for the LSTM), hidden size `H`, `V` input symbols and `C` classes (`V = C = 2` for the
+//! bit data; `x` is the input symbol, `c` the class, `r` a gate row, `r = gate * H + j`):
 //!
 //! | tensor | shape     | index        | meaning                                             |
 //! |--------|-----------|--------------|-----------------------------------------------------|
-//! | `w_x`  | [2][G H]  | `x*G*H + r`  | input weight: column `x` of the one-hot (`w_xh` for the RNN, `w_ih` for the gated cells) |
+//! | `w_x`  | [V][G H]  | `x*G*H + r`  | input weight: column `x` of the one-hot (`w_xh` for the RNN, `w_ih` for the gated cells) |
 //! | `w_hh` | [G H][H]  | `r*H + k`    | `a_r += w_hh[r][k] * h_k`                            |
 //! | `b_ih` | [G H]     | `r`          | input-side bias (`b_h`, the only hidden bias, for the RNN) |
 //! | `b_hh` | [G H]     | `r`          | hidden-side bias: gated cells only (the GRU's `r` multiplies `b_hn`) |
-//! | `w_hy` | [2][H]    | `c*H + j`    | `logit_c += w_hy[c][j] * h_j`                        |
-//! | `b_y`  | [2]       | `c`          | output bias                                         |
+//! | `w_hy` | [C][H]    | `c*H + j`    | `logit_c += w_hy[c][j] * h_j`                        |
+//! | `b_y`  | [C]       | `c`          | output bias                                         |
 //!
 //! Gates are in PyTorch's order: the GRU's `r, z, n`, the LSTM's `i, f, g, o`.
-//! `P = G H^2 + 2 G H (+ G H) + 2 H + 2` numbers in all (`H^2 + 5H + 2` for the RNN).
+//! `P = G H^2 + V G H + G H (+ G H) + C H + C` numbers in all (`H^2 + 5H + 2` for the bit
+//! RNN).
 
 use crate::real::Real;
 
-/// Number of output classes (and of input symbols): the data are bits.
+/// Number of output classes (and of input symbols) of the bit data, the seed's: the default
+/// of a [`Layout`]. Models over other vocabularies set `vocab` and `classes`.
 pub const CLASSES: usize = 2;
+
+/// The largest vocabulary and number of classes: symbol ids fit in a `u16`.
+pub const MAX_SYMBOLS: usize = 65_536;
 
 /// The recurrent cell.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -87,20 +92,37 @@ pub const GATED_TENSOR_NAMES: [&str; 6] = ["w_ih", "w_hh", "b_ih", "b_hh", "w_hy
 pub struct Layout {
     pub cell: Cell,
     pub hidden: usize,
+    /// Input symbols `V` (the rows of `w_x`).
+    pub vocab: usize,
+    /// Output classes `C` (the rows of `w_hy`).
+    pub classes: usize,
 }
 
 impl Layout {
     /// The tanh RNN's layout.
     #[must_use]
     pub const fn new(hidden: usize) -> Self {
-        Self {
-            cell: Cell::Rnn,
-            hidden,
-        }
+        Self::of(Cell::Rnn, hidden)
     }
+    /// `cell` over the bits: two input symbols and two classes.
     #[must_use]
     pub const fn of(cell: Cell, hidden: usize) -> Self {
-        Self { cell, hidden }
+        Self::with_symbols(cell, hidden, CLASSES, CLASSES)
+    }
+    /// `cell` over `vocab` input symbols and `classes` classes.
+    #[must_use]
+    pub const fn with_symbols(cell: Cell, hidden: usize, vocab: usize, classes: usize) -> Self {
+        Self {
+            cell,
+            hidden,
+            vocab,
+            classes,
+        }
+    }
+    /// Whether this is the bit data's model (`V = C = 2`), the one the bit-plane kernels run.
+    #[must_use]
+    pub const fn is_bits(self) -> bool {
+        self.vocab == CLASSES && self.classes == CLASSES
     }
     /// Rows of the gate pre-activations, `G H`.
     #[must_use]
@@ -122,7 +144,7 @@ impl Layout {
     pub const fn ranges(self) -> [(usize, usize); 6] {
         let h = self.hidden;
         let gh = self.gate_rows();
-        let w_x = (0, CLASSES * gh);
+        let w_x = (0, self.vocab * gh);
         let w_hh = (w_x.1, w_x.1 + gh * h);
         let b_ih = (w_hh.1, w_hh.1 + gh);
         let b_hh_len = if matches!(self.cell, Cell::Rnn) {
@@ -131,8 +153,8 @@ impl Layout {
             gh
         };
         let b_hh = (b_ih.1, b_ih.1 + b_hh_len);
-        let w_hy = (b_hh.1, b_hh.1 + CLASSES * h);
-        let b_y = (w_hy.1, w_hy.1 + CLASSES);
+        let w_hy = (b_hh.1, b_hh.1 + self.classes * h);
+        let b_y = (w_hy.1, w_hy.1 + self.classes);
         [w_x, w_hh, b_ih, b_hh, w_hy, b_y]
     }
     /// The tensors' names, in layout order.
@@ -162,6 +184,9 @@ impl Layout {
 pub struct Params<F> {
     pub hidden: usize,
     pub cell: Cell,
+    /// Input symbols `V` and classes `C` ([`Layout`]).
+    pub vocab: usize,
+    pub classes: usize,
     pub data: Vec<F>,
 }
 
@@ -196,6 +221,8 @@ impl<F: Real> Params<F> {
         Self {
             hidden: layout.hidden,
             cell: layout.cell,
+            vocab: layout.vocab,
+            classes: layout.classes,
             data: vec![value; layout.len()],
         }
     }
@@ -205,6 +232,8 @@ impl<F: Real> Params<F> {
         (data.len() == layout.len()).then_some(Self {
             hidden: layout.hidden,
             cell: layout.cell,
+            vocab: layout.vocab,
+            classes: layout.classes,
             data,
         })
     }
@@ -215,7 +244,7 @@ impl<F: Real> Params<F> {
     }
     #[must_use]
     pub const fn layout(&self) -> Layout {
-        Layout::of(self.cell, self.hidden)
+        Layout::with_symbols(self.cell, self.hidden, self.vocab, self.classes)
     }
     /// The same parameters in another precision.
     #[must_use]
@@ -223,6 +252,8 @@ impl<F: Real> Params<F> {
         Params {
             hidden: self.hidden,
             cell: self.cell,
+            vocab: self.vocab,
+            classes: self.classes,
             data: self.data.iter().map(|v| G::from_f64(v.to_f64())).collect(),
         }
     }

@@ -2,8 +2,8 @@
 //!
 //! Plain loops in the order of the math, generic over `f32` and `f64`, never optimised.
 //!
-//! One window of `T` steps over `S` streams, hidden size `H`, inputs `x_t` and targets `y_t`
-//! in {0, 1}, carried state `h_{-1}` (a constant: gradients stop at the window boundary):
+//! One window of `T` steps over `S` streams, hidden size `H`, inputs `x_t` in `0..V` and
+//! targets `y_t` in `0..C` (`V = C = 2` for the bits), carried state `h_{-1}` (a constant: gradients stop at the window boundary):
 //!
 //! ```text
 //! z_t = w_xh[x_t] + w_hh h_{t-1} + b_h          h_t = tanh(z_t)
@@ -25,24 +25,41 @@
 //! pass are in `reference/gated.rs`. Their carried state is `[streams][state_rows * hidden]`
 //! ([`Cell::state_rows`]): `h`, then the LSTM's cell state `c`, both carried across windows.
 
-use crate::params::{CLASSES, Cell, Params};
+use crate::params::{Cell, Params};
 use crate::real::Real;
 
 mod gated;
 
+/// A symbol id in a [`Window`]: `u8` (the bits, or up to 256 symbols) or `u16`.
+pub trait Symbol: Copy + Into<usize> {}
+impl Symbol for u8 {}
+impl Symbol for u16 {}
+
 /// One training window: the inputs and targets of `streams` streams for `time_step` steps,
-/// time-major (`x[t * streams + s]`), each value 0 or 1.
+/// time-major (`x[t * streams + s]`): input symbols below the model's `V`, target classes
+/// below its `C` (0 or 1 for the bits).
 #[derive(Clone, Copy, Debug)]
-pub struct Window<'a> {
+pub struct Window<'a, S = u8> {
     pub streams: usize,
     pub time_step: usize,
-    pub x: &'a [u8],
-    pub y: &'a [u8],
+    pub x: &'a [S],
+    pub y: &'a [S],
 }
 
-impl Window<'_> {
+impl<S: Symbol> Window<'_, S> {
+    /// Input symbol and target class of stream `s` at step `t`.
+    fn at(&self, t: usize, s: usize) -> (usize, usize) {
+        let i = t * self.streams + s;
+        (self.x[i].into(), self.y[i].into())
+    }
+
     /// `state`: the numbers in one stream's carried state (`state_rows * hidden`).
-    fn check(&self, state: usize, h0: &[impl Sized]) {
+    fn check<F>(&self, p: &Params<F>, state: usize, h0: &[impl Sized]) {
+        assert!(
+            self.x.iter().all(|&v| v.into() < p.vocab)
+                && self.y.iter().all(|&v| v.into() < p.classes),
+            "inputs below V and targets below C"
+        );
         assert_eq!(
             self.x.len(),
             self.streams * self.time_step,
@@ -61,55 +78,56 @@ impl Window<'_> {
     }
 }
 
-/// The softmax of two logits and the loss `-ln p[y]`, computed stably.
-fn softmax2<F: Real>(l: [F; CLASSES], y: usize) -> ([F; CLASSES], F) {
-    let m = l[0].max(l[1]);
-    let e = [(l[0] - m).exp(), (l[1] - m).exp()];
-    let sum = e[0] + e[1];
-    let p = [e[0] / sum, e[1] / sum];
-    let loss = -(l[y] - m - sum.ln());
-    (p, loss)
-}
-
-/// The head of one sample: logits `w_hy h + b_y`, their softmax and loss against target
-/// `y`; returns the loss and the logits' gradient `(p - onehot(y)) scale`.
-fn head<F: Real>(w_hy: &[F], b_y: &[F], h: &[F], y: usize, scale: F) -> (F, [F; CLASSES]) {
+/// The head of one sample: logits `l = w_hy h + b_y` (into `dl`), their softmax `p` (with
+/// the maximum subtracted, so nothing overflows) and the loss `-ln p[y]` against target `y`;
+/// returns the loss and leaves the logits' gradient `(p - onehot(y)) scale` in `dl` (`C`
+/// numbers).
+fn head<F: Real>(w_hy: &[F], b_y: &[F], h: &[F], y: usize, scale: F, dl: &mut [F]) -> F {
     let hd = h.len();
-    let mut l = [F::ZERO; CLASSES];
-    for (c, lc) in l.iter_mut().enumerate() {
+    for (c, lc) in dl.iter_mut().enumerate() {
         *lc = b_y[c];
         for j in 0..hd {
             *lc += w_hy[c * hd + j] * h[j];
         }
     }
-    let (prob, loss) = softmax2(l, y);
-    let mut dl = [F::ZERO; CLASSES];
-    for c in 0..CLASSES {
-        let target = if c == y { F::ONE } else { F::ZERO };
-        dl[c] = (prob[c] - target) * scale;
+    let m = dl.iter().skip(1).fold(dl[0], |m, &v| m.max(v));
+    let l_y = dl[y];
+    let mut sum = F::ZERO;
+    for v in dl.iter_mut() {
+        *v = (*v - m).exp();
+        sum += *v;
     }
-    (loss, dl)
+    for (c, v) in dl.iter_mut().enumerate() {
+        let target = if c == y { F::ONE } else { F::ZERO };
+        *v = (*v / sum - target) * scale;
+    }
+    -(l_y - m - sum.ln())
 }
 
 /// Forward pass only: the mean loss of the window. `h_last` receives the state after step
 /// `T-1` (`[streams][state_rows * hidden]`: `h_{T-1}`, and for the LSTM `c_{T-1}` after it),
 /// the state carried into the next window; `h0` is the state carried in, in the same layout.
-pub fn forward<F: Real>(p: &Params<F>, h0: &[F], win: &Window, h_last: &mut [F]) -> F {
+pub fn forward<F: Real, S: Symbol>(
+    p: &Params<F>,
+    h0: &[F],
+    win: &Window<S>,
+    h_last: &mut [F],
+) -> F {
     check_state(p, h0, win, h_last);
     if p.cell != Cell::Rnn {
         return gated::forward_backward(p, h0, win, h_last, None);
     }
-    let mut grad = Params::zeros(p.hidden);
+    let mut grad = Params::filled_as(p.layout(), F::ZERO);
     forward_backward_impl(p, h0, win, h_last, &mut grad, false)
 }
 
 /// Forward pass and truncated BPTT over one window. Returns the mean loss; `grad` (in `p`'s
 /// layout: `Params::filled_as(p.layout(), 0)`) is overwritten with the gradient of that loss;
 /// `h_last` receives the state after step `T-1`, as in [`forward`].
-pub fn forward_backward<F: Real>(
+pub fn forward_backward<F: Real, S: Symbol>(
     p: &Params<F>,
     h0: &[F],
-    win: &Window,
+    win: &Window<S>,
     grad: &mut Params<F>,
     h_last: &mut [F],
 ) -> F {
@@ -122,9 +140,9 @@ pub fn forward_backward<F: Real>(
 }
 
 /// The shapes of the window and of the carried states, for every cell.
-fn check_state<F>(p: &Params<F>, h0: &[F], win: &Window, h_last: &[F]) {
+fn check_state<F, S: Symbol>(p: &Params<F>, h0: &[F], win: &Window<S>, h_last: &[F]) {
     let state = p.cell.state_rows() * p.hidden;
-    win.check(state, h0);
+    win.check(p, state, h0);
     assert_eq!(
         h_last.len(),
         win.streams * state,
@@ -132,31 +150,28 @@ fn check_state<F>(p: &Params<F>, h0: &[F], win: &Window, h_last: &[F]) {
     );
 }
 
-fn forward_backward_impl<F: Real>(
+fn forward_backward_impl<F: Real, S: Symbol>(
     p: &Params<F>,
     h0: &[F],
-    win: &Window,
+    win: &Window<S>,
     h_last: &mut [F],
     grad: &mut Params<F>,
     backward: bool,
 ) -> F {
     let hd = p.hidden;
-    let (s_n, t_n) = (win.streams, win.time_step);
-    win.check(hd, h0);
-    assert_eq!(h_last.len(), s_n * hd, "h_last is [streams][hidden]");
-    assert_eq!(grad.hidden, hd);
+    let (s_n, t_n, c_n) = (win.streams, win.time_step, p.classes);
     let scale = F::ONE / F::from_f64((s_n * t_n) as f64);
     let (w_xh, w_hh, b_h, w_hy, b_y) = (p.w_xh(), p.w_hh(), p.b_h(), p.w_hy(), p.b_y());
 
     // hs[t+1] holds h_t for every stream; hs[0] is the carried state.
     let mut hs = vec![vec![F::ZERO; s_n * hd]; t_n + 1];
     hs[0].copy_from_slice(h0);
-    let mut dls = vec![[F::ZERO; CLASSES]; s_n * t_n];
+    // dls[(t * S + s) * C + c]: the logits' gradients.
+    let mut dls = vec![F::ZERO; s_n * t_n * c_n];
     let mut total = F::ZERO;
     for t in 0..t_n {
         for s in 0..s_n {
-            let x = usize::from(win.x[t * s_n + s]);
-            let y = usize::from(win.y[t * s_n + s]);
+            let (x, y) = win.at(t, s);
             for j in 0..hd {
                 let mut z = w_xh[x * hd + j] + b_h[j];
                 for k in 0..hd {
@@ -164,9 +179,8 @@ fn forward_backward_impl<F: Real>(
                 }
                 hs[t + 1][s * hd + j] = z.tanh();
             }
-            let (loss, dl) = head(w_hy, b_y, &hs[t + 1][s * hd..(s + 1) * hd], y, scale);
-            total += loss;
-            dls[t * s_n + s] = dl;
+            let dl = &mut dls[(t * s_n + s) * c_n..][..c_n];
+            total += head(w_hy, b_y, &hs[t + 1][s * hd..(s + 1) * hd], y, scale, dl);
         }
     }
     h_last.copy_from_slice(&hs[t_n]);
@@ -179,8 +193,8 @@ fn forward_backward_impl<F: Real>(
     let mut dz = vec![F::ZERO; s_n * hd];
     for t in (0..t_n).rev() {
         for s in 0..s_n {
-            let x = usize::from(win.x[t * s_n + s]);
-            let dl = dls[t * s_n + s];
+            let (x, _) = win.at(t, s);
+            let dl = &dls[(t * s_n + s) * c_n..][..c_n];
             for j in 0..hd {
                 let h = hs[t + 1][s * hd + j];
                 let mut dh = F::ZERO;

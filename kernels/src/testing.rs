@@ -90,8 +90,21 @@ impl Case {
         weight: f64,
         seed: u64,
     ) -> Self {
+        Self::random_layout(Layout::of(cell, hidden), streams, time_step, weight, seed)
+    }
+    /// [`Case::random_cell`] for any layout with `V, C <= 256` (the symbols held as `u8`):
+    /// inputs uniform below `V`, targets below `C`. With `V = C = 2`, [`Case::random_cell`].
+    pub fn random_layout(
+        layout: Layout,
+        streams: usize,
+        time_step: usize,
+        weight: f64,
+        seed: u64,
+    ) -> Self {
+        assert!(layout.vocab <= 256 && layout.classes <= 256, "u8 symbols");
+        let cell = layout.cell;
+        let hidden = layout.hidden;
         let mut rng = Lcg(seed);
-        let layout = Layout::of(cell, hidden);
         let mut params = Params::filled_as(layout, 0.0);
         for w in &mut params.data {
             *w = rng.symmetric_f32(weight);
@@ -111,11 +124,19 @@ impl Case {
         case.new_data(&mut rng);
         case
     }
-    /// Fresh bits for the next window.
+    /// Fresh data for the next window: fair bits, or symbols uniform below `V` and `C`.
     pub fn new_data(&mut self, rng: &mut Lcg) {
         let n = self.streams * self.time_step;
-        self.x = (0..n).map(|_| rng.bit()).collect();
-        self.y = (0..n).map(|_| rng.bit()).collect();
+        let mut draw = |below: usize| -> u8 {
+            if self.params.layout().is_bits() {
+                rng.bit()
+            } else {
+                u8::try_from(rng.below(below)).expect("u8 symbols")
+            }
+        };
+        let (v, c) = (self.params.vocab, self.params.classes);
+        self.x = (0..n).map(|_| draw(v)).collect();
+        self.y = (0..n).map(|_| draw(c)).collect();
     }
     pub fn hidden(&self) -> usize {
         self.params.hidden

@@ -4,18 +4,64 @@
 //! which `sweep` shares too.
 
 use super::{default_threads, parse_f32, parse_lags};
-use crate::config::{Cell, Engine, Init, Optimizer, Rule, TrainConfig, TrainSettings, parse_cell};
+use crate::config::{
+    Cell, Engine, Init, Optimizer, Rule, Source, TrainConfig, TrainSettings, parse_cell,
+};
 use crate::error::Result;
 use crate::output::{check_input_file, check_out_dir};
+use crate::source::{DataSource, RunData};
 use clap::Args;
 use std::path::PathBuf;
 
 /// The data and model flags shared by every command that trains.
 #[derive(Debug, Args, Clone)]
 pub struct ModelArgs {
-    /// Samples in the generated bit sequence.
-    #[arg(long, default_value_t = TrainSettings::SEED.data_size)]
-    pub data_size: usize,
+    /// Samples in the generated bit sequence [default: 500000]. For the generator only: a
+    /// --text or .npy run trains on the whole file.
+    #[arg(long)]
+    pub data_size: Option<usize>,
+    /// Train on this file's bytes: next-byte prediction over the sorted set of the bytes
+    /// that occur (a character model: V = C = that alphabet's size).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["data", "inputs"], help_heading = "Data")]
+    pub text: Option<PathBuf>,
+    /// With --text: the vocabulary is all 256 byte values, not only those that occur.
+    #[arg(long, requires = "text", help_heading = "Data")]
+    pub bytes: bool,
+    /// Train on DIR/x.npy (input symbols) and DIR/y.npy (target classes), what `bitrnn
+    /// generate` writes: 1-D little-endian integer arrays (u8, u16, i32, i64, ...).
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "inputs",
+        help_heading = "Data"
+    )]
+    pub data: Option<PathBuf>,
+    /// Train on these input symbols (a 1-D integer .npy), with --targets.
+    #[arg(
+        long,
+        value_name = "X.npy",
+        requires = "targets",
+        help_heading = "Data"
+    )]
+    pub inputs: Option<PathBuf>,
+    /// The target classes of --inputs (a 1-D integer .npy of the same length).
+    #[arg(long, value_name = "Y.npy", requires = "inputs", help_heading = "Data")]
+    pub targets: Option<PathBuf>,
+    /// Input symbols V of .npy data [default: the largest input + 1]; up to 65536.
+    #[arg(long, help_heading = "Data")]
+    pub vocab: Option<usize>,
+    /// Classes C of .npy data [default: the largest target + 1]; up to 65536.
+    #[arg(long, help_heading = "Data")]
+    pub classes: Option<usize>,
+    /// Hold out the last FRACTION of the data (e.g. 0.05) and report its loss and accuracy
+    /// after every epoch.
+    #[arg(
+        long,
+        value_name = "FRACTION",
+        default_value_t = 0.0,
+        help_heading = "Data"
+    )]
+    pub valid: f64,
     /// The tutorial's batch_size: the LENGTH of each stream. The sequence is reshaped into
     /// data_size / batch_size parallel streams (seed: 500000 / 2000 = 250 streams of 2000
     /// steps).
@@ -146,7 +192,7 @@ impl ModelArgs {
     #[must_use]
     pub fn settings(&self, epochs: usize) -> TrainSettings {
         TrainSettings {
-            data_size: self.data_size,
+            data_size: self.data_size.unwrap_or(TrainSettings::SEED.data_size),
             batch_size: self.batch_size,
             time_step: self.time_step,
             hidden: self.hidden,
@@ -163,6 +209,10 @@ impl ModelArgs {
             epochs,
             threads: self.threads.unwrap_or_else(default_threads),
             engine: self.engine,
+            valid: self.valid,
+            vocab: self.vocab.unwrap_or(TrainSettings::SEED.vocab),
+            classes: self.classes.unwrap_or(TrainSettings::SEED.classes),
+            ..TrainSettings::SEED
         }
     }
 
@@ -183,12 +233,59 @@ impl ModelArgs {
             .model
     }
 
-    /// The validated training configuration for these flags and `epochs`.
+    /// The data flags.
+    #[must_use]
+    pub fn source(&self) -> DataSource {
+        DataSource::from_flags(
+            self.text.as_deref(),
+            self.bytes,
+            self.data.as_deref(),
+            self.inputs.as_deref(),
+            self.targets.as_deref(),
+        )
+    }
+
+    /// The validated training configuration for these flags and `epochs`, with the data
+    /// (read, or generated) it trains on ([`crate::source::load`]).
     ///
     /// # Errors
-    /// [`crate::Error::Usage`] naming the first flag out of range ([`TrainConfig::new`]).
+    /// [`crate::Error::Usage`] naming the first flag out of range ([`TrainConfig::new`]);
+    /// the data readers' errors naming the file.
     pub fn to_config(&self, epochs: usize) -> Result<TrainConfig> {
-        TrainConfig::new(self.settings(epochs))
+        Ok(self.load(epochs)?.0)
+    }
+
+    /// [`ModelArgs::to_config`] and the data.
+    ///
+    /// # Errors
+    /// As [`ModelArgs::to_config`].
+    pub fn load(&self, epochs: usize) -> Result<(TrainConfig, RunData)> {
+        let source = self.source();
+        if source.kind() == Source::Generator && (self.vocab.is_some() || self.classes.is_some()) {
+            return Err(crate::Error::Usage(
+                "--vocab and --classes: for .npy data (--data, --inputs); the generator's data \
+                 are bits"
+                    .into(),
+            ));
+        }
+        let given = self.settings(epochs);
+        let settings = TrainSettings {
+            vocab: if source.kind() == Source::Generator {
+                2
+            } else {
+                given.vocab
+            },
+            classes: if source.kind() == Source::Generator {
+                2
+            } else {
+                given.classes
+            },
+            ..given
+        };
+        let model = (self.vocab, self.classes);
+        let (settings, data) =
+            crate::source::load(settings, &source, self.data_size.is_some(), model)?;
+        Ok((TrainConfig::new(settings)?, data))
     }
 }
 

@@ -143,7 +143,8 @@ fn bench_row(
     let per_window = cfg.sample_steps_per_window() as f64;
     let label = format!("{} hidden {hidden}, threads {threads}", cell.name());
     bar.set_message(format!("{label}: data and warm-up"));
-    let mut trainer = distributed::trainer(cfg)?;
+    let data = crate::planes::TrainData::generate(&cfg);
+    let mut trainer = distributed::trainer(cfg, data)?;
 
     // The first second of a fresh run, as `train` pays it (page faults, the team's start,
     // cold caches), timed on its own and reported; it is also the warm-up, sizing the

@@ -27,7 +27,7 @@ use crate::cli::EvalArgs;
 use crate::config::{Rule, TrainConfig, TrainSettings};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::planes::PlaneChunks;
+use crate::planes::{Feed, TrainData};
 use bitrnn_kernels::Params;
 use bitrnn_kernels::simd::{self, Prepared, Workspace};
 use serde::Serialize;
@@ -66,30 +66,43 @@ pub struct EvalStats {
     pub samples: usize,
 }
 
-/// Runs `params` over `data` with the protocol of the module docs: `data_size / batch_size`
-/// streams of `batch_size` steps in windows of `time_step`, the state carried.
+/// Runs `params` over `data` with the protocol of the module docs: `streams` streams of
+/// `stream_len` steps in windows of `time_step`, the state carried; on the bits' kernels or
+/// (for a sequence of symbols) the symbols' path.
 ///
 /// # Panics
-/// If `batch_size` or `time_step` is 0, `time_step > batch_size`, or `data_size <
-/// batch_size` (the caller validates them).
+/// If `streams`, `stream_len` or `time_step` is 0, `time_step > stream_len`, or the data are
+/// shorter than `streams * stream_len` (the caller validates them).
 #[must_use]
 pub fn evaluate(
     params: &Params<f32>,
-    data: &Dataset,
-    batch_size: usize,
+    data: &TrainData,
+    streams: usize,
+    stream_len: usize,
     time_step: usize,
 ) -> EvalStats {
-    let streams = data.data_size() / batch_size;
-    let windows = batch_size / time_step;
+    let windows = stream_len / time_step;
     assert!(streams >= 1 && windows >= 1, "evaluate: empty shape");
-    let mut prepared = Prepared::with_cell(params.cell, params.hidden);
+    assert!(
+        data.len() >= streams * stream_len,
+        "evaluate: data too short"
+    );
+    let layout = params.layout();
+    let (mut prepared, mut ws) = match data {
+        TrainData::Bits(_) => (
+            Prepared::with_cell(params.cell, params.hidden),
+            Workspace::with_cell(params.cell, params.hidden, streams, time_step),
+        ),
+        TrainData::Symbols(_) => (
+            Prepared::for_symbols(layout),
+            Workspace::for_symbols(layout, streams, time_step),
+        ),
+    };
     prepared.load(params);
-    let mut ws = Workspace::with_cell(params.cell, params.hidden, streams, time_step);
-    let mut chunks = PlaneChunks::new(streams, batch_size, time_step);
+    let mut feed = Feed::new(data.clone(), streams, stream_len, time_step);
     let (mut loss_sum, mut correct) = (0.0, 0.0);
     for w in 0..windows {
-        let planes = chunks.window(data, w * time_step);
-        let stats = simd::forward(&prepared, &mut ws, &planes);
+        let stats = simd::forward(&prepared, &mut ws, feed.window(w * time_step));
         loss_sum += stats.loss_sum;
         correct += stats.correct;
     }
@@ -120,6 +133,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         seed,
         threads: 1,
         epochs: 1,
+        valid: 0.0,
         ..*trained.settings()
     })
     .map_err(|e| match e {
@@ -130,7 +144,13 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         e => e,
     })?;
     let data = Dataset::generate_rule(cfg.rule, cfg.data_size, cfg.lags, cfg.seed);
-    let stats = evaluate(&ck.params, &data, cfg.batch_size, cfg.time_step);
+    let stats = evaluate(
+        &ck.params,
+        &TrainData::Bits(data),
+        cfg.streams(),
+        cfg.batch_size,
+        cfg.time_step,
+    );
     let n = stats.samples as f64;
     let report = EvalReport {
         model: args.model.clone(),

@@ -27,11 +27,15 @@
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::cli::{ModelArgs, TrainArgs};
-use crate::config::{TrainConfig, TrainSettings, default_threads};
+use crate::cmd::eval::evaluate;
+use crate::config::{Source, TrainConfig, TrainSettings, default_threads};
 use crate::data::ReferenceLevel;
 use crate::error::{Error, Result};
+use crate::planes::TrainData;
+use crate::source::{self, RunData};
 use crate::train::Trainer;
 use crate::{distributed, model, output, plot};
+use bitrnn_kernels::Params;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -78,12 +82,30 @@ pub struct Summary {
     /// name: `{"rule_learned": 0.3466, "nothing_learned": 0.6931}` for the seed rule.
     #[serde(serialize_with = "levels_by_name")]
     pub reference_levels: Vec<ReferenceLevel>,
+    /// The held-out loss and accuracy (`--valid`) after each epoch this command trained:
+    /// `epochs` trained at the time, `loss`, `accuracy`; absent without `--valid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<HeldOut>,
+    /// What the run trained on: `generator`, or the text or `.npy` files.
+    pub data: String,
     /// FNV-1a of the final weights' bits: equal for any --threads.
     pub weights_checksum: String,
     /// `f32` lanes of the kernels' vector in this build (16 with AVX-512, else 8).
     pub lanes: usize,
     pub simd_level: &'static str,
     pub version: &'static str,
+}
+
+/// The held-out scores of a run (`--valid`), one entry per epoch scored.
+#[derive(Debug, Serialize)]
+pub struct HeldOut {
+    /// Positions held out (the tail of the data).
+    pub positions: usize,
+    pub epochs: Vec<usize>,
+    pub loss: Vec<f32>,
+    pub accuracy: Vec<f32>,
+    /// The last entry's loss.
+    pub final_loss: f32,
 }
 
 /// Serializes the levels as one object, `name: loss`, in their order.
@@ -167,18 +189,71 @@ fn resume_config(args: &TrainArgs, path: &Path, ck: &Checkpoint) -> Result<Train
     })
 }
 
-/// The run's config, the losses of the steps already trained (with `--resume`) and its
-/// trainer, placed where the checkpoint stood. Under mpirun every rank checks and loads,
-/// and only rank 0 (`root`) creates `--out`.
-fn setup(args: &TrainArgs, root: bool) -> Result<(TrainConfig, Vec<f32>, Trainer)> {
+/// The data of a resumed run: read with the checkpoint's alphabet (a text) or `V` and `C`
+/// (`.npy`) from the data flags, which must name the kind of data it trained on and the
+/// same number of positions; the generator's regenerated from the settings.
+fn resume_data(
+    args: &TrainArgs,
+    path: &Path,
+    ck: &Checkpoint,
+    cfg: &TrainConfig,
+) -> Result<RunData> {
+    let source = args.model.source();
+    if source.kind() != cfg.source {
+        return Err(Error::Usage(format!(
+            "--resume {}: the checkpoint was trained on {} data, and the data flags give {}: \
+             give the same data ({})",
+            path.display(),
+            format!("{:?}", cfg.source).to_lowercase(),
+            format!("{:?}", source.kind()).to_lowercase(),
+            match cfg.source {
+                Source::Generator => "no --text, --data or --inputs",
+                Source::Text => "--text FILE",
+                Source::Npy => "--data DIR or --inputs X --targets Y",
+            }
+        )));
+    }
+    let model = (Some(cfg.vocab), Some(cfg.classes));
+    let (settings, data) = source::load_with(
+        *cfg.settings(),
+        &source,
+        false,
+        ck.alphabet.as_deref(),
+        model,
+    )?;
+    if settings.data_size != cfg.data_size {
+        return Err(Error::BadFile {
+            path: source.name(),
+            reason: format!(
+                "{} positions, but the run in {} trained on {}: not the same data",
+                settings.data_size,
+                path.display(),
+                cfg.data_size
+            ),
+        });
+    }
+    Ok(data)
+}
+
+/// The run's config, the losses of the steps already trained (with `--resume`), its
+/// trainer, placed where the checkpoint stood, and the held-out data (`--valid`). Under
+/// mpirun every rank checks and loads, and only rank 0 (`root`) creates `--out`.
+fn setup(
+    args: &TrainArgs,
+    root: bool,
+) -> Result<(TrainConfig, Vec<f32>, Trainer, Option<TrainData>)> {
     args.check_paths()?;
     let resumed = match &args.resume {
         Some(path) => Some(checkpoint::load(path)?),
         None => None,
     };
-    let cfg = match (&resumed, &args.resume) {
-        (Some(ck), Some(path)) => resume_config(args, path, ck)?,
-        _ => args.model.to_config(args.epochs)?,
+    let (cfg, data) = match (&resumed, &args.resume) {
+        (Some(ck), Some(path)) => {
+            let cfg = resume_config(args, path, ck)?;
+            let data = resume_data(args, path, ck, &cfg)?;
+            (cfg, data)
+        }
+        _ => args.model.load(args.epochs)?,
     };
     if let Some(path) = &args.save {
         // A file inside `--out` is fine: that directory is created before anything is written.
@@ -187,13 +262,24 @@ fn setup(args: &TrainArgs, root: bool) -> Result<(TrainConfig, Vec<f32>, Trainer
     if root {
         output::ensure_dir(&args.out)?;
     }
-    let mut trainer = distributed::trainer(cfg.clone())?;
+    let mut trainer = distributed::trainer(cfg.clone(), data.train)?;
     let mut losses = Vec::with_capacity(cfg.epochs * cfg.windows_per_epoch());
     if let Some(ck) = resumed {
         losses.extend_from_slice(&ck.losses);
         trainer.restore(ck.params, ck.accumulator, ck.progress, &ck.hidden_state);
     }
-    Ok((cfg, losses, trainer))
+    Ok((cfg, losses, trainer, data.valid))
+}
+
+/// The held-out loss and accuracy of `params` on `valid` (module [`crate::source`]: the
+/// tail cut into streams of `--batch-size`), on this thread.
+fn held_out(params: &Params<f32>, valid: &TrainData, cfg: &TrainConfig) -> (f32, f32) {
+    let (streams, stream_len) =
+        source::held_out_streams(valid.len(), cfg.batch_size, cfg.time_step)
+            .expect("TrainConfig::new checked the held-out length");
+    let stats = evaluate(params, valid, streams, stream_len, cfg.time_step);
+    let n = stats.samples as f64;
+    ((stats.loss_sum / n) as f32, (stats.correct / n) as f32)
 }
 
 pub fn run(args: &TrainArgs) -> Result<()> {
@@ -201,7 +287,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     // Under mpirun only rank 0 writes files and talks; an error on any rank before training
     // ends every rank with the same line.
     let root = distributed::is_root();
-    let (cfg, mut losses, mut trainer) = distributed::agree(setup(args, root))?;
+    let (cfg, mut losses, mut trainer, valid) = distributed::agree(setup(args, root))?;
     let quiet = args.quiet || !root;
     let show = !quiet && std::io::stderr().is_terminal();
     let wpe = cfg.windows_per_epoch();
@@ -261,14 +347,35 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         *in_epoch = 0;
         *epoch_start = Instant::now();
     };
-    trainer.run(cfg.epochs * wpe - first_step, |loss| {
+    let mut on_window = |loss| {
         losses.push(loss);
         in_epoch += 1;
         if losses.len() % wpe == 0 {
             close_epoch(&losses, &mut in_epoch, &mut epoch_start);
         }
         !distributed::interrupted()
-    })?;
+    };
+    // The held-out loss and accuracy after each epoch this command trains (`--valid`).
+    let mut valid_loss: Vec<(usize, f32, f32)> = Vec::new();
+    match &valid {
+        None => {
+            trainer.run(cfg.epochs * wpe - first_step, &mut on_window)?;
+        }
+        // One `run` per epoch, the held-out data scored between them.
+        Some(valid) => {
+            let mut step = first_step;
+            while step < cfg.epochs * wpe {
+                let n = wpe - step % wpe;
+                let done = trainer.run(n, &mut on_window)?;
+                step += done;
+                if done < n {
+                    break;
+                }
+                let (loss, accuracy) = held_out(trainer.params(), valid, &cfg);
+                valid_loss.push((step / wpe, loss, accuracy));
+            }
+        }
+    }
     if in_epoch > 0 {
         close_epoch(&losses, &mut in_epoch, &mut epoch_start);
     }
@@ -304,7 +411,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         team_members: trainer.team_members(),
         team_rounds: trainer.team_stats().team_rounds,
         solo_rounds: trainer.team_stats().solo_rounds,
-        reference_levels: cfg.rule.reference_levels(),
+        reference_levels: if cfg.symbols() {
+            vec![source::unigram_level(trainer.data())]
+        } else {
+            cfg.rule.reference_levels()
+        },
+        held_out: valid.as_ref().map(|v| HeldOut {
+            positions: v.len(),
+            epochs: valid_loss.iter().map(|e| e.0).collect(),
+            loss: valid_loss.iter().map(|e| e.1).collect(),
+            accuracy: valid_loss.iter().map(|e| e.2).collect(),
+            final_loss: valid_loss.last().map_or(f32::NAN, |e| e.1),
+        }),
+        data: args.model.source().describe(),
         weights_checksum: model::checksum(trainer.params()),
         lanes: bitrnn_kernels::lanes::LANES,
         simd_level: bitrnn_kernels::simd_level(),
@@ -325,13 +444,20 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             Ok(())
         };
     }
-    output::write_loss_csv(&args.out.join("loss.csv"), &losses, wpe)?;
-    plot::loss_plot(
+    output::write_loss_csv_held_out(
+        &args.out.join("loss.csv"),
+        &losses,
+        wpe,
+        valid.as_ref().map(|_| &valid_loss[..]),
+    )?;
+    let held: Vec<(usize, f32)> = valid_loss.iter().map(|e| (e.0, e.1)).collect();
+    plot::loss_plot_held_out(
         &args.out.join("loss.png"),
         &losses,
         wpe,
         &summary.reference_levels,
         &summary.config.describe(),
+        &held,
     )?;
     if let Some((path, ck)) = &saved {
         checkpoint::save(path, ck)?;
@@ -353,8 +479,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 summary.weights_checksum
             );
         }
+        let held = summary.held_out.as_ref().map_or(String::new(), |h| {
+            format!(
+                "; held-out loss {:.4}, accuracy {:.4}",
+                h.final_loss,
+                h.accuracy.last().copied().unwrap_or(f32::NAN)
+            )
+        });
         eprintln!(
-            "final_loss {:.4} ({}); {:.1} M sample-steps/s; wrote {}/{{loss.csv,loss.png,summary.json}}",
+            "final_loss {:.4}{held} ({}); {:.1} M sample-steps/s; wrote {}/{{loss.csv,loss.png,summary.json}}",
             summary.final_loss,
             describe_levels(&summary.reference_levels),
             summary.sample_steps_per_s / 1e6,

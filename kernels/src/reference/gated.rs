@@ -51,16 +51,16 @@
 //! da_i = di i (1 - i)    da_f = df f (1 - f)    da_g = dg (1 - g^2)    da_o = do o (1 - o)
 //! ```
 
-use super::{Window, head};
-use crate::params::{CLASSES, Cell, Params};
+use super::{Symbol, Window, head};
+use crate::params::{Cell, Params};
 use crate::real::Real;
 
 /// Forward pass, and the backward pass when `grad` is given (overwritten with the gradient).
 /// `h0` and `h_last` are `[streams][state_rows * hidden]`: `h`, then the LSTM's `c`.
-pub(super) fn forward_backward<F: Real>(
+pub(super) fn forward_backward<F: Real, S: Symbol>(
     p: &Params<F>,
     h0: &[F],
-    win: &Window,
+    win: &Window<S>,
     h_last: &mut [F],
     grad: Option<&mut Params<F>>,
 ) -> F {
@@ -68,7 +68,7 @@ pub(super) fn forward_backward<F: Real>(
     assert!(matches!(cell, Cell::Gru | Cell::Lstm), "gated cells only");
     let hd = p.hidden;
     let gh_n = cell.gates() * hd;
-    let (s_n, t_n) = (win.streams, win.time_step);
+    let (s_n, t_n, c_n) = (win.streams, win.time_step, p.classes);
     let lstm = cell == Cell::Lstm;
     let (w_x, w_hh, b_ih, b_hh, w_hy, b_y) =
         (p.w_x(), p.w_hh(), p.b_ih(), p.b_hh(), p.w_hy(), p.b_y());
@@ -89,14 +89,14 @@ pub(super) fn forward_backward<F: Real>(
     // hidden-side `gh_n` `[time_step][streams][H]`, kept for the backward pass.
     let mut acts = vec![F::ZERO; t_n * s_n * gh_n];
     let mut ghns = vec![F::ZERO; if lstm { 0 } else { t_n * s_n * hd }];
-    let mut dls = vec![[F::ZERO; CLASSES]; s_n * t_n];
+    // dls[(t * S + s) * C + c]: the logits' gradients.
+    let mut dls = vec![F::ZERO; s_n * t_n * c_n];
     let mut gi = vec![F::ZERO; gh_n];
     let mut gh = vec![F::ZERO; gh_n];
     let mut total = F::ZERO;
     for t in 0..t_n {
         for s in 0..s_n {
-            let x = usize::from(win.x[t * s_n + s]);
-            let y = usize::from(win.y[t * s_n + s]);
+            let (x, y) = win.at(t, s);
             let h_prev = &hs[t][s * hd..(s + 1) * hd];
             for r in 0..gh_n {
                 gi[r] = w_x[x * gh_n + r] + b_ih[r];
@@ -130,9 +130,8 @@ pub(super) fn forward_backward<F: Real>(
                 }
             }
             hs[t + 1][s * hd..(s + 1) * hd].copy_from_slice(&h_new);
-            let (loss, dl) = head(w_hy, b_y, &h_new, y, scale);
-            total += loss;
-            dls[t * s_n + s] = dl;
+            let dl = &mut dls[(t * s_n + s) * c_n..][..c_n];
+            total += head(w_hy, b_y, &h_new, y, scale, dl);
         }
     }
     for s in 0..s_n {
@@ -155,8 +154,8 @@ pub(super) fn forward_backward<F: Real>(
     let mut dah = vec![F::ZERO; gh_n];
     for t in (0..t_n).rev() {
         for s in 0..s_n {
-            let x = usize::from(win.x[t * s_n + s]);
-            let dl = dls[t * s_n + s];
+            let (x, _) = win.at(t, s);
+            let dl = &dls[(t * s_n + s) * c_n..][..c_n];
             let act = &acts[(t * s_n + s) * gh_n..(t * s_n + s + 1) * gh_n];
             // dh_t = w_hy^T dl_t + carry.
             for j in 0..hd {

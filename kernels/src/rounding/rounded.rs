@@ -277,7 +277,12 @@ impl RoundedWindow {
     /// The window `win` from weights `p` and carried state `state0` (f32 numbers held in
     /// f64); `seed` chooses the random signs.
     #[must_use]
-    pub fn new(p: &Params<f64>, state0: &[f64], win: &reference::Window, seed: u64) -> Self {
+    pub fn new<S: reference::Symbol>(
+        p: &Params<f64>,
+        state0: &[f64],
+        win: &reference::Window<S>,
+        seed: u64,
+    ) -> Self {
         Rounded::reseed(seed);
         let pr = p.cast::<Rounded>();
         let s0: Vec<Rounded> = state0.iter().map(|&v| Rounded::exact(v)).collect();

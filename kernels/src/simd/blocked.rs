@@ -108,7 +108,7 @@ pub(super) fn weight_gradients(ws: &Workspace, grad: &mut [f32]) {
             let mr = GR.min(gh - j0);
             for c0 in (0..rows).step_by(GC) {
                 let nr = GC.min(rows - c0);
-                dispatch_tile!(grad_tile, mr, nr, ws, gh, j0, c0, &mut emit);
+                dispatch_tile!(grad_tile, mr, nr, ws, &ws.dz, gh, 0, j0, c0, &mut emit);
             }
         }
     }

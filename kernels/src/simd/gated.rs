@@ -38,10 +38,10 @@
 
 use super::blocked::finish_gradients;
 use super::head::head;
-use super::tiles::{GC, GR, KC, MR, NR, dh_tile, grad_tile_t, preact_tile};
+use super::tiles::{KC, MR, NR, dh_tile, gradient_gemm_t, preact_tile, transpose_states};
 use super::{Prepared, Workspace, flush};
 use crate::approx;
-use crate::lanes::{LANES, Vf32, hsum};
+use crate::lanes::{Vf32, hsum};
 use crate::params::{Cell, Layout};
 
 /// The sigmoid gates' pre-activations are clamped to `[-GATE_CLAMP, GATE_CLAMP]` (module
@@ -92,12 +92,25 @@ pub(super) fn forward_gated(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> (V
                 }
             }
         }
-        ws.logit.fill(Vf32::splat(w.by_diff));
+        // The logit difference, `b_y[1] - b_y[0] + wy_diff h_t`, as the cell emits `h_t`.
+        let mut logit = core::mem::take(&mut ws.logit);
+        logit.fill(Vf32::splat(w.by_diff));
+        let mut project = |j: usize, g: usize, hv: Vf32| {
+            logit[g] = Vf32::splat(w.wy_diff[j]).mul_add(hv, logit[g]);
+        };
         match ws.cell {
-            Cell::Lstm => lstm_step(w, ws, t),
-            Cell::Gru => gru_step(w, ws, t),
+            Cell::Lstm => lstm_step(ws, t, &mut project),
+            Cell::Gru => {
+                // The `n` gate's input side, `w_x[x][n_j] + b_in[j]`, selected by the input bit.
+                let n_input = |j: usize, _: usize, x: Vf32| {
+                    x.simd_ne(Vf32::ZERO)
+                        .select(Vf32::splat(w.nx1[j]), Vf32::splat(w.nx0[j]))
+                };
+                gru_step(ws, t, n_input, &mut project);
+            }
             Cell::Rnn => unreachable!("the RNN runs the blocked or small kernels"),
         }
+        ws.logit = logit;
         for g in 0..groups {
             let (l, c, dl) = head(ws.logit[g], ws.y[t * groups + g], ws.valid[g], scale);
             loss += l;
@@ -109,13 +122,13 @@ pub(super) fn forward_gated(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> (V
 }
 
 /// The LSTM's pass over step `t`'s pre-activations (`ws.pre`, gates `i, f, g, o`):
-/// `c_t = f c_{t-1} + i g`, `h_t = o tanh(c_t)`, the gates stored for the backward pass and
-/// `logit += wy_diff h_t`.
+/// `c_t = f c_{t-1} + i g`, `h_t = o tanh(c_t)`, the gates stored for the backward pass;
+/// `emit(j, g, h)` sees each unit `j` of `h_t` of group `g` (the bits' head projects it).
 // Not inlined (nor `lstm_back`, `gru_step`, `gru_back` below): once per step, so a call costs
 // nothing, and profiles show the cells' passes apart from the GEMMs (hidden 256, LSTM, one
 // thread: 7% and 5% of the time, 2026-12-01).
 #[inline(never)]
-fn lstm_step(w: &Prepared, ws: &mut Workspace, t: usize) {
+pub(super) fn lstm_step(ws: &mut Workspace, t: usize, emit: &mut impl FnMut(usize, usize, Vf32)) {
     let (h, groups) = (ws.hidden, ws.groups);
     let (rows, gh) = (h + 2, 4 * h);
     let (c_done, c_rest) = ws.cbuf.split_at_mut((t + 1) * h * groups);
@@ -125,7 +138,6 @@ fn lstm_step(w: &Prepared, ws: &mut Workspace, t: usize) {
     let tc_t = &mut ws.aux[t * h * groups..(t + 1) * h * groups];
     let h_next = &mut ws.hbuf[(t + 1) * rows * groups..][..h * groups];
     for j in 0..h {
-        let wy = Vf32::splat(w.wy_diff[j]);
         for g in 0..groups {
             let at = |q: usize| (q * h + j) * groups + g;
             let i = gate(ws.pre[at(0)]);
@@ -142,17 +154,23 @@ fn lstm_step(w: &Prepared, ws: &mut Workspace, t: usize) {
             c_next[j * groups + g] = c;
             tc_t[j * groups + g] = tc;
             h_next[j * groups + g] = hv;
-            ws.logit[g] = wy.mul_add(hv, ws.logit[g]);
+            emit(j, g, hv);
         }
     }
 }
 
 /// The GRU's pass over step `t`'s pre-activations (`ws.pre`: `r` and `z` complete, the `n`
 /// rows holding `W_hn h_{t-1} + b_hn`): `n = tanh(W_in x + b_in + r (W_hn h + b_hn))`,
-/// `h_t = (1 - z) n + z h_{t-1}`, the gates and `W_hn h + b_hn` stored for the backward pass
-/// and `logit += wy_diff h_t`.
+/// `h_t = (1 - z) n + z h_{t-1}`, the gates and `W_hn h + b_hn` stored for the backward pass.
+/// `n_input(j, g, x)` is the input side `W_in x + b_in` of unit `j` for group `g` (`x` the
+/// bits' input row of the step, unused by the symbols' path); `emit` as for [`lstm_step`].
 #[inline(never)]
-fn gru_step(w: &Prepared, ws: &mut Workspace, t: usize) {
+pub(super) fn gru_step(
+    ws: &mut Workspace,
+    t: usize,
+    n_input: impl Fn(usize, usize, Vf32) -> Vf32,
+    emit: &mut impl FnMut(usize, usize, Vf32),
+) {
     let (h, groups) = (ws.hidden, ws.groups);
     let (rows, gh) = (h + 2, 3 * h);
     let (done, rest) = ws.hbuf.split_at_mut((t + 1) * rows * groups);
@@ -161,15 +179,12 @@ fn gru_step(w: &Prepared, ws: &mut Workspace, t: usize) {
     let gates = &mut ws.gates[t * gh * groups..(t + 1) * gh * groups];
     let hn_t = &mut ws.aux[t * h * groups..(t + 1) * h * groups];
     for j in 0..h {
-        let wy = Vf32::splat(w.wy_diff[j]);
-        let (nx0, nx1) = (Vf32::splat(w.nx0[j]), Vf32::splat(w.nx1[j]));
         for g in 0..groups {
             let at = |q: usize| (q * h + j) * groups + g;
-            let x = prev[h * groups + g].simd_ne(Vf32::ZERO);
             let r = gate(ws.pre[at(0)]);
             let z = gate(ws.pre[at(1)]);
             let hn = ws.pre[at(2)];
-            let n = approx::tanh(r.mul_add(hn, x.select(nx1, nx0)));
+            let n = approx::tanh(r.mul_add(hn, n_input(j, g, prev[h * groups + g])));
             let hp = prev[j * groups + g];
             let hv = flush(z.mul_add(hp - n, n));
             gates[at(0)] = r;
@@ -177,7 +192,7 @@ fn gru_step(w: &Prepared, ws: &mut Workspace, t: usize) {
             gates[at(2)] = n;
             hn_t[j * groups + g] = hn;
             h_next[j * groups + g] = hv;
-            ws.logit[g] = wy.mul_add(hv, ws.logit[g]);
+            emit(j, g, hv);
         }
     }
 }
@@ -238,38 +253,12 @@ pub(super) fn backward_gated(w: &Prepared, ws: &mut Workspace, grad: &mut [f32])
 /// column tile would otherwise hold only these two), then the biases, the GRU's input side
 /// and the head as for the RNN ([`finish_gradients`]).
 fn weight_gradients_t(ws: &mut Workspace, grad: &mut [f32]) {
-    let (h, groups, t_n, streams) = (ws.hidden, ws.groups, ws.time_step, ws.streams);
+    let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
     let (rows, gh) = (h + 2, ws.cell.gates() * h);
-    let kv = h.div_ceil(LANES);
-    for t in 0..t_n {
-        let hb = &ws.hbuf[t * rows * groups..(t * rows + h) * groups];
-        let bt = &mut ws.bt[t * streams * kv..(t + 1) * streams * kv];
-        for (k, row) in hb.chunks_exact(groups).enumerate() {
-            for (g, v) in row.iter().enumerate() {
-                for (lane, &x) in v.as_array().iter().enumerate() {
-                    let s = g * LANES + lane;
-                    if s < streams {
-                        bt[s * kv + k / LANES].as_mut_array()[k % LANES] = x;
-                    }
-                }
-            }
-        }
-    }
+    transpose_states(ws, t_n);
     let ws = &*ws;
     let [r_x, r_hh, ..] = Layout::of(ws.cell, h).ranges();
-    {
-        let mut emit = |r: usize, c0: usize, v: Vf32| {
-            let n = LANES.min(h - c0);
-            grad[r_hh.0 + r * h + c0..][..n].copy_from_slice(&v.as_array()[..n]);
-        };
-        for r0 in (0..gh).step_by(GR) {
-            let mr = GR.min(gh - r0);
-            for v0 in (0..kv).step_by(GC) {
-                let nr = GC.min(kv - v0);
-                dispatch_tile!(grad_tile_t, mr, nr, ws, &ws.bt, kv, gh, r0, v0, &mut emit);
-            }
-        }
-    }
+    gradient_gemm_t(ws, &ws.dz, gh, t_n, 0, &mut grad[r_hh.0..r_hh.1]);
     for r in 0..gh {
         let (mut x1, mut x0) = (Vf32::ZERO, Vf32::ZERO);
         for t in 0..t_n {
@@ -296,7 +285,7 @@ fn weight_gradients_t(ws: &mut Workspace, grad: &mut [f32]) {
 /// dg  = dc i (1 - g^2)              df = dc c_{t-1} f (1 - f)
 /// ```
 #[inline(never)]
-fn lstm_back(ws: &mut Workspace, t: usize) {
+pub(super) fn lstm_back(ws: &mut Workspace, t: usize) {
     let (h, groups) = (ws.hidden, ws.groups);
     let gh = 4 * h;
     let gates = &ws.gates[t * gh * groups..(t + 1) * gh * groups];
@@ -329,7 +318,7 @@ fn lstm_back(ws: &mut Workspace, t: usize) {
 /// dhn = dn r                         (the n rows' hidden side: dz's n rows)
 /// ```
 #[inline(never)]
-fn gru_back(ws: &mut Workspace, t: usize) {
+pub(super) fn gru_back(ws: &mut Workspace, t: usize) {
     let (h, groups) = (ws.hidden, ws.groups);
     let (rows, gh) = (h + 2, 3 * h);
     let gates = &ws.gates[t * gh * groups..(t + 1) * gh * groups];

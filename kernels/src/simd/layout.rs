@@ -6,7 +6,7 @@
 use super::tiles::MR;
 use super::{LANES, SMALL_MAX, groups_for};
 use crate::lanes::Vf32;
-use crate::params::{Cell, Params};
+use crate::params::{Cell, Layout, Params};
 
 /// Weights arranged for the kernels. Rebuilt by [`Prepared::load`] after every update (a copy
 /// of the weights, negligible next to a window's work).
@@ -34,9 +34,24 @@ pub struct Prepared {
     pub(super) wy_diff: Vec<f32>,
     /// `b_y[1] - b_y[0]`.
     pub(super) by_diff: f32,
+    /// The symbols' path ([`super::symbols`]): `V` and `C`, and whether it is on.
+    pub(super) symbols: bool,
+    pub(super) vocab: usize,
+    pub(super) classes: usize,
+    /// Symbols: `[V][G H]`, the start of each gate row's pre-activation for each input,
+    /// `w_x[x][r] + b_ih[r] (+ b_hh[r])` (the GRU's `n` rows: `b_hn`).
+    pub(super) zx: Vec<f32>,
+    /// Symbols, GRU: `[V][H]`, `w_x[x][n_j] + b_in[j]`.
+    pub(super) nx: Vec<f32>,
+    /// Symbols: `w_hy` (`C x H`) and `w_hy^T` (`H x C`) packed for the register tiles.
+    pub(super) w_hy_packed: Vec<f32>,
+    pub(super) w_hy_t_packed: Vec<f32>,
+    /// Symbols: `b_y`, `[C]`.
+    pub(super) b_y: Vec<f32>,
 }
 
-/// Whether `cell` at `hidden` runs the small kernels (the tanh RNN up to [`SMALL_MAX`]).
+/// Whether `cell` at `hidden` runs the small kernels on the bits (the tanh RNN up to
+/// [`SMALL_MAX`]).
 pub(super) const fn is_small(cell: Cell, hidden: usize) -> bool {
     matches!(cell, Cell::Rnn) && hidden <= SMALL_MAX
 }
@@ -79,8 +94,31 @@ impl Prepared {
     /// Buffers for `cell` of hidden size `hidden`; call [`Prepared::load`] before use.
     #[must_use]
     pub fn with_cell(cell: Cell, hidden: usize) -> Self {
+        Self::build(Layout::of(cell, hidden), false)
+    }
+
+    /// Buffers for the symbols' path ([`super::symbols`]: any `V` and `C`, inputs as
+    /// [`SymbolPlanes`]) of `layout`; call [`Prepared::load`] before use.
+    #[must_use]
+    pub fn for_symbols(layout: Layout) -> Self {
+        Self::build(layout, true)
+    }
+
+    fn build(layout: Layout, symbols: bool) -> Self {
+        let Layout {
+            cell,
+            hidden,
+            vocab,
+            classes,
+        } = layout;
+        assert!(
+            symbols || layout.is_bits(),
+            "the bits' kernels have V = C = 2"
+        );
         let gh = cell.gates() * hidden;
-        let blocked = !is_small(cell, hidden);
+        let blocked = symbols || !is_small(cell, hidden);
+        let sized = |yes: bool, n: usize| vec![0.0; if yes { n } else { 0 }];
+        let gru = matches!(cell, Cell::Gru);
         let nx = if matches!(cell, Cell::Gru) { hidden } else { 0 };
         Self {
             cell,
@@ -94,6 +132,14 @@ impl Prepared {
             nx1: vec![0.0; nx],
             wy_diff: vec![0.0; hidden],
             by_diff: 0.0,
+            symbols,
+            vocab,
+            classes,
+            zx: sized(symbols, vocab * gh),
+            nx: sized(symbols && gru, vocab * hidden),
+            w_hy_packed: sized(symbols, packed_len(classes, hidden)),
+            w_hy_t_packed: sized(symbols, packed_len(hidden, classes)),
+            b_y: sized(symbols, classes),
         }
     }
 
@@ -101,14 +147,18 @@ impl Prepared {
     pub fn load(&mut self, p: &Params<f32>) {
         let (h, cell) = (self.hidden, self.cell);
         assert!(
-            p.hidden == h && p.cell == cell,
-            "Prepared::load: cell and hidden size"
+            p.layout() == Layout::with_symbols(cell, h, self.vocab, self.classes),
+            "Prepared::load: cell, hidden size, vocabulary and classes"
         );
         let gh = cell.gates() * h;
         self.w_hh.copy_from_slice(p.w_hh());
-        if !is_small(cell, h) {
+        if self.symbols || !is_small(cell, h) {
             pack_rows(&self.w_hh, gh, h, false, &mut self.w_hh_packed);
             pack_rows(&self.w_hh, gh, h, true, &mut self.w_hh_t_packed);
+        }
+        if self.symbols {
+            self.load_symbols(p);
+            return;
         }
         let (w_x, b_ih, b_hh, w_hy, b_y) = (p.w_x(), p.b_ih(), p.b_hh(), p.w_hy(), p.b_y());
         for r in 0..gh {
@@ -135,6 +185,35 @@ impl Prepared {
         self.by_diff = b_y[1] - b_y[0];
     }
 
+    /// The symbols' part of [`Prepared::load`]: the input table, the head packed.
+    fn load_symbols(&mut self, p: &Params<f32>) {
+        let (h, cell, c_n) = (self.hidden, self.cell, self.classes);
+        let gh = cell.gates() * h;
+        let (w_x, b_ih, b_hh) = (p.w_x(), p.b_ih(), p.b_hh());
+        for (zx, w) in self.zx.chunks_exact_mut(gh).zip(w_x.chunks_exact(gh)) {
+            for r in 0..gh {
+                zx[r] = if b_hh.is_empty() {
+                    w[r] + b_ih[r]
+                } else {
+                    w[r] + (b_ih[r] + b_hh[r])
+                };
+            }
+            if cell == Cell::Gru {
+                zx[2 * h..].copy_from_slice(&b_hh[2 * h..]);
+            }
+        }
+        if cell == Cell::Gru {
+            for (nx, w) in self.nx.chunks_exact_mut(h).zip(w_x.chunks_exact(gh)) {
+                for j in 0..h {
+                    nx[j] = w[2 * h + j] + b_ih[2 * h + j];
+                }
+            }
+        }
+        pack_rows(p.w_hy(), c_n, h, false, &mut self.w_hy_packed);
+        pack_rows(p.w_hy(), c_n, h, true, &mut self.w_hy_t_packed);
+        self.b_y.copy_from_slice(p.b_y());
+    }
+
     #[must_use]
     pub fn hidden(&self) -> usize {
         self.hidden
@@ -142,6 +221,11 @@ impl Prepared {
     #[must_use]
     pub fn cell(&self) -> Cell {
         self.cell
+    }
+    /// The parameters' layout these weights are arranged for.
+    #[must_use]
+    pub fn layout(&self) -> Layout {
+        Layout::with_symbols(self.cell, self.hidden, self.vocab, self.classes)
     }
 }
 
@@ -202,8 +286,20 @@ pub struct Workspace {
     /// recurrent GEMM (the LSTM's `dc f`, the GRU's `dh z`).
     pub(super) carry: Vec<Vf32>,
     /// Gated cells: `[t][stream][ceil(H / LANES)]`, `h_{t-1}` of each real stream with the
-    /// hidden units in the lanes, for the weight gradients' GEMM.
+    /// hidden units in the lanes, for the weight gradients' GEMM (the symbols' path: `t` up
+    /// to `T`, the last `h_{T-1}`, for the head's).
     pub(super) bt: Vec<Vf32>,
+    /// The symbols' path ([`super::symbols`]): `V`, `C`, and whether it is on.
+    pub(super) symbols: bool,
+    pub(super) vocab: usize,
+    pub(super) classes: usize,
+    /// Symbols: `[t][groups * LANES]`, the window's input symbols and target classes.
+    pub(super) xs: Vec<u16>,
+    pub(super) ys: Vec<u16>,
+    /// Symbols: `[C][groups]`, a step's logits.
+    pub(super) logits: Vec<Vf32>,
+    /// Symbols, GRU: `[H][groups]`, a step's `n` gate input side `w_x[x][n_j] + b_in[j]`.
+    pub(super) nin: Vec<Vf32>,
 }
 
 /// What a forward pass over one window measured, summed over the shard's real streams and
@@ -228,14 +324,35 @@ impl Workspace {
     /// of `time_step` steps. The carried state starts at zero.
     #[must_use]
     pub fn with_cell(cell: Cell, hidden: usize, streams: usize, time_step: usize) -> Self {
+        Self::build(Layout::of(cell, hidden), false, streams, time_step)
+    }
+
+    /// Buffers for the symbols' path ([`super::symbols`]) of `layout` (any `V` and `C`):
+    /// `streams` streams, windows of `time_step` steps, the carried state at zero.
+    #[must_use]
+    pub fn for_symbols(layout: Layout, streams: usize, time_step: usize) -> Self {
+        Self::build(layout, true, streams, time_step)
+    }
+
+    fn build(layout: Layout, symbols: bool, streams: usize, time_step: usize) -> Self {
+        let Layout {
+            cell,
+            hidden,
+            vocab,
+            classes,
+        } = layout;
         assert!(
             hidden >= 1 && streams >= 1 && time_step >= 1,
             "Workspace::new: empty shape"
         );
+        assert!(
+            symbols || layout.is_bits(),
+            "the bits' kernels have V = C = 2"
+        );
         let groups = groups_for(streams);
         let rows = hidden + 2;
         let gh = cell.gates() * hidden;
-        let small = is_small(cell, hidden);
+        let small = !symbols && is_small(cell, hidden);
         let gated = cell != Cell::Rnn;
         let lstm = cell == Cell::Lstm;
         let gru = cell == Cell::Gru;
@@ -254,7 +371,7 @@ impl Workspace {
             time_step,
             hbuf: padded((time_step + 1) * rows * groups),
             dz: padded(time_step * gh * groups),
-            dl: padded(time_step * groups),
+            dl: padded(time_step * if symbols { classes } else { 1 } * groups),
             y: padded(time_step * groups),
             logit: padded(groups),
             valid,
@@ -264,10 +381,45 @@ impl Workspace {
             cbuf: sized(lstm, (time_step + 1) * hidden * groups),
             aux: sized(gated, time_step * hidden * groups),
             dn: sized(gru, time_step * hidden * groups),
-            pre: sized(gated, gh * groups),
+            pre: sized(gated || symbols, gh * groups),
             carry: sized(gated, hidden * groups),
-            bt: sized(gated, time_step * streams * hidden.div_ceil(LANES)),
+            bt: sized(
+                gated || symbols,
+                (time_step + usize::from(symbols)) * streams * hidden.div_ceil(LANES),
+            ),
+            symbols,
+            vocab,
+            classes,
+            xs: vec![
+                0;
+                if symbols {
+                    time_step * groups * LANES
+                } else {
+                    0
+                }
+            ],
+            ys: vec![
+                0;
+                if symbols {
+                    time_step * groups * LANES
+                } else {
+                    0
+                }
+            ],
+            logits: sized(symbols, classes * groups),
+            nin: sized(symbols && gru, hidden * groups),
         }
+    }
+
+    /// The parameters' layout of this workspace's model.
+    #[must_use]
+    pub fn layout(&self) -> Layout {
+        Layout::with_symbols(self.cell, self.hidden, self.vocab, self.classes)
+    }
+    /// Whether this workspace runs the symbols' path.
+    #[must_use]
+    pub fn symbols(&self) -> bool {
+        self.symbols
     }
 
     #[must_use]
@@ -372,6 +524,8 @@ impl Workspace {
             &self.dn,
             &self.pre,
             &self.carry,
+            &self.logits,
+            &self.nin,
         ]
         .into_iter()
         .flat_map(|b| b.iter())
@@ -416,4 +570,48 @@ pub struct SymbolPlanes<'a> {
     pub x: &'a [u16],
     pub y: &'a [u16],
     pub stride: usize,
+}
+
+/// A shard's inputs for one window: bit planes (the bits' kernels) or symbol ids (the
+/// symbols' path). The kernels' entry points take either (`&Planes`, `&SymbolPlanes` or
+/// `Inputs`).
+#[derive(Clone, Copy, Debug)]
+pub enum Inputs<'a> {
+    Bits(Planes<'a>),
+    Symbols(SymbolPlanes<'a>),
+}
+
+impl<'a> Inputs<'a> {
+    /// The inputs of a shard whose first lane group is `first_group` of these.
+    #[must_use]
+    pub fn offset(self, first_group: usize) -> Self {
+        match self {
+            Self::Bits(p) => Self::Bits(Planes {
+                x: &p.x[first_group * crate::lanes::LANE_BYTES..],
+                y: &p.y[first_group * crate::lanes::LANE_BYTES..],
+                stride: p.stride,
+            }),
+            Self::Symbols(p) => Self::Symbols(SymbolPlanes {
+                x: &p.x[first_group * LANES..],
+                y: &p.y[first_group * LANES..],
+                stride: p.stride,
+            }),
+        }
+    }
+}
+
+impl<'a> From<&Planes<'a>> for Inputs<'a> {
+    fn from(p: &Planes<'a>) -> Self {
+        Self::Bits(*p)
+    }
+}
+impl<'a> From<&SymbolPlanes<'a>> for Inputs<'a> {
+    fn from(p: &SymbolPlanes<'a>) -> Self {
+        Self::Symbols(*p)
+    }
+}
+impl<'a> From<&Inputs<'a>> for Inputs<'a> {
+    fn from(p: &Inputs<'a>) -> Self {
+        *p
+    }
 }

@@ -55,14 +55,15 @@
 //! model, hence this design.
 
 use crate::lanes::{LANE_BYTES, Vf32, bits_to_lanes};
-use crate::params::{Cell, Layout};
+use crate::params::Cell;
 use blocked::{backward_blocked, forward_blocked, weight_gradients};
 use gated::{backward_gated, forward_gated};
 use small::{backward_small, forward_small, small_gradients};
+use symbols::{backward_symbols, forward_symbols};
 
 pub use crate::lanes::{LANES, hsum};
 pub use gated::GATE_CLAMP;
-pub use layout::{Planes, Prepared, SymbolPlanes, WindowStats, Workspace};
+pub use layout::{Inputs, Planes, Prepared, SymbolPlanes, WindowStats, Workspace};
 pub use optim::{adagrad_step, sgd_step};
 
 /// Gradients (`dl`, `dz`) below this magnitude are set to 0: 2^-64. See the module docs.
@@ -141,6 +142,7 @@ mod head;
 mod layout;
 mod optim;
 mod small;
+mod symbols;
 mod tiles;
 
 /// Forward pass of one window for one shard. Fills `hbuf[1..=T]`, `y` and (when `scale` is
@@ -149,15 +151,45 @@ mod tiles;
 fn forward_pass(
     w: &Prepared,
     ws: &mut Workspace,
-    planes: &Planes,
+    inputs: Inputs<'_>,
     scale: Option<f32>,
 ) -> WindowStats {
-    let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
-    let rows = h + 2;
     assert!(
-        w.hidden == h && w.cell == ws.cell,
-        "Prepared and Workspace disagree on the cell or hidden"
+        w.layout() == ws.layout() && w.symbols == ws.symbols,
+        "Prepared and Workspace disagree on the model or the path"
     );
+    match inputs {
+        Inputs::Bits(planes) => load_bits(ws, &planes),
+        Inputs::Symbols(planes) => load_symbols(ws, &planes),
+    }
+    let scale = scale.map_or(Vf32::ZERO, Vf32::splat);
+    let h = ws.hidden;
+    let (loss, correct) = if ws.symbols {
+        forward_symbols(w, ws, scale)
+    } else if ws.cell == Cell::Rnn {
+        dispatch_small!(
+            forward_small,
+            h,
+            (w, ws, scale),
+            forward_blocked(w, ws, scale)
+        )
+    } else {
+        forward_gated(w, ws, scale)
+    };
+    WindowStats {
+        loss_sum: f64::from(hsum(loss)),
+        correct: f64::from(hsum(correct)),
+    }
+}
+
+/// The window's bit planes into the workspace's input rows and targets.
+fn load_bits(ws: &mut Workspace, planes: &Planes) {
+    let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
+    assert!(
+        !ws.symbols,
+        "bit planes for a workspace of the symbols' path"
+    );
+    let rows = h + 2;
     let group_bytes = groups * LANE_BYTES;
     assert!(
         planes.stride >= group_bytes,
@@ -183,21 +215,39 @@ fn forward_pass(
             ws.y[t * groups + g] = bits_to_lanes(yb);
         }
     }
-    let scale = scale.map_or(Vf32::ZERO, Vf32::splat);
-    let (loss, correct) = if ws.cell == Cell::Rnn {
-        dispatch_small!(
-            forward_small,
-            h,
-            (w, ws, scale),
-            forward_blocked(w, ws, scale)
-        )
-    } else {
-        forward_gated(w, ws, scale)
-    };
-    WindowStats {
-        loss_sum: f64::from(hsum(loss)),
-        correct: f64::from(hsum(correct)),
+}
+
+/// The window's symbols into the workspace, checked against `V` and `C`.
+fn load_symbols(ws: &mut Workspace, planes: &SymbolPlanes) {
+    assert!(
+        ws.symbols,
+        "symbol planes for a workspace of the bits' kernels"
+    );
+    let (n, t_n) = (ws.groups * LANES, ws.time_step);
+    assert!(
+        planes.stride >= n,
+        "SymbolPlanes::stride below the shard's groups"
+    );
+    let need = (t_n - 1) * planes.stride + n;
+    assert!(
+        planes.x.len() >= need && planes.y.len() >= need,
+        "SymbolPlanes shorter than the window"
+    );
+    let (mut x_max, mut y_max) = (0, 0);
+    for t in 0..t_n {
+        let (x, y) = (
+            &planes.x[t * planes.stride..][..n],
+            &planes.y[t * planes.stride..][..n],
+        );
+        ws.xs[t * n..][..n].copy_from_slice(x);
+        ws.ys[t * n..][..n].copy_from_slice(y);
+        x_max = x.iter().fold(x_max, |m, &v| m.max(v));
+        y_max = y.iter().fold(y_max, |m, &v| m.max(v));
     }
+    assert!(
+        usize::from(x_max) < ws.vocab && usize::from(y_max) < ws.classes,
+        "symbols below V and classes below C"
+    );
 }
 
 /// Moves `h_{T-1}` into the carried-state rows for the next window (the last part of
@@ -214,8 +264,8 @@ pub fn carry_state(ws: &mut Workspace) {
 
 /// Forward pass only over one window (evaluation): returns loss and accuracy sums and
 /// carries the hidden state into the next window.
-pub fn forward(w: &Prepared, ws: &mut Workspace, planes: &Planes) -> WindowStats {
-    let stats = forward_pass(w, ws, planes, None);
+pub fn forward<'a>(w: &Prepared, ws: &mut Workspace, planes: impl Into<Inputs<'a>>) -> WindowStats {
+    let stats = forward_pass(w, ws, planes.into(), None);
     carry_state(ws);
     stats
 }
@@ -225,10 +275,10 @@ pub fn forward(w: &Prepared, ws: &mut Workspace, planes: &Planes) -> WindowStats
 /// `H^2 + 5H + 2`, the [`Params`] layout) is overwritten with this shard's gradient of the
 /// batch-mean loss (`scale = 1 / (S T)` for `S` streams in all shards). Returns the shard's
 /// loss and accuracy sums.
-pub fn forward_backward(
+pub fn forward_backward<'a>(
     w: &Prepared,
     ws: &mut Workspace,
-    planes: &Planes,
+    planes: impl Into<Inputs<'a>>,
     scale: f32,
     grad: &mut [f32],
 ) -> WindowStats {
@@ -240,8 +290,13 @@ pub fn forward_backward(
 
 /// The forward half of [`forward_backward`]: fills the activations and the logits' gradient
 /// for [`backward`]; does not move the carried state.
-pub fn forward_train(w: &Prepared, ws: &mut Workspace, planes: &Planes, scale: f32) -> WindowStats {
-    forward_pass(w, ws, planes, Some(scale))
+pub fn forward_train<'a>(
+    w: &Prepared,
+    ws: &mut Workspace,
+    planes: impl Into<Inputs<'a>>,
+    scale: f32,
+) -> WindowStats {
+    forward_pass(w, ws, planes.into(), Some(scale))
 }
 
 /// The backward half of [`forward_backward`]: BPTT over the window last run by
@@ -251,15 +306,13 @@ pub fn forward_train(w: &Prepared, ws: &mut Workspace, planes: &Planes, scale: f
 pub fn backward(w: &Prepared, ws: &mut Workspace, grad: &mut [f32]) {
     let h = ws.hidden;
     assert!(
-        w.hidden == h && w.cell == ws.cell,
-        "Prepared and Workspace disagree on the cell or hidden"
+        w.layout() == ws.layout() && w.symbols == ws.symbols,
+        "Prepared and Workspace disagree on the model or the path"
     );
-    assert_eq!(
-        grad.len(),
-        Layout::of(ws.cell, h).len(),
-        "grad has the Params layout"
-    );
-    if ws.cell != Cell::Rnn {
+    assert_eq!(grad.len(), ws.layout().len(), "grad has the Params layout");
+    if ws.symbols {
+        backward_symbols(w, ws, grad);
+    } else if ws.cell != Cell::Rnn {
         backward_gated(w, ws, grad);
     } else if h <= SMALL_MAX {
         dispatch_small!(backward_small, h, (w, ws), unreachable!("h <= SMALL_MAX"));

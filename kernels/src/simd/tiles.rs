@@ -127,15 +127,19 @@ pub(super) fn backward_tile<const M: usize, const N: usize>(
 }
 
 /// Weight-gradient tile: `out[i][c] = sum over lanes, steps t and groups g of
-/// a_t[j0+i][g] * hbuf_t[c0+c][g]`, written as `(row j0+i, column c0+c)` to `emit`. `a` is
-/// `[t][a_rows][groups]` (`dz`: the gate pre-activations' gradient).
+/// a_t[j0+i][g] * hbuf_{t+shift}[c0+c][g]`, written as `(row j0+i, column c0+c)` to `emit`.
+/// `a` is `[t][a_rows][groups]` (`dz`: the gate pre-activations' gradient against `h_{t-1}`,
+/// shift 0; the symbols' logits' `dl` against `h_t`, shift 1).
 // Not inlined: inlined into the loop nest with its 11 sibling sizes, its accumulators were
 // kept on the stack (a store after every FMA: 2.4x the time of the other two GEMMs at hidden
 // 256, perf, 2026-12-01); on its own they stay in registers.
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn grad_tile<const M: usize, const N: usize>(
     ws: &Workspace,
+    a: &[Vf32],
     a_rows: usize,
+    shift: usize,
     j0: usize,
     c0: usize,
     emit: &mut impl FnMut(usize, usize, f32),
@@ -144,8 +148,8 @@ pub(super) fn grad_tile<const M: usize, const N: usize>(
     let rows = h + 2;
     let mut acc = [[Vf32::ZERO; N]; M];
     for t in 0..ws.time_step {
-        let dz = &ws.dz[t * a_rows * groups..(t + 1) * a_rows * groups];
-        let hb = &ws.hbuf[t * rows * groups..(t + 1) * rows * groups];
+        let dz = &a[t * a_rows * groups..(t + 1) * a_rows * groups];
+        let hb = &ws.hbuf[(t + shift) * rows * groups..(t + shift + 1) * rows * groups];
         let a_rows: [&[Vf32]; M] = core::array::from_fn(|i| &dz[(j0 + i) * groups..][..groups]);
         let b_rows: [&[Vf32]; N] = core::array::from_fn(|n| &hb[(c0 + n) * groups..][..groups]);
         for g in 0..groups {
@@ -166,18 +170,19 @@ pub(super) fn grad_tile<const M: usize, const N: usize>(
 }
 
 /// Gated cells' weight-gradient tile, with the columns in the lanes: `acc[i][n]` (the `LANES`
-/// columns `LANES (v0 + n) ..` of row `r0 + i`) `+= dz_t[r0 + i][s] * bt[t][s][v0 + n]` over
-/// every step `t` and real stream `s`, written to `emit(row, first column, vector)`. `bt` is
-/// `[h_{t-1}; x_t; 1 - x_t]` transposed per stream ([`super::gated`]), `kv` vectors per
-/// stream; `dz` `[t][a_rows][groups]`. A long reduction (all the window's sample-steps) and
-/// no lane sums: the broadcast operand is a gradient, read as a scalar from its vector.
+/// columns `LANES (v0 + n) ..` of row `r0 + i`) `+= a_t[r0 + i][s] * block[t][s][n]` over
+/// every step `t` and real stream `s`, written to `emit(row, first column, vector)`. `block`
+/// is one column block of `h` transposed per stream ([`transpose_states`]), `[t][s][N]`; `a`
+/// is `[t][a_rows][groups]` (`dz`, or the logits' `dl`). A long reduction (all the window's
+/// sample-steps) and no lane sums: the broadcast operand is a gradient, read as a scalar
+/// from its vector.
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn grad_tile_t<const M: usize, const N: usize>(
     ws: &Workspace,
-    bt: &[Vf32],
-    kv: usize,
+    a: &[Vf32],
     a_rows: usize,
+    block: &[Vf32],
     r0: usize,
     v0: usize,
     emit: &mut impl FnMut(usize, usize, Vf32),
@@ -185,12 +190,12 @@ pub(super) fn grad_tile_t<const M: usize, const N: usize>(
     let (groups, streams) = (ws.groups, ws.streams);
     let mut acc = [[Vf32::ZERO; N]; M];
     for t in 0..ws.time_step {
-        let dz = &ws.dz[t * a_rows * groups..(t + 1) * a_rows * groups];
+        let dz = &a[t * a_rows * groups..(t + 1) * a_rows * groups];
         let rows: [&[Vf32]; M] = core::array::from_fn(|i| &dz[(r0 + i) * groups..][..groups]);
-        let b_t = &bt[t * streams * kv..(t + 1) * streams * kv];
-        for (s, b_s) in b_t.chunks_exact(kv).enumerate() {
+        let b_t = &block[t * streams * N..(t + 1) * streams * N];
+        for (s, b_s) in b_t.chunks_exact(N).enumerate() {
             let (g, lane) = (s / LANES, s % LANES);
-            let b: [Vf32; N] = core::array::from_fn(|n| b_s[v0 + n]);
+            let b: [Vf32; N] = core::array::from_fn(|n| b_s[n]);
             for i in 0..M {
                 let a = Vf32::splat(rows[i][g].as_array()[lane]);
                 for n in 0..N {
@@ -202,6 +207,64 @@ pub(super) fn grad_tile_t<const M: usize, const N: usize>(
     for (i, row) in acc.iter().enumerate() {
         for (n, v) in row.iter().enumerate() {
             emit(r0 + i, (v0 + n) * LANES, *v);
+        }
+    }
+}
+
+/// `h_{t-1}` of every real stream for `t = 0..steps` (from `hbuf[t]`) into `ws.bt` with the
+/// hidden units in the lanes, in column blocks of [`GC`] vectors (the last narrower): block
+/// `v0 / GC` is `[t][s][nb]` and starts at `steps S v0`, so the weight-gradient tiles read
+/// it front to back (with `[t][s][kv]` the blocks of one stream were `kv` vectors apart, a
+/// stride that defeated the prefetcher: at hidden 512 the tiles waited on their loads).
+pub(super) fn transpose_states(ws: &mut Workspace, steps: usize) {
+    let (h, groups, streams) = (ws.hidden, ws.groups, ws.streams);
+    let rows = h + 2;
+    let kv = h.div_ceil(LANES);
+    for t in 0..steps {
+        let hb = &ws.hbuf[t * rows * groups..(t * rows + h) * groups];
+        for (k, row) in hb.chunks_exact(groups).enumerate() {
+            let v = k / LANES;
+            let v0 = v - v % GC;
+            let nb = GC.min(kv - v0);
+            let block = &mut ws.bt[steps * streams * v0..][..steps * streams * nb];
+            for (s, x) in row
+                .iter()
+                .flat_map(|v| v.to_array())
+                .take(streams)
+                .enumerate()
+            {
+                block[(t * streams + s) * nb + v - v0].as_mut_array()[k % LANES] = x;
+            }
+        }
+    }
+}
+
+/// `out[r][c] = sum_{t, s} a_t[r][s] h_{t + shift}[c][s]` for `r < a_rows` and the `H`
+/// columns (`out` `[a_rows][H]`), from the states [`transpose_states`] left for `steps`
+/// steps (`shift` 0 for `h_{t-1}` against `dz_t`, 1 for `h_t` against the logits' `dl_t`).
+/// Column blocks outer, so that one block (`steps S GC` vectors: 410 KB at 25 steps of 64
+/// streams) stays in L2 while the row blocks pass.
+pub(super) fn gradient_gemm_t(
+    ws: &Workspace,
+    a: &[Vf32],
+    a_rows: usize,
+    steps: usize,
+    shift: usize,
+    out: &mut [f32],
+) {
+    let (h, streams) = (ws.hidden, ws.streams);
+    let kv = h.div_ceil(LANES);
+    let mut emit = |r: usize, c0: usize, v: Vf32| {
+        let n = LANES.min(h - c0);
+        out[r * h + c0..][..n].copy_from_slice(&v.as_array()[..n]);
+    };
+    for v0 in (0..kv).step_by(GC) {
+        let nb = GC.min(kv - v0);
+        let block = &ws.bt[steps * streams * v0..][..steps * streams * nb];
+        let block = &block[shift * streams * nb..];
+        for r0 in (0..a_rows).step_by(GR) {
+            let mr = GR.min(a_rows - r0);
+            dispatch_tile!(grad_tile_t, mr, nb, ws, a, a_rows, block, r0, v0, &mut emit);
         }
     }
 }
@@ -246,6 +309,39 @@ pub(super) fn preact_tile<const M: usize, const N: usize>(
     for (i, row) in acc.iter().enumerate() {
         for (n, v) in row.iter().enumerate() {
             pre[at(i, n)] = *v;
+        }
+    }
+}
+
+/// The symbols' path's tile ([`super::symbols::gemm_acc`]), one pass over `k0..k0 + kc`:
+/// `out[r][g] += sum_k a[r][k] b[k][g]` for rows `r0..r0+M` and groups `g0..g0+N`, `a`
+/// packed (`k_dim` columns), `b` `[k][groups]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn acc_tile<const M: usize, const N: usize>(
+    packed: &[f32],
+    k_dim: usize,
+    b: &[Vf32],
+    out: &mut [Vf32],
+    groups: usize,
+    r0: usize,
+    g0: usize,
+    k0: usize,
+    kc: usize,
+) {
+    let at = |i: usize, n: usize| (r0 + i) * groups + g0 + n;
+    let mut acc: [[Vf32; N]; M] = core::array::from_fn(|i| core::array::from_fn(|n| out[at(i, n)]));
+    gemm_tile(
+        &mut acc,
+        &packed[r0 * k_dim + k0 * MR..][..MR * kc],
+        &b[k0 * groups..],
+        groups,
+        g0,
+        kc,
+    );
+    for (i, row) in acc.iter().enumerate() {
+        for (n, v) in row.iter().enumerate() {
+            out[at(i, n)] = *v;
         }
     }
 }

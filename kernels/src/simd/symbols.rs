@@ -1,0 +1,278 @@
+//! The symbols' path: every cell over `V` input symbols and `C` classes (a character model:
+//! `V = C` = the alphabet of a text), on the lane layout of the [module docs](super), for
+//! any hidden size, `V` and `C` up to [`crate::MAX_SYMBOLS`]. The bits (`V = C = 2` from
+//! bit planes) keep their own kernels; this path takes [`super::SymbolPlanes`].
+//!
+//! # Per step
+//!
+//! Forward:
+//! 1. the input side, a gather: each stream's symbol picks its row of the prepared table
+//!    `zx[x] = w_x[x] + b_ih (+ b_hh)` (`G H` numbers), written into the pre-activations
+//!    lane by lane (the one-hot product, `G H` loads per sample-step);
+//! 2. `pre += w_hh h_{t-1}`, one register-tiled GEMM ([`gemm_acc`], the gated cells' tiles);
+//! 3. the cell's pass: `h = tanh(pre)` for the RNN, the gated cells' passes of
+//!    [`super::gated`] (their gates, state update and stores);
+//! 4. the head: `logits = b_y + w_hy h_t`, a second GEMM (`C` rows), then the softmax and
+//!    loss per lane group ([`softmax_step`]).
+//!
+//! Backward: `dh_t = w_hy^T dl_t + w_hh^T dz_{t+1}` (two GEMMs into one buffer), then the
+//! cell's derivatives (for the RNN `dz = dh (1 - h^2)`, the gated cells' passes). Weight
+//! gradients once per window: `dw_hh` and `dw_hy` as the gated cells' GEMM with the columns
+//! in the lanes ([`super::tiles::grad_tile_t`]: `dz` against `h_{t-1}`, `dl` against `h_t`),
+//! `dw_x` a scatter of each sample-step's input-side gradient into its symbol's row (in a
+//! fixed order: deterministic), the biases as sums.
+//!
+//! FLOPs per sample-step, forward and backward: `6 G H^2` in the cell's GEMMs and `6 H C` in
+//! the head's (`2 H C` each for the logits, `dh` and `dw_hy`): the `bench` model.
+//!
+//! # The softmax, without a denormal cliff
+//!
+//! Per lane: `m = max_c l_c`, `e_c = exp(max(l_c - m, -60))`, `s = sum_c e_c` (`1 <= s <=
+//! C`), `loss = ln s + m - l_y`, `p_c = e_c / s` flushed below 2^-64, `dl_c = (p_c - [c =
+//! y]) valid scale` flushed below 2^-64. The clamp at -60 keeps `e_c >= e^-60 > 2^-87` and
+//! `e_c / s > 2^-103`: normal (it changes `s` by less than `C e^-60 < 2^-70`, far below an
+//! ulp of `s >= 1`); the flush keeps `p_c valid scale >= 2^-64 2^-40` normal (`scale = 1 / (S
+//! T) >= 2^-40`). A prediction is correct when the target's logit is the largest (ties
+//! included).
+
+use super::gated::{gru_back, gru_step, lstm_back, lstm_step};
+use super::tiles::{GC, GR, KC, MR, NR, acc_tile, grad_tile};
+use super::{Prepared, Workspace, flush};
+use crate::approx;
+use crate::lanes::{LANES, Vf32, hsum};
+use crate::params::Cell;
+
+/// `out[r][g] += sum_k a[r][k] b[k][g]` for `r < m_rows`, `k < k_dim`, all `groups`: `a`
+/// packed by `pack_rows` (`m_rows x k_dim`), `b` `[k_dim][groups]`, `out` `[m_rows][groups]`.
+/// The gated cells' loop nest: passes of [`KC`] reduction indices, tiles of `MR x NR`.
+pub(super) fn gemm_acc(
+    packed: &[f32],
+    k_dim: usize,
+    m_rows: usize,
+    b: &[Vf32],
+    out: &mut [Vf32],
+    groups: usize,
+) {
+    for k0 in (0..k_dim).step_by(KC) {
+        let kc = KC.min(k_dim - k0);
+        for g0 in (0..groups).step_by(NR) {
+            let nr = NR.min(groups - g0);
+            for r0 in (0..m_rows).step_by(MR) {
+                let mr = MR.min(m_rows - r0);
+                dispatch_tile!(
+                    acc_tile, mr, nr, packed, k_dim, b, out, groups, r0, g0, k0, kc
+                );
+            }
+        }
+    }
+}
+
+/// Forward over the window on the symbols' path. Returns the (loss, correct) lane sums.
+pub(super) fn forward_symbols(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> (Vf32, Vf32) {
+    let (h, groups, t_n, c_n) = (ws.hidden, ws.groups, ws.time_step, ws.classes);
+    let gh = ws.cell.gates() * h;
+    let rows = h + 2;
+    let (mut loss, mut correct) = (Vf32::ZERO, Vf32::ZERO);
+    for t in 0..t_n {
+        gather_inputs(w, ws, t);
+        let prev = &ws.hbuf[t * rows * groups..][..h * groups];
+        gemm_acc(&w.w_hh_packed, h, gh, prev, &mut ws.pre, groups);
+        let mut ignore = |_: usize, _: usize, _: Vf32| {};
+        match ws.cell {
+            Cell::Rnn => rnn_step(ws, t),
+            Cell::Lstm => lstm_step(ws, t, &mut ignore),
+            Cell::Gru => {
+                let nin = core::mem::take(&mut ws.nin);
+                gru_step(ws, t, |j, g, _| nin[j * groups + g], &mut ignore);
+                ws.nin = nin;
+            }
+        }
+        for (row, &b) in ws.logits.chunks_exact_mut(groups).zip(&w.b_y) {
+            row.fill(Vf32::splat(b));
+        }
+        let h_t = &ws.hbuf[(t + 1) * rows * groups..][..h * groups];
+        gemm_acc(&w.w_hy_packed, h, c_n, h_t, &mut ws.logits, groups);
+        let (l, c) = softmax_step(ws, t, scale);
+        loss += l;
+        correct += c;
+    }
+    (loss, correct)
+}
+
+/// Step `t`'s input side into `ws.pre` (and the GRU's `n` input side into `ws.nin`): each
+/// lane's row of the prepared tables for its symbol.
+// Index loops: row `r` of all the lanes' table rows makes one vector.
+#[allow(clippy::needless_range_loop)]
+fn gather_inputs(w: &Prepared, ws: &mut Workspace, t: usize) {
+    let (h, groups) = (ws.hidden, ws.groups);
+    let gh = ws.cell.gates() * h;
+    let xs = &ws.xs[t * groups * LANES..][..groups * LANES];
+    for (g, x) in xs.chunks_exact(LANES).enumerate() {
+        let zx: [&[f32]; LANES] = core::array::from_fn(|l| &w.zx[usize::from(x[l]) * gh..][..gh]);
+        for r in 0..gh {
+            ws.pre[r * groups + g] = Vf32::new(core::array::from_fn(|l| zx[l][r]));
+        }
+        if ws.cell == Cell::Gru {
+            let nx: [&[f32]; LANES] = core::array::from_fn(|l| &w.nx[usize::from(x[l]) * h..][..h]);
+            for j in 0..h {
+                ws.nin[j * groups + g] = Vf32::new(core::array::from_fn(|l| nx[l][j]));
+            }
+        }
+    }
+}
+
+/// The tanh RNN's pass: `h_t = tanh(pre)`, flushed below 2^-64 as the gated cells' states
+/// ([`super::gated`]).
+fn rnn_step(ws: &mut Workspace, t: usize) {
+    let (h, groups) = (ws.hidden, ws.groups);
+    let rows = h + 2;
+    let h_next = &mut ws.hbuf[(t + 1) * rows * groups..][..h * groups];
+    for (hv, &z) in h_next.iter_mut().zip(&ws.pre[..h * groups]) {
+        *hv = flush(approx::tanh(z));
+    }
+}
+
+/// The softmax, loss and logits' gradient of step `t` (module docs), from `ws.logits` into
+/// `dl_t`; returns the (loss, correct) lane sums of the step.
+fn softmax_step(ws: &mut Workspace, t: usize, scale: Vf32) -> (Vf32, Vf32) {
+    let (groups, c_n) = (ws.groups, ws.classes);
+    let logits = &ws.logits[..c_n * groups];
+    let dl = &mut ws.dl[t * c_n * groups..][..c_n * groups];
+    let ys = &ws.ys[t * groups * LANES..][..groups * LANES];
+    let floor = Vf32::splat(-60.0);
+    let (mut loss, mut correct) = (Vf32::ZERO, Vf32::ZERO);
+    for (g, y) in ys.chunks_exact(LANES).enumerate() {
+        let m = (1..c_n).fold(logits[g], |m, c| m.max(logits[c * groups + g]));
+        let mut sum = Vf32::ZERO;
+        for c in 0..c_n {
+            let e = approx::exp((logits[c * groups + g] - m).max(floor));
+            dl[c * groups + g] = e;
+            sum += e;
+        }
+        let l_y = Vf32::new(core::array::from_fn(|l| {
+            logits[usize::from(y[l]) * groups + g].as_array()[l]
+        }));
+        let valid = ws.valid[g];
+        loss += (approx::ln(sum) + (m - l_y)) * valid;
+        correct += l_y.simd_ge(m).select(valid, Vf32::ZERO);
+        let y_f = Vf32::new(core::array::from_fn(|l| f32::from(y[l])));
+        let q = Vf32::ONE / sum;
+        let vs = valid * scale;
+        for c in 0..c_n {
+            let p = flush(dl[c * groups + g] * q);
+            let target = y_f
+                .simd_eq(Vf32::splat(c as f32))
+                .select(Vf32::ONE, Vf32::ZERO);
+            dl[c * groups + g] = flush((p - target) * vs);
+        }
+    }
+    (loss, correct)
+}
+
+/// BPTT through the window on the symbols' path, then the weight gradients into `grad` (the
+/// [`crate::Params`] layout of the workspace's model).
+pub(super) fn backward_symbols(w: &Prepared, ws: &mut Workspace, grad: &mut [f32]) {
+    let (h, groups, t_n, c_n) = (ws.hidden, ws.groups, ws.time_step, ws.classes);
+    let gh = ws.cell.gates() * h;
+    ws.carry.fill(Vf32::ZERO);
+    for t in (0..t_n).rev() {
+        let dh = &mut ws.pre[..h * groups];
+        dh.fill(Vf32::ZERO);
+        let dl = &ws.dl[t * c_n * groups..][..c_n * groups];
+        gemm_acc(&w.w_hy_t_packed, c_n, h, dl, dh, groups);
+        if t + 1 < t_n {
+            let dz_next = &ws.dz[(t + 1) * gh * groups..][..gh * groups];
+            gemm_acc(&w.w_hh_t_packed, gh, h, dz_next, dh, groups);
+        }
+        match ws.cell {
+            Cell::Rnn => rnn_back(ws, t),
+            Cell::Lstm => lstm_back(ws, t),
+            Cell::Gru => gru_back(ws, t),
+        }
+    }
+    weight_gradients(ws, grad);
+}
+
+/// The RNN's derivative at step `t`: `dz_t = dh_t (1 - h_t^2)`, flushed.
+fn rnn_back(ws: &mut Workspace, t: usize) {
+    let (h, groups) = (ws.hidden, ws.groups);
+    let rows = h + 2;
+    let h_t = &ws.hbuf[(t + 1) * rows * groups..][..h * groups];
+    let dz = &mut ws.dz[t * h * groups..][..h * groups];
+    for ((d, &dh), &hv) in dz.iter_mut().zip(&ws.pre[..h * groups]).zip(h_t) {
+        *d = flush(dh * hv.mul_neg_add(hv, Vf32::ONE));
+    }
+}
+
+/// The window's weight gradients (module docs): the two GEMMs with the columns in the lanes,
+/// the input scatter and the biases.
+fn weight_gradients(ws: &mut Workspace, grad: &mut [f32]) {
+    let (h, groups, t_n, streams) = (ws.hidden, ws.groups, ws.time_step, ws.streams);
+    let (gh, c_n) = (ws.cell.gates() * h, ws.classes);
+    let ws = &*ws;
+    let [r_x, r_hh, r_bih, r_bhh, r_hy, r_by] = ws.layout().ranges();
+    // dw_hh: dz_t against h_{t-1}; dw_hy: dl_t against h_t; per-lane sums over the window's
+    // steps and groups, summed across lanes at the end.
+    // Blocks of CB columns outer: their rows of `h` over the window (`CB T groups` vectors,
+    // 410 KB at 25 steps of 8 lane groups) stay in L2 while every row block of `a` passes
+    // (rows outer streamed all of `h` from L3 once per row block).
+    const CB: usize = 8 * GC;
+    for (a, a_rows, shift, start) in [(&ws.dz, gh, 0, r_hh.0), (&ws.dl, c_n, 1, r_hy.0)] {
+        let mut emit = |r: usize, c: usize, v: f32| grad[start + r * h + c] = v;
+        for cb in (0..h).step_by(CB) {
+            for j0 in (0..a_rows).step_by(GR) {
+                let mr = GR.min(a_rows - j0);
+                for c0 in (cb..h.min(cb + CB)).step_by(GC) {
+                    let nr = GC.min(h - c0);
+                    dispatch_tile!(grad_tile, mr, nr, ws, a, a_rows, shift, j0, c0, &mut emit);
+                }
+            }
+        }
+    }
+    // The input side's gradient of row r at step t: dz, except the GRU's n rows (dn).
+    let input_side = |t: usize, r: usize| -> &[Vf32] {
+        if ws.cell == Cell::Gru && r >= 2 * h {
+            &ws.dn[(t * h + r - 2 * h) * groups..][..groups]
+        } else {
+            &ws.dz[(t * gh + r) * groups..][..groups]
+        }
+    };
+    let w_x = &mut grad[r_x.0..r_x.1];
+    w_x.fill(0.0);
+    for t in 0..t_n {
+        let xs = &ws.xs[t * groups * LANES..][..groups * LANES];
+        for r in 0..gh {
+            for (g, d) in input_side(t, r).iter().enumerate() {
+                for (l, v) in d.to_array().into_iter().enumerate() {
+                    let s = g * LANES + l;
+                    if s < streams {
+                        w_x[usize::from(xs[s]) * gh + r] += v;
+                    }
+                }
+            }
+        }
+    }
+    // Row r of a [t][rows][groups] buffer, summed over the window (a fixed order).
+    let row_sum = |a: &[Vf32], a_rows: usize, r: usize| {
+        let mut acc = Vf32::ZERO;
+        for t in 0..t_n {
+            for v in &a[(t * a_rows + r) * groups..][..groups] {
+                acc += *v;
+            }
+        }
+        hsum(acc)
+    };
+    for r in 0..gh {
+        grad[r_bih.0 + r] = if ws.cell == Cell::Gru && r >= 2 * h {
+            row_sum(&ws.dn, h, r - 2 * h)
+        } else {
+            row_sum(&ws.dz, gh, r)
+        };
+        if ws.cell != Cell::Rnn {
+            grad[r_bhh.0 + r] = row_sum(&ws.dz, gh, r);
+        }
+    }
+    for c in 0..c_n {
+        grad[r_by.0 + c] = row_sum(&ws.dl, c_n, c);
+    }
+}
