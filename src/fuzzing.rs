@@ -22,7 +22,7 @@ use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::sequence::{MAX_SYMBOLS, Sequence, SymbolChunks};
 use bitrnn_kernels::rounding::{self, RoundedWindow, StateError, WindowBound};
-use bitrnn_kernels::simd::{self, Planes, Prepared, WindowStats, Workspace};
+use bitrnn_kernels::simd::{self, Planes, Prepared, SymbolPlanes, WindowStats, Workspace};
 use bitrnn_kernels::testing::Case;
 use bitrnn_kernels::{Cell, Layout, Params, reference};
 use std::path::PathBuf;
@@ -444,6 +444,121 @@ fn gated_within_tolerance(w: &Case, stats: &WindowStats, grad: &[f32], state: &[
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// symbols_vs_reference
+// ---------------------------------------------------------------------------------------
+
+/// `data` as a window over symbols (the kernels' symbols' path, `--text` and `.npy` data):
+/// byte 0 the hidden size and the cell as [`decode`], byte 1 the vocabulary `V` in
+/// `1..=256`, byte 2 the classes `C` in `2..=256`, bytes 3 and 4 the streams and steps, then
+/// the weights (`U(+-1/sqrt(H))`), the carried state, the inputs (`byte % V`) and the
+/// targets (`byte % C`); bytes past the end read as 0.
+#[must_use]
+pub fn decode_symbols(data: &[u8]) -> Case {
+    let mut r = Reader(data);
+    let first = usize::from(r.byte());
+    let hidden = 1 + first % FUZZ_MAX_HIDDEN;
+    let cell = Cell::ALL[(first / FUZZ_MAX_HIDDEN) % Cell::ALL.len()];
+    let vocab = 1 + usize::from(r.byte());
+    let classes = 2 + usize::from(r.byte()) % 255;
+    let streams = 1 + usize::from(r.byte()) % FUZZ_MAX_STREAMS;
+    let time_step = 1 + usize::from(r.byte()) % FUZZ_MAX_TIME_STEP;
+    let scale = 1.0 / (hidden as f64).sqrt();
+    let layout = Layout::with_symbols(cell, hidden, vocab, classes);
+    let mut params = Params::filled_as(layout, 0.0);
+    for w in &mut params.data {
+        *w = f64::from((scale * r.unit()) as f32);
+    }
+    let width = cell.state_rows() * hidden;
+    let h0 = (0..streams * width)
+        .map(|i| {
+            if i % width < hidden {
+                r.unit()
+            } else {
+                2.0 * r.unit()
+            }
+        })
+        .collect();
+    let n = streams * time_step;
+    let mut ids = |bound: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| u8::try_from(usize::from(r.byte()) % bound).expect("below 256"))
+            .collect()
+    };
+    let x = ids(vocab);
+    let y = ids(classes);
+    Case {
+        streams,
+        time_step,
+        params,
+        h0,
+        x,
+        y,
+    }
+}
+
+/// Any small window over symbols ([`decode_symbols`]): the SIMD kernels' symbols' path
+/// within the tolerances of the probabilistic rounding model ([`RoundedWindow`]) of the f64
+/// reference, for the loss, the carried state and every gradient entry; `forward` and
+/// `forward_backward` agree bit for bit; every output finite.
+///
+/// # Panics
+/// When a property fails.
+pub fn symbols_vs_reference(data: &[u8]) {
+    let w = decode_symbols(data);
+    let layout = w.params.layout();
+    let n = w.streams * w.time_step;
+    let what = format!(
+        "{:?} hidden {}, V {}, C {}, {} streams, time_step {}",
+        layout.cell, layout.hidden, layout.vocab, layout.classes, w.streams, w.time_step
+    );
+    let mut prepared = Prepared::for_symbols(layout);
+    prepared.load(&w.params32());
+    let stride = simd::groups_for(w.streams) * bitrnn_kernels::lanes::LANES;
+    let mut x = vec![0u16; stride * w.time_step];
+    let mut y = vec![0u16; stride * w.time_step];
+    for t in 0..w.time_step {
+        for s in 0..w.streams {
+            x[t * stride + s] = u16::from(w.x[t * w.streams + s]);
+            y[t * stride + s] = u16::from(w.y[t * w.streams + s]);
+        }
+    }
+    let planes = SymbolPlanes {
+        x: &x,
+        y: &y,
+        stride,
+    };
+    let run = |train: bool| {
+        let mut ws = Workspace::for_symbols(layout, w.streams, w.time_step);
+        ws.load_state(&w.h0_32());
+        let mut grad = vec![f32::NAN; w.params.data.len()];
+        let stats = if train {
+            simd::forward_backward(&prepared, &mut ws, &planes, 1.0 / n as f32, &mut grad)
+        } else {
+            simd::forward(&prepared, &mut ws, &planes)
+        };
+        let mut state = vec![f32::NAN; w.h0.len()];
+        ws.store_state(&mut state);
+        (stats, grad, state)
+    };
+    let (stats, grad, state) = run(true);
+    let (eval_stats, _, eval_state) = run(false);
+    assert_eq!(
+        eval_stats, stats,
+        "{what}: forward and forward_backward disagree"
+    );
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&eval_state),
+        bits(&state),
+        "{what}: carried states differ"
+    );
+    if let Some(i) = grad.iter().chain(&state).position(|v| !v.is_finite()) {
+        panic!("{what}: non-finite output at index {i} of gradient ++ state");
+    }
+    gated_within_tolerance(&w, &stats, &grad, &state, &what);
 }
 
 // ---------------------------------------------------------------------------------------

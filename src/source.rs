@@ -106,6 +106,23 @@ impl DataSource {
         vocab: Option<usize>,
         classes: Option<usize>,
     ) -> Result<Option<Sequence>> {
+        // A data file that cannot be read is bad input (exit 2), not a failed output.
+        let input = |e: Error| match e {
+            Error::Io { path, source } => Error::BadFile {
+                path,
+                reason: format!("cannot be read: {source}"),
+            },
+            e => e,
+        };
+        self.read_files(alphabet, vocab, classes).map_err(input)
+    }
+
+    fn read_files(
+        &self,
+        alphabet: Option<&[u8]>,
+        vocab: Option<usize>,
+        classes: Option<usize>,
+    ) -> Result<Option<Sequence>> {
         Ok(match self {
             Self::Generator => None,
             Self::Text { path, all_bytes } => Some(match alphabet {
@@ -161,6 +178,8 @@ pub fn load_with(
         )));
     }
     let Some(seq) = source.read(alphabet, model.0, model.1)? else {
+        // Checked before generating: the data's size is a flag.
+        crate::config::TrainConfig::new(settings)?;
         let data = Dataset::generate_rule(
             settings.rule,
             settings.data_size,
@@ -191,7 +210,20 @@ pub fn load_with(
         )));
     }
     let (train, valid) = if valid > 0.0 {
-        let (t, v) = seq.split_valid(valid)?;
+        let (t, v) = seq.split_valid(valid).map_err(|e| match e {
+            Error::Usage(m) => Error::Usage(format!("--valid {valid}: {m}")),
+            e => e,
+        })?;
+        if t.len() < settings.batch_size {
+            return Err(Error::Usage(format!(
+                "--valid {valid}: leaves {} of the {} positions of {} for training, fewer than \
+                 one stream of --batch-size {}; hold out less or use a smaller --batch-size",
+                t.len(),
+                seq.len(),
+                source.name().display(),
+                settings.batch_size
+            )));
+        }
         (t, Some(v))
     } else {
         (seq, None)

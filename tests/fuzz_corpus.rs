@@ -56,6 +56,15 @@ fn simd_vs_reference_corpus() {
     replay("simd_vs_reference", 10, bitrnn::fuzzing::simd_vs_reference);
 }
 
+#[test]
+fn symbols_vs_reference_corpus() {
+    replay(
+        "symbols_vs_reference",
+        10,
+        bitrnn::fuzzing::symbols_vs_reference,
+    );
+}
+
 /// The corpus holds valid checkpoints written by bitrnn itself (so the fuzzer starts from
 /// files that get past every check), and they still load: a format change that breaks them
 /// shows here first.

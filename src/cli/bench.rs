@@ -72,12 +72,19 @@ pub struct BenchArgs {
     /// size, min..max bars) to this PNG file.
     #[arg(long, value_name = "FILE.png")]
     pub plot: Option<PathBuf>,
+    /// Train on this text (a character model: V = C = its alphabet's size) instead of the
+    /// generator's bits: the file is cut into --streams streams of (its length / --streams)
+    /// steps.
+    #[arg(long, value_name = "FILE")]
+    pub text: Option<PathBuf>,
 }
 
 /// The flags, validated.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct BenchPlan {
     pub cells: Vec<Cell>,
+    /// `--text`: the file, read once.
+    pub text: Option<(PathBuf, crate::sequence::Sequence)>,
     pub hidden: Vec<usize>,
     pub threads: Vec<usize>,
     pub streams: usize,
@@ -127,8 +134,31 @@ impl BenchArgs {
         }
         let mut cells = self.cell.clone();
         cells.dedup();
+        let text = match &self.text {
+            None => None,
+            Some(path) => {
+                let source = crate::source::DataSource::Text {
+                    path: path.clone(),
+                    all_bytes: false,
+                };
+                let seq = source.read(None, None, None)?.expect("a text source reads");
+                let stream_len = seq.len() / self.streams;
+                if stream_len < self.time_step {
+                    return usage(format!(
+                        "--text {}: {} positions in --streams {} streams are {stream_len} steps \
+                         each, fewer than --time-step {}; use fewer streams",
+                        path.display(),
+                        seq.len(),
+                        self.streams,
+                        self.time_step
+                    ));
+                }
+                Some((path.clone(), seq))
+            }
+        };
         Ok(BenchPlan {
             cells,
+            text,
             plot: self.plot.clone(),
             hidden: self.hidden.clone(),
             threads,
@@ -180,6 +210,7 @@ mod tests {
             repeats: 5,
             json: false,
             plot: None,
+            text: None,
         }
     }
 

@@ -252,6 +252,13 @@ impl ModelArgs {
     /// [`crate::Error::Usage`] naming the first flag out of range ([`TrainConfig::new`]);
     /// the data readers' errors naming the file.
     pub fn to_config(&self, epochs: usize) -> Result<TrainConfig> {
+        if self.source().kind() == Source::Generator
+            && self.vocab.is_none()
+            && self.classes.is_none()
+        {
+            // Nothing to read, and nothing generated: the flags alone decide.
+            return TrainConfig::new(self.settings(epochs));
+        }
         Ok(self.load(epochs)?.0)
     }
 

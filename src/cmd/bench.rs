@@ -24,8 +24,14 @@ use std::time::Instant;
 /// gates and `C = 2` classes (the help text derives it).
 #[must_use]
 pub fn flops_per_sample_step(cell: Cell, hidden: usize) -> f64 {
+    flops_with_classes(cell, hidden, bitrnn_kernels::CLASSES)
+}
+
+/// [`flops_per_sample_step`] for `classes` classes: `6 G H^2 + 6 H C`.
+#[must_use]
+pub fn flops_with_classes(cell: Cell, hidden: usize, classes: usize) -> f64 {
     let (h, g) = (hidden as f64, cell.gates() as f64);
-    6.0 * g * h * h + 6.0 * h * bitrnn_kernels::CLASSES as f64
+    6.0 * g * h * h + 6.0 * h * classes as f64
 }
 
 /// One row of the report (one JSON line).
@@ -38,6 +44,9 @@ pub struct BenchRow {
     pub streams: usize,
     pub time_step: usize,
     pub batch_size: usize,
+    /// What it trained on: `generator`, or `text FILE` (`--text`), and its `C` classes.
+    pub data: String,
+    pub classes: usize,
     pub repeats: usize,
     /// Windows per timed repeat.
     pub windows_per_repeat: usize,
@@ -129,7 +138,7 @@ fn bench_row(
     date: &str,
     bar: &ProgressBar,
 ) -> Result<BenchRow> {
-    let cfg = TrainConfig::new(TrainSettings {
+    let settings = TrainSettings {
         data_size: plan.streams * BATCH_SIZE,
         batch_size: BATCH_SIZE,
         time_step: plan.time_step,
@@ -139,11 +148,26 @@ fn bench_row(
         engine: Engine::Simd,
         optimizer: Optimizer::Adagrad,
         ..TrainSettings::SEED
+    };
+    let cfg = TrainConfig::new(match &plan.text {
+        None => settings,
+        Some((_, seq)) => TrainSettings {
+            data_size: seq.len(),
+            batch_size: seq.len() / plan.streams,
+            source: crate::config::Source::Text,
+            vocab: seq.vocab(),
+            classes: seq.classes(),
+            ..settings
+        },
     })?;
     let per_window = cfg.sample_steps_per_window() as f64;
+    let (batch_size, classes) = (cfg.batch_size, cfg.classes);
     let label = format!("{} hidden {hidden}, threads {threads}", cell.name());
     bar.set_message(format!("{label}: data and warm-up"));
-    let data = crate::planes::TrainData::generate(&cfg);
+    let data = match &plan.text {
+        None => crate::planes::TrainData::generate(&cfg),
+        Some((_, seq)) => crate::planes::TrainData::Symbols(seq.clone()),
+    };
     let mut trainer = distributed::trainer(cfg, data)?;
 
     // The first second of a fresh run, as `train` pays it (page faults, the team's start,
@@ -187,7 +211,7 @@ fn bench_row(
     ] = shares(&pt, wall);
 
     let median = peak::median(&rates);
-    let flops = flops_per_sample_step(cell, hidden);
+    let flops = flops_with_classes(cell, hidden, classes);
     let gflops = median * flops / 1e9;
     Ok(BenchRow {
         cell,
@@ -195,7 +219,12 @@ fn bench_row(
         threads,
         streams: plan.streams,
         time_step: plan.time_step,
-        batch_size: BATCH_SIZE,
+        batch_size,
+        data: plan
+            .text
+            .as_ref()
+            .map_or_else(|| "generator".into(), |t| format!("text {}", t.0.display())),
+        classes,
         repeats: plan.repeats,
         windows_per_repeat: windows,
         sample_steps_per_s: median,

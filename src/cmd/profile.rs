@@ -15,7 +15,7 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         )));
     }
     // `epochs` only bounds `train`; the loop below runs until the time is up.
-    let cfg = args.model.to_config(1)?;
+    let (cfg, data) = args.model.load(1)?;
     eprintln!(
         "bitrnn profile: {}; {} thread(s), engine {:?}; running the training loop for {} s",
         cfg.describe(),
@@ -24,7 +24,8 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         args.seconds
     );
     let setup = Instant::now();
-    let mut trainer = Trainer::new(cfg.clone())?;
+    let params = crate::model::init_params(cfg.init, cfg.layout(), cfg.seed);
+    let mut trainer = Trainer::with_params(cfg.clone(), data.train, params)?;
     let setup_s = setup.elapsed().as_secs_f64();
 
     let wpe = cfg.windows_per_epoch();
@@ -53,7 +54,7 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
          set-up {setup_s:.2} s",
         windows as f64 / wpe as f64,
         rate / 1e6,
-        rate * super::bench::flops_per_sample_step(cfg.cell, cfg.hidden) / 1e9,
+        rate * super::bench::flops_with_classes(cfg.cell, cfg.hidden, cfg.classes) / 1e9,
         loss_sum / loss_n as f64,
     );
     Ok(())
