@@ -963,7 +963,8 @@ mod tests {
             "{\"data_size\":500000,\"batch_size\":2000,\"time_step\":5,\"hidden\":6,\
              \"cell\":\"rnn\",\"rule\":\"seed\",\"lags\":[1,2],\"lr\":0.1,\"optimizer\":\"adagrad\",\
              \"clip\":null,\"adagrad_eps\":0.0,\"adagrad_init\":0.1,\"init\":\"default\",\
-             \"seed\":0,\"epochs\":10,\"threads\":1,\"engine\":\"simd\"}"
+             \"seed\":0,\"epochs\":10,\"threads\":1,\"engine\":\"simd\",\
+             \"source\":\"generator\",\"vocab\":2,\"classes\":2,\"valid\":0.0}"
         );
         // A config written before --clip, --adagrad-eps, --adagrad-init and --init existed
         // is the run of their defaults.
