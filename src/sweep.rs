@@ -525,6 +525,7 @@ fn parse_fields(f: &[&str]) -> std::result::Result<RunResult, String> {
         adagrad_init: num("adagrad_init", f[o + 2])?,
         init: Init::parse(f[o + 3])?,
         threads: 1,
+        // The data source's settings: a sweep's runs train on generated data.
         ..TrainSettings::SEED
     };
     let learned = match f[o + 5] {

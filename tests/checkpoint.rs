@@ -13,7 +13,7 @@ use bitrnn::model;
 use bitrnn::train::{Progress, Trainer};
 
 mod common;
-use common::{TestDir, bitrnn};
+use common::{MIN_CHAR_RNN, TestDir, bitrnn};
 
 fn small(hidden: usize, engine: Engine, epochs: usize) -> TrainConfig {
     TrainConfig::new(TrainSettings {
@@ -413,16 +413,7 @@ fn min_char_rnn_settings_resume_through_the_binary() {
     let dir = TestDir::new("resume-min-char");
     let p = |f: &str| dir.path(f).to_str().unwrap().to_string();
     let (straight, part) = (p("straight.st"), p("part.st"));
-    let min_char = [
-        "--init",
-        "normal:0.01",
-        "--clip",
-        "5",
-        "--adagrad-eps",
-        "1e-8",
-        "--adagrad-init",
-        "0",
-    ];
+    let min_char = MIN_CHAR_RNN;
     let run = |out: &str, extra: &[&str]| {
         let mut args = SMALL.to_vec();
         args.extend(min_char);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestDir, bitrnn};
+use common::{MIN_CHAR_RNN, TestDir, bitrnn};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -92,18 +92,7 @@ fn ranks_give_the_single_process_weights_at_hidden_64_with_1000_streams() {
 fn optimizer_settings_give_the_single_process_weights() {
     identical(
         "min-char",
-        &[
-            "--init",
-            "normal:0.01",
-            "--clip",
-            "5",
-            "--adagrad-eps",
-            "1e-8",
-            "--adagrad-init",
-            "0",
-            "--epochs",
-            "1",
-        ],
+        &[&MIN_CHAR_RNN[..], &["--epochs", "1"]].concat(),
         &[2, 3],
     );
     identical(

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Output;
 
 mod common;
-use common::{TestDir, bitrnn};
+use common::{MIN_CHAR_RNN, TestDir, bitrnn};
 
 /// 100 streams of 200 steps, 2 epochs: a few milliseconds per run.
 const SHAPE: [&str; 6] = [
@@ -320,21 +320,11 @@ fn optimizer_settings_reach_every_run_and_the_resume_key() {
     let dir = TestDir::new("optim");
     let out = dir.path("sweep");
     let min_char = [
-        "--lags",
-        "1,2",
-        "--time-steps",
-        "5",
-        "--seeds",
-        "2",
-        "--init",
-        "normal:0.01",
-        "--clip",
-        "5",
-        "--adagrad-eps",
-        "1e-8",
-        "--adagrad-init",
-        "0",
-    ];
+        &GRID[..2],
+        &["--time-steps", "5", "--seeds", "2"],
+        &MIN_CHAR_RNN,
+    ]
+    .concat();
     assert_ok(&sweep(&out, &min_char));
     let rows = rows(&out);
     assert_eq!(rows.len(), 2);
@@ -342,8 +332,9 @@ fn optimizer_settings_reach_every_run_and_the_resume_key() {
     for row in &rows {
         assert_row_is_train(row, &SHAPE, &dir.path("train"));
     }
-    let mut other = min_char.to_vec();
-    other[9] = "0.001";
+    let mut other = min_char.clone();
+    let clip = other.iter().position(|&f| f == "--clip").unwrap();
+    other[clip + 1] = "0.001";
     let stderr = resume(&out, &other);
     assert!(stderr.contains("2 run(s) trained"), "{stderr}");
     let all = self::rows(&out);

@@ -9,6 +9,20 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+/// Karpathy's min-char-rnn's optimizer and initial weights as `train` flags (its learning
+/// rate, 0.1, is the default): `np.random.randn(...) * 0.01` weights and zero biases,
+/// `np.clip(dparam, -5, 5)`, Adagrad from a zero memory with `1e-8` under the square root.
+pub const MIN_CHAR_RNN: [&str; 8] = [
+    "--init",
+    "normal:0.01",
+    "--clip",
+    "5",
+    "--adagrad-eps",
+    "1e-8",
+    "--adagrad-init",
+    "0",
+];
+
 /// A fresh directory under the system temp dir (named after the test crate, the process and
 /// `name`), removed on drop.
 pub struct TestDir(pub PathBuf);
