@@ -121,8 +121,14 @@ def make_data(streams: int, length: int, seed: int):
 
 
 class Trainer:
-    def __init__(self, net, opt, x, y, time_step):
+    """Truncated BPTT over `x` [streams, steps, ...] and `y` [streams, steps] in windows of
+    `time_step`, the state detached and carried, zero at the start of each pass over the
+    steps. `make_input` turns a window's slice of `x` into the model's input (the identity
+    here; scripts/pytorch_text_bench.py makes one-hot vectors of symbol ids per window)."""
+
+    def __init__(self, net, opt, x, y, time_step, make_input=None):
         self.net, self.opt, self.x, self.y, self.t = net, opt, x, y, time_step
+        self.make_input = make_input or (lambda v: v)
         self.windows = x.shape[1] // time_step
         self.window = 0
         self.state = net.zero_state(x.shape[0])
@@ -135,14 +141,39 @@ class Trainer:
                 self.window = 0
                 self.state = net.zero_state(self.x.shape[0])
             s = slice(self.window * t, (self.window + 1) * t)
-            logits, state = net(self.x[:, s], self.state)
-            loss = nn.functional.cross_entropy(logits.reshape(-1, CLASSES), self.y[:, s].reshape(-1))
+            logits, state = net(self.make_input(self.x[:, s]), self.state)
+            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                               self.y[:, s].reshape(-1))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             self.state = detach(state)
             self.window += 1
         self.loss = loss.item()
+
+
+def time_windows(trainer, warmup: int, reps: int, rep_seconds: float):
+    """`warmup` windows, then `reps` timed repetitions of a fixed number of windows, chosen
+    after the warm-up by timing doubling runs so that one repetition takes about
+    `rep_seconds`. Returns (windows per repetition, seconds of each repetition)."""
+    trainer.run(warmup)
+    # Calibrate after the warm-up (whose first windows pay for allocation and first calls):
+    # double the windows until a run takes a tenth of a repetition, then scale.
+    windows = 1
+    while True:
+        start = time.perf_counter()
+        trainer.run(windows)
+        took = time.perf_counter() - start
+        if took >= rep_seconds / 10 or windows >= 1 << 20:
+            break
+        windows *= 2
+    windows = max(1, round(windows * rep_seconds / took))
+    seconds = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        trainer.run(windows)
+        seconds.append(time.perf_counter() - start)
+    return windows, seconds
 
 
 def main():
@@ -177,25 +208,9 @@ def main():
     x, y = make_data(args.streams, args.batch_size, args.seed)
     trainer = Trainer(net, opt, x, y, args.time_step)
 
-    trainer.run(args.warmup)
-    # Calibrate after the warm-up (whose first windows pay for allocation and first calls):
-    # double the windows until a run takes a tenth of a repetition, then scale.
-    windows = 1
-    while True:
-        start = time.perf_counter()
-        trainer.run(windows)
-        took = time.perf_counter() - start
-        if took >= args.rep_seconds / 10 or windows >= 1 << 20:
-            break
-        windows *= 2
-    windows = max(1, round(windows * args.rep_seconds / took))
-
+    windows, seconds = time_windows(trainer, args.warmup, args.reps, args.rep_seconds)
     per_window_steps = args.streams * args.time_step
-    rates = []
-    for _ in range(args.reps):
-        start = time.perf_counter()
-        trainer.run(windows)
-        rates.append(windows * per_window_steps / (time.perf_counter() - start))
+    rates = [windows * per_window_steps / s for s in seconds]
     rate = statistics.median(rates)
     flops = flop_model(args.cell, args.hidden)
 

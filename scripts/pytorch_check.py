@@ -37,6 +37,11 @@ Two ways to run it:
     # lags, the training seed + 1) and compare the two losses itself
     python3 scripts/pytorch_check.py --model model.st --bitrnn target/release/bitrnn
 
+A text model (`bitrnn train --text`: V = C = the alphabet's size, `nn.RNN(V, H)` +
+`nn.Linear(H, C)`) is checked by scripts/pytorch_text_check.py, which uses this script's
+`Net` and `load_model` (both take V and C from the config's `vocab` and `classes`, 2 where
+absent); this script refuses it.
+
 Needs torch, numpy and safetensors (pip install torch numpy safetensors).
 """
 
@@ -53,6 +58,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
+import text_protocol
+
 
 CELLS = ("rnn", "gru", "lstm")
 # Gate blocks of H rows in weight_ih, weight_hh and the biases.
@@ -60,25 +67,30 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
 class Net(nn.Module):
-    """The tutorial's model: a recurrent layer over the one-hot bit, a dense layer to 2 logits.
+    """The tutorial's model: a recurrent layer over the one-hot input, a dense layer to the
+    logits.
 
     `cell` "rnn" is the tutorial's tanh RNN; "gru" and "lstm" are PyTorch's gated cells.
+    `vocab` input symbols (one-hot) and `classes` logits: 2 and 2 for the generator's bits,
+    the alphabet's size for a text model (the config's `vocab` and `classes`).
     `state` is h [1, streams, H] for rnn and gru, the pair (h, c) for the LSTM.
     """
 
-    def __init__(self, hidden: int, cell: str = "rnn"):
+    def __init__(self, hidden: int, cell: str = "rnn", vocab: int = 2, classes: int = 2):
         super().__init__()
         if cell == "rnn":
-            self.rnn = nn.RNN(2, hidden, nonlinearity="tanh", batch_first=True)
+            self.rnn = nn.RNN(vocab, hidden, nonlinearity="tanh", batch_first=True)
         elif cell == "gru":
-            self.rnn = nn.GRU(2, hidden, batch_first=True)
+            self.rnn = nn.GRU(vocab, hidden, batch_first=True)
         elif cell == "lstm":
-            self.rnn = nn.LSTM(2, hidden, batch_first=True)
+            self.rnn = nn.LSTM(vocab, hidden, batch_first=True)
         else:
             raise ValueError(f"unknown cell {cell!r} (expected one of {', '.join(CELLS)})")
         self.cell = cell
         self.hidden = hidden
-        self.fc = nn.Linear(hidden, 2)
+        self.vocab = vocab
+        self.classes = classes
+        self.fc = nn.Linear(hidden, classes)
 
     def zero_state(self, streams: int, dtype: torch.dtype):
         h = torch.zeros(1, streams, self.hidden, dtype=dtype)
@@ -102,7 +114,8 @@ def cell_of(config: dict) -> str:
 def check_state_tensors(path: str, tensors: dict, config: dict, cell: str):
     """The carried state's tensors: hidden_state [streams, H], cell_state only for the LSTM."""
     hidden = config["hidden"]
-    want = {"bitrnn.hidden_state": [config["data_size"] // config["batch_size"], hidden]}
+    # Training streams: the positions before the held-out tail (--valid), in batch_size each.
+    want = {"bitrnn.hidden_state": [text_protocol.train_streams(config), hidden]}
     if cell == "lstm":
         want["bitrnn.cell_state"] = want["bitrnn.hidden_state"]
     elif "bitrnn.cell_state" in tensors:
@@ -124,7 +137,7 @@ def load_model(path: str, dtype: torch.dtype):
     tensors = load_file(path)
     check_state_tensors(path, tensors, config, cell)
     state = {k: v for k, v in tensors.items() if not k.startswith("bitrnn.")}
-    net = Net(config["hidden"], cell)
+    net = Net(config["hidden"], cell, config.get("vocab", 2), config.get("classes", 2))
     net.load_state_dict(state, strict=True)
     return net.to(dtype).eval(), config
 
@@ -136,7 +149,7 @@ def evaluate(net, x, y, batch_size, time_step, dtype):
     used = streams * batch_size
     xs = torch.from_numpy(x[:used].astype(np.int64).reshape(streams, batch_size))
     ys = torch.from_numpy(y[:used].astype(np.int64).reshape(streams, batch_size))
-    onehot = nn.functional.one_hot(xs, 2).to(dtype)
+    onehot = nn.functional.one_hot(xs, net.vocab).to(dtype)
     state = net.zero_state(streams, dtype)
     loss_sum, correct = 0.0, 0
     for w in range(windows):
@@ -144,7 +157,7 @@ def evaluate(net, x, y, batch_size, time_step, dtype):
         logits, state = net(onehot[:, t], state)
         target = ys[:, t]
         loss_sum += nn.functional.cross_entropy(
-            logits.reshape(-1, 2).double(), target.reshape(-1), reduction="sum"
+            logits.reshape(-1, net.classes).double(), target.reshape(-1), reduction="sum"
         ).item()
         correct += (logits.argmax(-1) == target).sum().item()
     n = streams * windows * time_step
@@ -180,6 +193,11 @@ def main():
     torch.set_flush_denormal(True)
     dtype = torch.float64 if args.double else torch.float32
     net, config = load_model(args.model, dtype)
+    if config.get("source", "generator") != "generator":
+        sys.exit(
+            f"{args.model}: a model trained on {config['source']} data; this script checks the "
+            "generator's bit models (for a text model: scripts/pytorch_text_check.py)"
+        )
 
     theirs = None
     with tempfile.TemporaryDirectory() as tmp:
