@@ -112,6 +112,86 @@ pub fn bits_to_lanes(bytes: &[u8; LANE_BYTES]) -> Vf32 {
     m.select(Vf32::ONE, Vf32::ZERO)
 }
 
+/// The `LANES x LANES` transpose: lane `j` of row `i` becomes lane `i` of row `j` (streams in
+/// the lanes to hidden units in the lanes, and back). AVX-512: the 64-shuffle network of
+/// `vunpck{l,h}ps`, `vshufps` and two rounds of `vshuff32x4`, in registers (`wide`'s
+/// `f32x16::transpose` inserts the 256 scalars one by one; four `f32x8` quarters went through
+/// the stack in 256-bit halves: 7% of a character model's time at hidden 128, 2026-12-02).
+/// Otherwise `wide`'s transpose: `f32x8`'s shuffles with AVX, scalars on 16 lanes without
+/// AVX-512 (the `lanes16` test build).
+#[inline(always)]
+#[must_use]
+pub fn transpose(rows: [Vf32; LANES]) -> [Vf32; LANES] {
+    let mut out = [Vf32::ZERO; LANES];
+    transpose_into(&rows, 1, LANES, &mut out, 1);
+    out
+}
+
+/// [`transpose`] from memory to memory: rows `src[i stride]` for `i < rows` (zero rows after
+/// them, `rows <= LANES`), the transposed rows to `dst[j dst_stride]`, `j < LANES`. On
+/// AVX-512 the loads, shuffles and stores stay in `zmm` registers (moving `[Vf32; 16]`
+/// arrays by value went through the stack in 256-bit halves: store-forwarding stalls).
+#[inline(always)]
+pub fn transpose_into(src: &[Vf32], stride: usize, rows: usize, dst: &mut [Vf32], dst_stride: usize) {
+    assert!(rows <= LANES && (rows == 0 || (rows - 1) * stride < src.len()));
+    assert!((LANES - 1) * dst_stride < dst.len());
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    {
+        // SAFETY: this code is compiled only where the build enables AVX-512F, and the
+        // binary refuses to start on a CPU without it (`bitrnn::cpu`).
+        unsafe { transpose16(src, stride, rows, dst, dst_stride) }
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+    {
+        let block: [Vf32; LANES] =
+            core::array::from_fn(|i| if i < rows { src[i * stride] } else { Vf32::ZERO });
+        for (j, v) in Vf32::transpose(block).into_iter().enumerate() {
+            dst[j * dst_stride] = v;
+        }
+    }
+}
+
+/// [`transpose_into`] on AVX-512 registers: the 64-shuffle network of `vunpck{l,h}ps`,
+/// `vshufps` and two rounds of `vshuff32x4`.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn transpose16(src: &[Vf32], stride: usize, rows: usize, dst: &mut [Vf32], dst_stride: usize) {
+    use core::arch::x86_64::{
+        __m512, _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps, _mm512_unpackhi_ps,
+        _mm512_unpacklo_ps,
+    };
+    let mut r = [_mm512_setzero_ps(); 16];
+    for i in 0..rows {
+        r[i] = bytemuck::cast::<Vf32, __m512>(src[i * stride]);
+    }
+    let mut t = [_mm512_setzero_ps(); 16];
+    // Pairs of rows interleaved per 128-bit lane: t[2i] = lo(r[2i], r[2i+1]), t[2i+1] = hi.
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // Quads: r[4q + j] holds column j (mod 4) of rows 4q..4q+4 in each 128-bit lane.
+    for q in 0..4 {
+        r[4 * q] = _mm512_shuffle_ps::<0x44>(t[4 * q], t[4 * q + 2]);
+        r[4 * q + 1] = _mm512_shuffle_ps::<0xEE>(t[4 * q], t[4 * q + 2]);
+        r[4 * q + 2] = _mm512_shuffle_ps::<0x44>(t[4 * q + 1], t[4 * q + 3]);
+        r[4 * q + 3] = _mm512_shuffle_ps::<0xEE>(t[4 * q + 1], t[4 * q + 3]);
+    }
+    // 128-bit lanes, twice: rows 0..8 of each column, then all 16.
+    for half in 0..2 {
+        for j in 0..4 {
+            let (a, b) = (r[8 * half + j], r[8 * half + 4 + j]);
+            t[8 * half + j] = _mm512_shuffle_f32x4::<0x88>(a, b);
+            t[8 * half + 4 + j] = _mm512_shuffle_f32x4::<0xDD>(a, b);
+        }
+    }
+    for k in 0..8 {
+        dst[k * dst_stride] = bytemuck::cast(_mm512_shuffle_f32x4::<0x88>(t[k], t[8 + k]));
+        dst[(8 + k) * dst_stride] = bytemuck::cast(_mm512_shuffle_f32x4::<0xDD>(t[k], t[8 + k]));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +244,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn transpose_moves_lane_j_of_row_i_to_lane_i_of_row_j() {
+        let rows: [Vf32; LANES] =
+            core::array::from_fn(|i| Vf32::new(core::array::from_fn(|j| (i * 100 + j) as f32)));
+        let t = transpose(rows);
+        for (j, row) in t.iter().enumerate() {
+            for (i, v) in row.to_array().into_iter().enumerate() {
+                assert_eq!(v, (i * 100 + j) as f32, "row {j} lane {i}");
+            }
+        }
+        assert_eq!(transpose(t).map(Vf32::to_array), rows.map(Vf32::to_array));
     }
 }

@@ -38,7 +38,7 @@
 
 use super::blocked::finish_gradients;
 use super::head::head;
-use super::tiles::{KC, MR, NR, dh_tile, gradient_gemm_t, preact_tile, transpose_states};
+use super::tiles::{GradGemm, KC, MR, NR, dh_tile, gradient_panels, preact_tile};
 use super::{Prepared, Workspace, flush};
 use crate::approx;
 use crate::lanes::{Vf32, hsum};
@@ -247,33 +247,45 @@ pub(super) fn backward_gated(w: &Prepared, ws: &mut Workspace, grad: &mut [f32])
 }
 
 /// The gated cells' weight gradients: `dw_hh = sum_{t,s} dz_t[r][s] h_{t-1}[s]^T` as one GEMM
-/// with the columns in the lanes ([`grad_tile_t`]; `h` is first transposed per stream into
-/// `ws.bt`), the input columns `dw_x[1][r] = sum dz x`, `dw_x[0][r] = sum dz (1 - x)` by one
-/// pass of per-lane sums (a `1/H` share of the work, kept out of the GEMM, whose last
-/// column tile would otherwise hold only these two), then the biases, the GRU's input side
-/// and the head as for the RNN ([`finish_gradients`]).
+/// with the columns in the lanes ([`gradient_panels`]), the input columns `dw_x[1][r] = sum
+/// dz x`, `dw_x[0][r] = sum dz (1 - x)` by one pass of per-lane sums (a `1/H` share of the
+/// work, kept out of the GEMM, whose last column tile would otherwise hold only these two),
+/// then the biases, the GRU's input side and the head as for the RNN ([`finish_gradients`]).
 fn weight_gradients_t(ws: &mut Workspace, grad: &mut [f32]) {
     let (h, groups, t_n) = (ws.hidden, ws.groups, ws.time_step);
     let (rows, gh) = (h + 2, ws.cell.gates() * h);
-    transpose_states(ws, t_n);
-    let ws = &*ws;
     let [r_x, r_hh, ..] = Layout::of(ws.cell, h).ranges();
-    gradient_gemm_t(ws, &ws.dz, gh, t_n, 0, &mut grad[r_hh.0..r_hh.1]);
-    for r in 0..gh {
-        let (mut x1, mut x0) = (Vf32::ZERO, Vf32::ZERO);
-        for t in 0..t_n {
-            let dz = &ws.dz[(t * gh + r) * groups..][..groups];
-            let hb = &ws.hbuf[(t * rows + h) * groups..][..2 * groups];
-            let (xs, xc) = hb.split_at(groups);
-            for g in 0..groups {
-                x1 = dz[g].mul_add(xs[g], x1);
-                x0 = dz[g].mul_add(xc[g], x0);
+    let mut scratch = core::mem::take(&mut ws.bt);
+    {
+        let ws = &*ws;
+        gradient_panels(
+            ws,
+            &mut scratch,
+            t_n,
+            &mut [GradGemm {
+                a: &ws.dz,
+                rows: gh,
+                shift: 0,
+                out: &mut grad[r_hh.0..r_hh.1],
+            }],
+        );
+        for r in 0..gh {
+            let (mut x1, mut x0) = (Vf32::ZERO, Vf32::ZERO);
+            for t in 0..t_n {
+                let dz = &ws.dz[(t * gh + r) * groups..][..groups];
+                let hb = &ws.hbuf[(t * rows + h) * groups..][..2 * groups];
+                let (xs, xc) = hb.split_at(groups);
+                for g in 0..groups {
+                    x1 = dz[g].mul_add(xs[g], x1);
+                    x0 = dz[g].mul_add(xc[g], x0);
+                }
             }
+            grad[r_x.0 + gh + r] = hsum(x1);
+            grad[r_x.0 + r] = hsum(x0);
         }
-        grad[r_x.0 + gh + r] = hsum(x1);
-        grad[r_x.0 + r] = hsum(x0);
+        finish_gradients(ws, grad);
     }
-    finish_gradients(ws, grad);
+    ws.bt = scratch;
 }
 
 /// The LSTM's derivatives at step `t`, from `dL/dh_t` (`ws.pre`) and `dc_{t+1} f_{t+1}`

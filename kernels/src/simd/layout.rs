@@ -285,9 +285,10 @@ pub struct Workspace {
     /// Gated cells: `[H][groups]`, the gradient carried to the previous step outside the
     /// recurrent GEMM (the LSTM's `dc f`, the GRU's `dh z`).
     pub(super) carry: Vec<Vf32>,
-    /// Gated cells: `[t][stream][ceil(H / LANES)]`, `h_{t-1}` of each real stream with the
-    /// hidden units in the lanes, for the weight gradients' GEMM (the symbols' path: `t` up
-    /// to `T`, the last `h_{T-1}`, for the head's).
+    /// Gated cells and the symbols' path: the weight gradients' scratch
+    /// ([`super::tiles::gradient_panels`]): a panel of one state row's column block per
+    /// stream, then the accumulators of the GEMMs' rows (`dz`'s, and the logits' on the
+    /// symbols' path) for one column block.
     pub(super) bt: Vec<Vf32>,
     /// The symbols' path ([`super::symbols`]): `V`, `C`, and whether it is on.
     pub(super) symbols: bool,
@@ -385,7 +386,7 @@ impl Workspace {
             carry: sized(gated, hidden * groups),
             bt: sized(
                 gated || symbols,
-                (time_step + usize::from(symbols)) * streams * hidden.div_ceil(LANES),
+                super::tiles::panels_scratch(groups, gh + if symbols { classes } else { 0 }),
             ),
             symbols,
             vocab,

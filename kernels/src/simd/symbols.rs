@@ -18,7 +18,7 @@
 //! Backward: `dh_t = w_hy^T dl_t + w_hh^T dz_{t+1}` (two GEMMs into one buffer), then the
 //! cell's derivatives (for the RNN `dz = dh (1 - h^2)`, the gated cells' passes). Weight
 //! gradients once per window: `dw_hh` and `dw_hy` as the gated cells' GEMM with the columns
-//! in the lanes ([`super::tiles::grad_tile_t`]: `dz` against `h_{t-1}`, `dl` against `h_t`),
+//! in the lanes ([`super::tiles::gradient_panels`]: `dz` against `h_{t-1}`, `dl` against `h_t`),
 //! `dw_x` a scatter of each sample-step's input-side gradient into its symbol's row (in a
 //! fixed order: deterministic), the biases as sums.
 //!
@@ -36,7 +36,7 @@
 //! included).
 
 use super::gated::{gru_back, gru_step, lstm_back, lstm_step};
-use super::tiles::{GC, GR, KC, MR, NR, acc_tile, grad_tile};
+use super::tiles::{GradGemm, KC, MR, NR, acc_tile, gradient_panels};
 use super::{Prepared, Workspace, flush};
 use crate::approx;
 use crate::lanes::{LANES, Vf32, hsum};
@@ -209,26 +209,31 @@ fn rnn_back(ws: &mut Workspace, t: usize) {
 fn weight_gradients(ws: &mut Workspace, grad: &mut [f32]) {
     let (h, groups, t_n, streams) = (ws.hidden, ws.groups, ws.time_step, ws.streams);
     let (gh, c_n) = (ws.cell.gates() * h, ws.classes);
-    let ws = &*ws;
     let [r_x, r_hh, r_bih, r_bhh, r_hy, r_by] = ws.layout().ranges();
-    // dw_hh: dz_t against h_{t-1}; dw_hy: dl_t against h_t; per-lane sums over the window's
-    // steps and groups, summed across lanes at the end.
-    // Blocks of CB columns outer: their rows of `h` over the window (`CB T groups` vectors,
-    // 410 KB at 25 steps of 8 lane groups) stay in L2 while every row block of `a` passes
-    // (rows outer streamed all of `h` from L3 once per row block).
-    const CB: usize = 8 * GC;
-    for (a, a_rows, shift, start) in [(&ws.dz, gh, 0, r_hh.0), (&ws.dl, c_n, 1, r_hy.0)] {
-        let mut emit = |r: usize, c: usize, v: f32| grad[start + r * h + c] = v;
-        for cb in (0..h).step_by(CB) {
-            for j0 in (0..a_rows).step_by(GR) {
-                let mr = GR.min(a_rows - j0);
-                for c0 in (cb..h.min(cb + CB)).step_by(GC) {
-                    let nr = GC.min(h - c0);
-                    dispatch_tile!(grad_tile, mr, nr, ws, a, a_rows, shift, j0, c0, &mut emit);
-                }
-            }
-        }
-    }
+    let mut scratch = core::mem::take(&mut ws.bt);
+    let (hh, rest) = grad[r_hh.0..].split_at_mut(r_hh.1 - r_hh.0);
+    let hy = &mut rest[r_hy.0 - r_hh.1..r_hy.1 - r_hh.1];
+    gradient_panels(
+        ws,
+        &mut scratch,
+        t_n,
+        &mut [
+            GradGemm {
+                a: &ws.dz,
+                rows: gh,
+                shift: 0,
+                out: hh,
+            },
+            GradGemm {
+                a: &ws.dl,
+                rows: c_n,
+                shift: 1,
+                out: hy,
+            },
+        ],
+    );
+    ws.bt = scratch;
+    let ws = &*ws;
     // The input side's gradient of row r at step t: dz, except the GRU's n rows (dn).
     let input_side = |t: usize, r: usize| -> &[Vf32] {
         if ws.cell == Cell::Gru && r >= 2 * h {

@@ -4,7 +4,7 @@
 
 use super::{Prepared, Workspace, flush};
 use crate::approx;
-use crate::lanes::{LANES, Vf32, hsum};
+use crate::lanes::{LANES, Vf32, hsum, transpose_into};
 
 /// Hidden rows per register tile of the step GEMMs: 6 x 2 tiles keep 12 accumulators, the
 /// 2-vector panel and one broadcast in the 16 ymm registers of AVX2.
@@ -169,102 +169,120 @@ pub(super) fn grad_tile<const M: usize, const N: usize>(
     }
 }
 
-/// Gated cells' weight-gradient tile, with the columns in the lanes: `acc[i][n]` (the `LANES`
-/// columns `LANES (v0 + n) ..` of row `r0 + i`) `+= a_t[r0 + i][s] * block[t][s][n]` over
-/// every step `t` and real stream `s`, written to `emit(row, first column, vector)`. `block`
-/// is one column block of `h` transposed per stream ([`transpose_states`]), `[t][s][N]`; `a`
-/// is `[t][a_rows][groups]` (`dz`, or the logits' `dl`). A long reduction (all the window's
-/// sample-steps) and no lane sums: the broadcast operand is a gradient, read as a scalar
-/// from its vector.
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-pub(super) fn grad_tile_t<const M: usize, const N: usize>(
-    ws: &Workspace,
-    a: &[Vf32],
-    a_rows: usize,
-    block: &[Vf32],
-    r0: usize,
-    v0: usize,
-    emit: &mut impl FnMut(usize, usize, Vf32),
-) {
-    let (groups, streams) = (ws.groups, ws.streams);
-    let mut acc = [[Vf32::ZERO; N]; M];
-    for t in 0..ws.time_step {
-        let dz = &a[t * a_rows * groups..(t + 1) * a_rows * groups];
-        let rows: [&[Vf32]; M] = core::array::from_fn(|i| &dz[(r0 + i) * groups..][..groups]);
-        let b_t = &block[t * streams * N..(t + 1) * streams * N];
-        for (s, b_s) in b_t.chunks_exact(N).enumerate() {
-            let (g, lane) = (s / LANES, s % LANES);
-            let b: [Vf32; N] = core::array::from_fn(|n| b_s[n]);
-            for i in 0..M {
-                let a = Vf32::splat(rows[i][g].as_array()[lane]);
-                for n in 0..N {
-                    acc[i][n] = a.mul_add(b[n], acc[i][n]);
-                }
-            }
-        }
-    }
-    for (i, row) in acc.iter().enumerate() {
-        for (n, v) in row.iter().enumerate() {
-            emit(r0 + i, (v0 + n) * LANES, *v);
-        }
-    }
+/// One GEMM of a window's weight gradients (the gated cells' `dw_hh`, the symbols' path's
+/// `dw_hh` and `dw_hy`): `out[r][c] = sum_t sum_s a_t[r][s] h_{t + shift}[c][s]` over the
+/// window's `steps` and the shard's real streams `s`, for `r < rows` and the `H` columns
+/// (`out` is `[rows][H]`). `a` is `[t][rows][groups]` (`dz` against `h_{t-1}`: shift 0; the
+/// logits' `dl` against `h_t`: shift 1; `h_{t+shift}` is `hbuf[t + shift]`).
+pub(super) struct GradGemm<'a> {
+    pub a: &'a [Vf32],
+    pub rows: usize,
+    pub shift: usize,
+    pub out: &'a mut [f32],
 }
 
-/// `h_{t-1}` of every real stream for `t = 0..steps` (from `hbuf[t]`) into `ws.bt` with the
-/// hidden units in the lanes, in column blocks of [`GC`] vectors (the last narrower): block
-/// `v0 / GC` is `[t][s][nb]` and starts at `steps S v0`, so the weight-gradient tiles read
-/// it front to back (with `[t][s][kv]` the blocks of one stream were `kv` vectors apart, a
-/// stride that defeated the prefetcher: at hidden 512 the tiles waited on their loads).
-pub(super) fn transpose_states(ws: &mut Workspace, steps: usize) {
+/// Vectors of scratch [`gradient_panels`] needs for `rows` output rows in all.
+pub(super) fn panels_scratch(groups: usize, rows: usize) -> usize {
+    (groups * LANES + rows) * GC
+}
+
+/// The weight-gradient GEMMs of a window ([`GradGemm`]) with the columns in the lanes and one
+/// reduction over the window's sample-steps (no lane sums). Column blocks of [`GC`] vectors
+/// outer; then per state row `hbuf[t']`, its block is packed once, transposed per stream
+/// (`panel[s][n]`: the `LANES` columns `(v0 + n) LANES ..` of stream `s`, 16 x 16 transposes)
+/// into `scratch`, where it stays in L1 (`S GC` vectors: 32 KB for 128 streams of AVX-512)
+/// while the row tiles of every GEMM that reads `h_{t'}` pass over it ([`panel_tile`]); the
+/// tiles' accumulators wait in `scratch` between state rows. Each output is one chain of
+/// FMAs in `(t, s)` order, whatever the blocking (deterministic; the chain of the whole
+/// window's per-stream transpose this replaced, which cost 13% of a character model's time
+/// at hidden 128 and missed L1).
+pub(super) fn gradient_panels(
+    ws: &Workspace,
+    scratch: &mut [Vf32],
+    steps: usize,
+    gemms: &mut [GradGemm<'_>],
+) {
     let (h, groups, streams) = (ws.hidden, ws.groups, ws.streams);
     let rows = h + 2;
     let kv = h.div_ceil(LANES);
-    for t in 0..steps {
-        let hb = &ws.hbuf[t * rows * groups..(t * rows + h) * groups];
-        for (k, row) in hb.chunks_exact(groups).enumerate() {
-            let v = k / LANES;
-            let v0 = v - v % GC;
-            let nb = GC.min(kv - v0);
-            let block = &mut ws.bt[steps * streams * v0..][..steps * streams * nb];
-            for (s, x) in row
-                .iter()
-                .flat_map(|v| v.to_array())
-                .take(streams)
-                .enumerate()
-            {
-                block[(t * streams + s) * nb + v - v0].as_mut_array()[k % LANES] = x;
+    let total: usize = gemms.iter().map(|g| g.rows).sum();
+    let last_state = gemms.iter().map(|g| g.shift).max().unwrap_or(0) + steps;
+    let (panel, acc) = scratch[..panels_scratch(groups, total)].split_at_mut(groups * LANES * GC);
+    for v0 in (0..kv).step_by(GC) {
+        let nb = GC.min(kv - v0);
+        acc[..total * nb].fill(Vf32::ZERO);
+        for state in 0..last_state {
+            let hb = &ws.hbuf[state * rows * groups..][..h * groups];
+            pack_panel(hb, h, groups, v0, nb, panel);
+            let mut base = 0;
+            for gemm in gemms.iter() {
+                if let Some(t) = state.checked_sub(gemm.shift).filter(|&t| t < steps) {
+                    let a_t: &[f32] =
+                        bytemuck::cast_slice(&gemm.a[t * gemm.rows * groups..][..gemm.rows * groups]);
+                    let acc = &mut acc[base * nb..(base + gemm.rows) * nb];
+                    for r0 in (0..gemm.rows).step_by(GR) {
+                        let mr = GR.min(gemm.rows - r0);
+                        dispatch_tile!(panel_tile, mr, nb, acc, a_t, groups * LANES, r0, panel, streams);
+                    }
+                }
+                base += gemm.rows;
             }
+        }
+        let mut base = 0;
+        for gemm in gemms.iter_mut() {
+            for r in 0..gemm.rows {
+                for n in 0..nb {
+                    let c0 = (v0 + n) * LANES;
+                    let k = LANES.min(h - c0);
+                    gemm.out[r * h + c0..][..k].copy_from_slice(&acc[(base + r) * nb + n].as_array()[..k]);
+                }
+            }
+            base += gemm.rows;
         }
     }
 }
 
-/// `out[r][c] = sum_{t, s} a_t[r][s] h_{t + shift}[c][s]` for `r < a_rows` and the `H`
-/// columns (`out` `[a_rows][H]`), from the states [`transpose_states`] left for `steps`
-/// steps (`shift` 0 for `h_{t-1}` against `dz_t`, 1 for `h_t` against the logits' `dl_t`).
-/// Column blocks outer, so that one block (`steps S GC` vectors: 410 KB at 25 steps of 64
-/// streams) stays in L2 while the row blocks pass.
-pub(super) fn gradient_gemm_t(
-    ws: &Workspace,
-    a: &[Vf32],
-    a_rows: usize,
-    steps: usize,
-    shift: usize,
-    out: &mut [f32],
+/// Column block `v0..v0 + nb` (vectors of `LANES` hidden units) of the state rows `hb`
+/// (`[H][groups]`) per stream: `panel[s][n]` holds units `(v0 + n) LANES ..` of stream `s`,
+/// zero past `H`.
+fn pack_panel(hb: &[Vf32], h: usize, groups: usize, v0: usize, nb: usize, panel: &mut [Vf32]) {
+    for n in 0..nb {
+        let c0 = (v0 + n) * LANES;
+        let units = LANES.min(h - c0);
+        for g in 0..groups {
+            transpose_into(&hb[c0 * groups + g..], groups, units, &mut panel[g * LANES * nb + n..], nb);
+        }
+    }
+}
+
+/// The weight gradients' register tile: `acc[r0 + i][n] += sum_{s < streams} a[r0 + i][s]
+/// panel[s][n]` (`acc` `[rows][N]`, `a` one step's rows of `stride` floats, the stream's
+/// gradient read as a scalar and broadcast; `panel` [`pack_panel`]'s, `N` vectors a stream).
+/// `M + N` loads per `M N` FMAs, all from L1.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn panel_tile<const M: usize, const N: usize>(
+    acc: &mut [Vf32],
+    a: &[f32],
+    stride: usize,
+    r0: usize,
+    panel: &[Vf32],
+    streams: usize,
 ) {
-    let (h, streams) = (ws.hidden, ws.streams);
-    let kv = h.div_ceil(LANES);
-    let mut emit = |r: usize, c0: usize, v: Vf32| {
-        let n = LANES.min(h - c0);
-        out[r * h + c0..][..n].copy_from_slice(&v.as_array()[..n]);
-    };
-    for v0 in (0..kv).step_by(GC) {
-        let nb = GC.min(kv - v0);
-        let block = &ws.bt[steps * streams * v0..][..steps * streams * nb];
-        let block = &block[shift * streams * nb..];
-        for r0 in (0..a_rows).step_by(GR) {
-            let mr = GR.min(a_rows - r0);
-            dispatch_tile!(grad_tile_t, mr, nb, ws, a, a_rows, block, r0, v0, &mut emit);
+    let mut c: [[Vf32; N]; M] = core::array::from_fn(|i| core::array::from_fn(|n| acc[(r0 + i) * N + n]));
+    let rows: [&[f32]; M] = core::array::from_fn(|i| &a[(r0 + i) * stride..][..streams]);
+    for (s, b_s) in panel[..streams * N].chunks_exact(N).enumerate() {
+        let b: [Vf32; N] = core::array::from_fn(|n| b_s[n]);
+        for i in 0..M {
+            let a = Vf32::splat(rows[i][s]);
+            for n in 0..N {
+                c[i][n] = a.mul_add(b[n], c[i][n]);
+            }
+        }
+    }
+    for (i, row) in c.iter().enumerate() {
+        for (n, v) in row.iter().enumerate() {
+            acc[(r0 + i) * N + n] = *v;
         }
     }
 }
