@@ -299,6 +299,8 @@ pub struct Workspace {
     pub(super) ys: Vec<u16>,
     /// Symbols: `[C][groups]`, a step's logits.
     pub(super) logits: Vec<Vf32>,
+    /// Symbols: `[2][groups]`, the softmax's per-group maxima and sums.
+    pub(super) soft: Vec<Vf32>,
     /// Symbols, GRU: `[H][groups]`, a step's `n` gate input side `w_x[x][n_j] + b_in[j]`.
     pub(super) nin: Vec<Vf32>,
 }
@@ -408,6 +410,7 @@ impl Workspace {
                 }
             ],
             logits: sized(symbols, classes * groups),
+            soft: sized(symbols, 2 * groups),
             nin: sized(symbols && gru, hidden * groups),
         }
     }

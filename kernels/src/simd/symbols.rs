@@ -39,7 +39,7 @@ use super::gated::{gru_back, gru_step, lstm_back, lstm_step};
 use super::tiles::{GradGemm, KC, MR, NR, acc_tile, gradient_panels};
 use super::{Prepared, Workspace, flush};
 use crate::approx;
-use crate::lanes::{LANES, Vf32, hsum};
+use crate::lanes::{LANES, Vf32, hsum, transpose_into};
 use crate::params::Cell;
 
 /// `out[r][g] += sum_k a[r][k] b[k][g]` for `r < m_rows`, `k < k_dim`, all `groups`: `a`
@@ -133,37 +133,56 @@ fn rnn_step(ws: &mut Workspace, t: usize) {
 }
 
 /// The softmax, loss and logits' gradient of step `t` (module docs), from `ws.logits` into
-/// `dl_t`; returns the (loss, correct) lane sums of the step.
+/// `dl_t`; returns the (loss, correct) lane sums of the step. Passes over the classes with
+/// the lane groups inner (the logits and `dl` streamed front to back, the groups' maxima and
+/// sums in `ws.soft`): the max, then `e_c` and its sum, then `dl_c = e_c / s valid scale`;
+/// the targets' entries (`(p_y - 1) valid scale`) are written lane by lane after it.
 fn softmax_step(ws: &mut Workspace, t: usize, scale: Vf32) -> (Vf32, Vf32) {
     let (groups, c_n) = (ws.groups, ws.classes);
     let logits = &ws.logits[..c_n * groups];
     let dl = &mut ws.dl[t * c_n * groups..][..c_n * groups];
     let ys = &ws.ys[t * groups * LANES..][..groups * LANES];
+    let (m, q) = ws.soft[..2 * groups].split_at_mut(groups);
     let floor = Vf32::splat(-60.0);
+    m.copy_from_slice(&logits[..groups]);
+    for row in logits.chunks_exact(groups).skip(1) {
+        for (m, &l) in m.iter_mut().zip(row) {
+            *m = m.max(l);
+        }
+    }
+    q.fill(Vf32::ZERO);
+    for (row, d) in logits.chunks_exact(groups).zip(dl.chunks_exact_mut(groups)) {
+        for (((d, &l), &m), sum) in d.iter_mut().zip(row).zip(&*m).zip(q.iter_mut()) {
+            let e = approx::exp((l - m).max(floor));
+            *d = e;
+            *sum += e;
+        }
+    }
     let (mut loss, mut correct) = (Vf32::ZERO, Vf32::ZERO);
     for (g, y) in ys.chunks_exact(LANES).enumerate() {
-        let m = (1..c_n).fold(logits[g], |m, c| m.max(logits[c * groups + g]));
-        let mut sum = Vf32::ZERO;
-        for c in 0..c_n {
-            let e = approx::exp((logits[c * groups + g] - m).max(floor));
-            dl[c * groups + g] = e;
-            sum += e;
-        }
+        let (sum, m_g) = (q[g], m[g]);
         let l_y = Vf32::new(core::array::from_fn(|l| {
             logits[usize::from(y[l]) * groups + g].as_array()[l]
         }));
         let valid = ws.valid[g];
-        loss += (approx::ln(sum) + (m - l_y)) * valid;
-        correct += l_y.simd_ge(m).select(valid, Vf32::ZERO);
-        let y_f = Vf32::new(core::array::from_fn(|l| f32::from(y[l])));
-        let q = Vf32::ONE / sum;
+        loss += (approx::ln(sum) + (m_g - l_y)) * valid;
+        correct += l_y.simd_ge(m_g).select(valid, Vf32::ZERO);
+        let inv = Vf32::ONE / sum;
         let vs = valid * scale;
-        for c in 0..c_n {
-            let p = flush(dl[c * groups + g] * q);
-            let target = y_f
-                .simd_eq(Vf32::splat(c as f32))
-                .select(Vf32::ONE, Vf32::ZERO);
-            dl[c * groups + g] = flush((p - target) * vs);
+        // The target's entry (`e_y` again: the same exp of the same argument), kept in `m`.
+        let p_y = flush(approx::exp((l_y - m_g).max(floor)) * inv);
+        m[g] = flush((p_y - Vf32::ONE) * vs);
+        q[g] = inv * vs;
+    }
+    for d in dl.chunks_exact_mut(groups) {
+        for (d, &qv) in d.iter_mut().zip(&*q) {
+            *d = flush(*d * qv);
+        }
+    }
+    for (g, y) in ys.chunks_exact(LANES).enumerate() {
+        let target = m[g].to_array();
+        for (l, &c) in y.iter().enumerate() {
+            dl[usize::from(c) * groups + g].as_mut_array()[l] = target[l];
         }
     }
     (loss, correct)
@@ -234,24 +253,37 @@ fn weight_gradients(ws: &mut Workspace, grad: &mut [f32]) {
     );
     ws.bt = scratch;
     let ws = &*ws;
-    // The input side's gradient of row r at step t: dz, except the GRU's n rows (dn).
-    let input_side = |t: usize, r: usize| -> &[Vf32] {
-        if ws.cell == Cell::Gru && r >= 2 * h {
-            &ws.dn[(t * h + r - 2 * h) * groups..][..groups]
-        } else {
-            &ws.dz[(t * gh + r) * groups..][..groups]
-        }
-    };
+    // dw_x: each real stream's input-side gradient (dz; the GRU's n rows: dn) added into
+    // its symbol's row, `LANES` rows at a time through a transpose (streams to rows in the
+    // lanes). Each entry sums in (t, s) order: deterministic.
     let w_x = &mut grad[r_x.0..r_x.1];
     w_x.fill(0.0);
+    let n_rows = if ws.cell == Cell::Gru { 2 * h } else { gh };
     for t in 0..t_n {
-        let xs = &ws.xs[t * groups * LANES..][..groups * LANES];
-        for r in 0..gh {
-            for (g, d) in input_side(t, r).iter().enumerate() {
-                for (l, v) in d.to_array().into_iter().enumerate() {
-                    let s = g * LANES + l;
-                    if s < streams {
-                        w_x[usize::from(xs[s]) * gh + r] += v;
+        let xs = &ws.xs[t * groups * LANES..][..streams];
+        let dz = &ws.dz[t * gh * groups..][..n_rows * groups];
+        let dn = if ws.cell == Cell::Gru {
+            &ws.dn[t * h * groups..][..h * groups]
+        } else {
+            &[][..]
+        };
+        for (side, rows, col0) in [(dz, n_rows, 0), (dn, dn.len() / groups, n_rows)] {
+            for r0 in (0..rows).step_by(LANES) {
+                let k = LANES.min(rows - r0);
+                for g in 0..groups {
+                    let mut block = [Vf32::ZERO; LANES];
+                    transpose_into(&side[r0 * groups + g..], groups, k, &mut block, 1);
+                    let lanes = &xs[g * LANES..streams.min((g + 1) * LANES)];
+                    for (v, &x) in block.iter().zip(lanes) {
+                        let row = &mut w_x[usize::from(x) * gh + col0 + r0..][..k];
+                        if k == LANES {
+                            let sum = Vf32::new(row.try_into().expect("LANES")) + *v;
+                            row.copy_from_slice(sum.as_array());
+                        } else {
+                            for (w, d) in row.iter_mut().zip(v.as_array()) {
+                                *w += d;
+                            }
+                        }
                     }
                 }
             }
