@@ -36,15 +36,16 @@
 //! included).
 
 use super::gated::{gru_back, gru_step, lstm_back, lstm_step};
-use super::tiles::{GradGemm, KC, MR, NR, acc_tile, gradient_panels};
+use super::tiles::{Finish, GradGemm, KC, MR, NR, acc_tile, gradient_panels};
 use super::{Prepared, Workspace, flush};
 use crate::approx;
 use crate::lanes::{LANES, Vf32, hsum, transpose_into};
 use crate::params::Cell;
 
 /// `out[r][g] += sum_k a[r][k] b[k][g]` for `r < m_rows`, `k < k_dim`, all `groups`: `a`
-/// packed by `pack_rows` (`m_rows x k_dim`), `b` `[k_dim][groups]`, `out` `[m_rows][groups]`.
-/// The gated cells' loop nest: passes of [`KC`] reduction indices, tiles of `MR x NR`.
+/// packed by `pack_rows` (`m_rows x k_dim`), `b` `[k_dim][groups]`, `out` `[m_rows][groups]`;
+/// each tile of the last pass then goes through `finish` ([`Finish`]). The gated cells' loop
+/// nest: passes of [`KC`] reduction indices, tiles of `MR x NR`.
 pub(super) fn gemm_acc(
     packed: &[f32],
     k_dim: usize,
@@ -52,9 +53,11 @@ pub(super) fn gemm_acc(
     b: &[Vf32],
     out: &mut [Vf32],
     groups: usize,
+    mut finish: Finish<'_>,
 ) {
     for k0 in (0..k_dim).step_by(KC) {
         let kc = KC.min(k_dim - k0);
+        let last = k0 + kc == k_dim;
         for g0 in (0..groups).step_by(NR) {
             let nr = NR.min(groups - g0);
             for r0 in (0..m_rows).step_by(MR) {
@@ -62,6 +65,9 @@ pub(super) fn gemm_acc(
                 dispatch_tile!(
                     acc_tile, mr, nr, packed, k_dim, b, out, groups, r0, g0, k0, kc
                 );
+                if last {
+                    finish.tile(out, groups, r0, mr, g0, nr);
+                }
             }
         }
     }
@@ -75,23 +81,31 @@ pub(super) fn forward_symbols(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> 
     let (mut loss, mut correct) = (Vf32::ZERO, Vf32::ZERO);
     for t in 0..t_n {
         gather_inputs(w, ws, t);
-        let prev = &ws.hbuf[t * rows * groups..][..h * groups];
-        gemm_acc(&w.w_hh_packed, h, gh, prev, &mut ws.pre, groups);
+        let (before, after) = ws.hbuf.split_at_mut((t + 1) * rows * groups);
+        let prev = &before[t * rows * groups..][..h * groups];
+        let h_next = &mut after[..h * groups];
         let mut ignore = |_: usize, _: usize, _: Vf32| {};
         match ws.cell {
-            Cell::Rnn => rnn_step(ws, t),
-            Cell::Lstm => lstm_step(ws, t, &mut ignore),
+            Cell::Rnn => {
+                let finish = Finish::Tanh(h_next);
+                gemm_acc(&w.w_hh_packed, h, gh, prev, &mut ws.pre, groups, finish);
+            }
+            Cell::Lstm => {
+                gemm_acc(&w.w_hh_packed, h, gh, prev, &mut ws.pre, groups, Finish::Out);
+                lstm_step(ws, t, &mut ignore);
+            }
             Cell::Gru => {
+                gemm_acc(&w.w_hh_packed, h, gh, prev, &mut ws.pre, groups, Finish::Out);
                 let nin = core::mem::take(&mut ws.nin);
                 gru_step(ws, t, |j, g, _| nin[j * groups + g], &mut ignore);
                 ws.nin = nin;
             }
         }
+        let h_t = &ws.hbuf[(t + 1) * rows * groups..][..h * groups];
         for (row, &b) in ws.logits.chunks_exact_mut(groups).zip(&w.b_y) {
             row.fill(Vf32::splat(b));
         }
-        let h_t = &ws.hbuf[(t + 1) * rows * groups..][..h * groups];
-        gemm_acc(&w.w_hy_packed, h, c_n, h_t, &mut ws.logits, groups);
+        gemm_acc(&w.w_hy_packed, h, c_n, h_t, &mut ws.logits, groups, Finish::Out);
         let (l, c) = softmax_step(ws, t, scale);
         loss += l;
         correct += c;
@@ -118,17 +132,6 @@ fn gather_inputs(w: &Prepared, ws: &mut Workspace, t: usize) {
                 ws.nin[j * groups + g] = Vf32::new(core::array::from_fn(|l| nx[l][j]));
             }
         }
-    }
-}
-
-/// The tanh RNN's pass: `h_t = tanh(pre)`, flushed below 2^-64 as the gated cells' states
-/// ([`super::gated`]).
-fn rnn_step(ws: &mut Workspace, t: usize) {
-    let (h, groups) = (ws.hidden, ws.groups);
-    let rows = h + 2;
-    let h_next = &mut ws.hbuf[(t + 1) * rows * groups..][..h * groups];
-    for (hv, &z) in h_next.iter_mut().zip(&ws.pre[..h * groups]) {
-        *hv = flush(approx::tanh(z));
     }
 }
 
@@ -193,34 +196,34 @@ fn softmax_step(ws: &mut Workspace, t: usize, scale: Vf32) -> (Vf32, Vf32) {
 pub(super) fn backward_symbols(w: &Prepared, ws: &mut Workspace, grad: &mut [f32]) {
     let (h, groups, t_n, c_n) = (ws.hidden, ws.groups, ws.time_step, ws.classes);
     let gh = ws.cell.gates() * h;
+    let rows = h + 2;
     ws.carry.fill(Vf32::ZERO);
     for t in (0..t_n).rev() {
         let dh = &mut ws.pre[..h * groups];
-        dh.fill(Vf32::ZERO);
         let dl = &ws.dl[t * c_n * groups..][..c_n * groups];
-        gemm_acc(&w.w_hy_t_packed, c_n, h, dl, dh, groups);
-        if t + 1 < t_n {
-            let dz_next = &ws.dz[(t + 1) * gh * groups..][..gh * groups];
-            gemm_acc(&w.w_hh_t_packed, gh, h, dz_next, dh, groups);
+        let h_t = &ws.hbuf[(t + 1) * rows * groups..][..h * groups];
+        let last = t + 1 == t_n;
+        // The tanh RNN's derivative in the last GEMM's finish: dz_t = dh_t (1 - h_t^2).
+        let (dz_t, dz_rest) = ws.dz[t * gh * groups..].split_at_mut(gh * groups);
+        let derivative = Finish::TanhDerivative { h: h_t, dz: dz_t };
+        let (head_finish, finish) = match (ws.cell, last) {
+            (Cell::Rnn, true) => (derivative, Finish::Out),
+            (Cell::Rnn, false) => (Finish::Out, derivative),
+            _ => (Finish::Out, Finish::Out),
+        };
+        dh.fill(Vf32::ZERO);
+        gemm_acc(&w.w_hy_t_packed, c_n, h, dl, dh, groups, head_finish);
+        if !last {
+            let dz_next = &dz_rest[..gh * groups];
+            gemm_acc(&w.w_hh_t_packed, gh, h, dz_next, dh, groups, finish);
         }
         match ws.cell {
-            Cell::Rnn => rnn_back(ws, t),
+            Cell::Rnn => {}
             Cell::Lstm => lstm_back(ws, t),
             Cell::Gru => gru_back(ws, t),
         }
     }
     weight_gradients(ws, grad);
-}
-
-/// The RNN's derivative at step `t`: `dz_t = dh_t (1 - h_t^2)`, flushed.
-fn rnn_back(ws: &mut Workspace, t: usize) {
-    let (h, groups) = (ws.hidden, ws.groups);
-    let rows = h + 2;
-    let h_t = &ws.hbuf[(t + 1) * rows * groups..][..h * groups];
-    let dz = &mut ws.dz[t * h * groups..][..h * groups];
-    for ((d, &dh), &hv) in dz.iter_mut().zip(&ws.pre[..h * groups]).zip(h_t) {
-        *d = flush(dh * hv.mul_neg_add(hv, Vf32::ONE));
-    }
 }
 
 /// The window's weight gradients (module docs): the two GEMMs with the columns in the lanes,

@@ -331,10 +331,47 @@ pub(super) fn preact_tile<const M: usize, const N: usize>(
     }
 }
 
+/// What a symbols' path GEMM ([`super::symbols::gemm_acc`]) does with each finished tile of
+/// sums: leave them in `out`, or also run the tanh RNN's elementwise step on them while they
+/// are in L1 (no pass of its own over the step's rows).
+pub(super) enum Finish<'a> {
+    Out,
+    /// `h[r][g] = tanh(sum)`, flushed below 2^-64 (the forward step).
+    Tanh(&'a mut [Vf32]),
+    /// `dz[r][g] = sum (1 - h[r][g]^2)`, flushed (the backward step, `sum` = `dL/dh_t`).
+    TanhDerivative { h: &'a [Vf32], dz: &'a mut [Vf32] },
+}
+
+impl Finish<'_> {
+    /// Applies the step to rows `r0..r0 + mr`, groups `g0..g0 + nr` of `out`.
+    #[inline(always)]
+    pub(super) fn tile(&mut self, out: &[Vf32], groups: usize, r0: usize, mr: usize, g0: usize, nr: usize) {
+        for r in r0..r0 + mr {
+            let at = r * groups + g0;
+            let sums = &out[at..at + nr];
+            match self {
+                Finish::Out => return,
+                Finish::Tanh(h) => {
+                    for (hv, &z) in h[at..at + nr].iter_mut().zip(sums) {
+                        *hv = flush(approx::tanh(z));
+                    }
+                }
+                Finish::TanhDerivative { h, dz } => {
+                    for ((d, &s), &hv) in dz[at..at + nr].iter_mut().zip(sums).zip(&h[at..at + nr]) {
+                        *d = flush(s * hv.mul_neg_add(hv, Vf32::ONE));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The symbols' path's tile ([`super::symbols::gemm_acc`]), one pass over `k0..k0 + kc`:
 /// `out[r][g] += sum_k a[r][k] b[k][g]` for rows `r0..r0+M` and groups `g0..g0+N`, `a`
 /// packed (`k_dim` columns), `b` `[k][groups]`.
-#[inline(always)]
+// Not inlined: in the loop nest with its sibling sizes and the finish step the accumulators
+// stayed in memory (1.5x the GEMM's time, 2026-12-02).
+#[inline(never)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn acc_tile<const M: usize, const N: usize>(
     packed: &[f32],
