@@ -279,9 +279,9 @@ fn weight_gradients(ws: &mut Workspace, grad: &mut [f32]) {
                     let lanes = &xs[g * LANES..streams.min((g + 1) * LANES)];
                     for (v, &x) in block.iter().zip(lanes) {
                         let row = &mut w_x[usize::from(x) * gh + col0 + r0..][..k];
-                        if k == LANES {
-                            let sum = Vf32::new(row.try_into().expect("LANES")) + *v;
-                            row.copy_from_slice(sum.as_array());
+                        if let Ok(row) = <&mut [f32; LANES]>::try_from(&mut *row) {
+                            // An array assignment: vector moves (copy_from_slice called memmove).
+                            *row = (Vf32::new(*row) + *v).to_array();
                         } else {
                             for (w, d) in row.iter_mut().zip(v.as_array()) {
                                 *w += d;
