@@ -766,8 +766,11 @@ pub fn heatmap(
     );
     let panel_w = ROW_LABELS_W + cols * cell.0 + PANEL_GAP;
     let panel_h = PANEL_TOP + rows * cell.1 + PANEL_BOTTOM;
-    let width = (16 + per_row * panel_w + COLOR_BAR_W).max(700);
-    let height = (FIGURE_TOP + panel_rows * panel_h).max(360);
+    // Wide enough for the title (about 11 px a character at 20 px), and tall enough for the
+    // colour bar's lowest label.
+    let title_w = 40 + 11 * title.chars().count() as i32;
+    let width = (16 + per_row * panel_w + COLOR_BAR_W).max(700).max(title_w);
+    let height = (FIGURE_TOP + panel_rows * panel_h).max(400);
     let (width, height) = (width as u32, height as u32);
     let mut pixels = vec![0u8; width as usize * height as usize * 3];
     let layout = HeatLayout {

@@ -212,13 +212,17 @@ fn heat_levels(
         .map(Cell::median_judged_loss)
         .filter(|v| v.is_finite())
         .fold(f64::INFINITY, f64::min);
-    let learned = mark("learned_below", "learned below (0.9 x unigram)", threshold);
+    // Short labels: the colour bar's column is narrow.
+    let learned = mark("learned_below", "learned below", threshold);
     let mut out = if best < threshold {
-        vec![mark("best", "best median of the sweep", best), learned]
+        vec![mark("best", "best median", best), learned]
     } else {
         vec![learned]
     };
-    out.extend_from_slice(levels);
+    out.extend(levels.iter().map(|l| ReferenceLevel {
+        label: "unigram entropy",
+        ..*l
+    }));
     out
 }
 
@@ -419,7 +423,12 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         "median {judged} over {} seed(s), {}, {} epochs, {} streams x {}, {:?} lr {}",
         grid.seeds.len(),
         if file {
-            data.name().to_string()
+            // The file's name without its directories: the title is one line.
+            data.name()
+                .rsplit(['/', '\\'])
+                .next()
+                .unwrap_or_default()
+                .to_string()
         } else {
             format!("rule {}", base.rule)
         },
