@@ -65,7 +65,7 @@ pub enum SweepData {
     /// lags and seed), as `train` does.
     Generator,
     /// One file's sequence, read once; every run trains on views of it.
-    File(FileData),
+    File(Box<FileData>),
 }
 
 /// A file's sequence as the runs of a sweep share it.
@@ -96,13 +96,13 @@ impl SweepData {
                 TrainData::Bits(_) => None,
             })
             .collect();
-        Self::File(FileData {
+        Self::File(Box::new(FileData {
             name: csv_safe(&source.describe()),
             checksum: data_checksum(&parts),
             unigram: crate::source::unigram_level(&data.train),
             train: data.train,
             valid: data.valid,
-        })
+        }))
     }
 
     /// The `data` column: `generator`, or the file's [`FileData::name`].
