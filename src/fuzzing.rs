@@ -188,7 +188,7 @@ pub fn cli_parse(data: &[u8]) {
             );
             assert!((1..=crate::cli::SAMPLE_MAX_LENGTH).contains(&args.length));
         })),
-        Command::Sweep(args) => usage(args.to_grid().map(|grid| {
+        Command::Sweep(args) => usage(args.to_grid().map(|(grid, _)| {
             assert!(!grid.is_empty() && grid.len() <= crate::sweep::MAX_RUNS);
             assert!(grid.runs().iter().all(|s| s.threads == 1));
         })),

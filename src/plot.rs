@@ -666,6 +666,8 @@ pub struct HeatmapCell {
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeatmapPanel {
     pub title: String,
+    /// What the rows are (`lags (a,b)`, `hidden`), written above the row labels.
+    pub rows_name: String,
     /// Row labels, top to bottom (lag pairs).
     pub rows: Vec<String>,
     /// Column labels, left to right (time steps).
@@ -721,8 +723,8 @@ const PANELS_PER_ROW: usize = 3;
 /// to a row), each cell coloured by its value on a sequential scale anchored at the rule's
 /// levels (the lowest level at the dark end, nothing learned at the pale end; values beyond
 /// are clamped), with the value (3 decimals) and its label written in it; a colour bar with
-/// the levels marked on the right. `title` and `subtitle` go on top. For `bitrnn sweep`:
-/// time_step across, lags down.
+/// the levels marked on the right, headed `value_name`. `title` and `subtitle` go on top.
+/// For `bitrnn sweep`: time_step across, lags (or hidden sizes) down.
 ///
 /// # Errors
 /// [`Error::Usage`] if a panel's cells do not match its rows x columns or `levels` has
@@ -733,6 +735,7 @@ pub fn heatmap(
     levels: &[ReferenceLevel],
     title: &str,
     subtitle: &str,
+    value_name: &str,
 ) -> Result<()> {
     if levels.len() < 2
         || panels.is_empty()
@@ -763,8 +766,11 @@ pub fn heatmap(
     );
     let panel_w = ROW_LABELS_W + cols * cell.0 + PANEL_GAP;
     let panel_h = PANEL_TOP + rows * cell.1 + PANEL_BOTTOM;
-    let width = (16 + per_row * panel_w + COLOR_BAR_W).max(700);
-    let height = (FIGURE_TOP + panel_rows * panel_h).max(360);
+    // Wide enough for the title (about 11 px a character at 20 px), and tall enough for the
+    // colour bar's lowest label.
+    let title_w = 40 + 11 * title.chars().count() as i32;
+    let width = (16 + per_row * panel_w + COLOR_BAR_W).max(700).max(title_w);
+    let height = (FIGURE_TOP + panel_rows * panel_h).max(400);
     let (width, height) = (width as u32, height as u32);
     let mut pixels = vec![0u8; width as usize * height as usize * 3];
     let layout = HeatLayout {
@@ -772,7 +778,14 @@ pub fn heatmap(
         panel: (panel_w, panel_h),
         cell,
     };
-    draw_heatmap(&mut pixels, &layout, panels, levels, title, &subtitle).map_err(|e| {
+    draw_heatmap(
+        &mut pixels,
+        &layout,
+        panels,
+        levels,
+        (title, &subtitle, value_name),
+    )
+    .map_err(|e| {
         Error::io(
             path,
             io::Error::other(format!("cannot draw the heatmap: {e}")),
@@ -793,8 +806,7 @@ fn draw_heatmap(
     layout: &HeatLayout,
     panels: &[HeatmapPanel],
     levels: &[ReferenceLevel],
-    title: &str,
-    subtitle: &str,
+    (title, subtitle, value_name): (&str, &str, &str),
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let HeatLayout {
         size,
@@ -857,7 +869,7 @@ fn draw_heatmap(
             centred(16, &BLACK),
         ))?;
         root.draw(&Text::new(
-            "lags (a,b)",
+            panel.rows_name.as_str(),
             (x0 - ROW_LABELS_W + 4, y0 - 18),
             left(15),
         ))?;
@@ -900,11 +912,7 @@ fn draw_heatmap(
     let bar_x = width - COLOR_BAR_W + 16;
     let bar_top = FIGURE_TOP + PANEL_TOP;
     let bar_h = 240;
-    root.draw(&Text::new(
-        "median final loss",
-        (bar_x - 6, bar_top - 18),
-        left(15),
-    ))?;
+    root.draw(&Text::new(value_name, (bar_x - 6, bar_top - 18), left(15)))?;
     for y in 0..bar_h {
         let t = f64::from(y) / f64::from(bar_h - 1);
         root.draw(&Rectangle::new(

@@ -782,3 +782,85 @@ fn bad_checkpoints_are_refused_by_eval_sample_and_resume() {
     let o = bitrnn(&["eval", "--model", &model, "--rule", "r2rt", "--lags", "8,8"]);
     assert_refused(&o, By::Us, "--lags 8,8", "eval --rule r2rt --lags 8,8");
 }
+
+/// Bad data for `train` and `sweep` alike: a missing, empty or too short text, `--valid` out
+/// of range or leaving too little, a missing `.npy`, `--vocab` without `.npy` data. One line
+/// naming the input, exit 2, no `--out` left behind.
+#[test]
+fn bad_data_is_refused_by_train_and_sweep() {
+    use By::Us;
+    let files = TestDir::new("bad-data-files");
+    let empty = files.write("empty.txt", b"");
+    let short = files.write("short.txt", b"abcabcabc");
+    let good = files.write("good.txt", &b"the cat sat on the mat. ".repeat(200));
+    let missing = files.path("missing.txt");
+    let (empty, short, good, missing) = (
+        empty.to_str().unwrap(),
+        short.to_str().unwrap(),
+        good.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    );
+    let cases = |time_step: &'static str| {
+        vec![
+            case(&["--text", empty], Us, "empty.txt: empty file"),
+            case(&["--text", short], Us, "short.txt: 8 positions"),
+            case(&["--text", missing], Us, "missing.txt"),
+            case(
+                &["--text", good, "--bytes", "--valid", "1.5"],
+                Us,
+                "--valid 1.5",
+            ),
+            case(
+                &["--text", good, "--batch-size", "500", "--valid", "0.999"],
+                Us,
+                "--valid 0.999",
+            ),
+            // Holds out 5 positions: fewer than one window of the time step.
+            case(
+                &[
+                    "--text",
+                    good,
+                    "--batch-size",
+                    "500",
+                    "--valid",
+                    "0.001",
+                    time_step,
+                    "10",
+                ],
+                Us,
+                "--valid 0.001: holds out 5 positions",
+            ),
+            case(
+                &["--data", files.path("nothing").to_str().unwrap()],
+                Us,
+                "x.npy",
+            ),
+            case(&["--vocab", "10"], Us, "--vocab and --classes"),
+        ]
+    };
+    let dir = TestDir::new("bad-data");
+    check_all_with_out("train", cases("--time-step"), &dir);
+    check_all_with_out("sweep", cases("--time-steps"), &dir);
+    check_all_with_out(
+        "sweep",
+        [
+            case(
+                &["--text", good, "--lags", "1,2"],
+                Us,
+                "--lags: a setting of the generated bits",
+            ),
+            case(&["--text", good, "--rule", "seed"], Us, "--rule: a setting"),
+            case(
+                &["--text", good, "--data-size", "10"],
+                Us,
+                "--data-size: a setting",
+            ),
+            case(
+                &["--text", good, "--time-steps", "1,2001"],
+                Us,
+                "--time-steps 2001",
+            ),
+        ],
+        &dir,
+    );
+}

@@ -338,6 +338,7 @@ fn loss_plot_errors_leave_nothing_behind() {
 fn heat_panel(rows: usize, columns: usize) -> HeatmapPanel {
     HeatmapPanel {
         title: "hidden 6".into(),
+        rows_name: "lags (a,b)".into(),
         rows: (1..=rows).map(|a| format!("{a},{}", a + 1)).collect(),
         columns: (1..=columns).map(|t| t.to_string()).collect(),
         cells: (0..rows * columns)
@@ -385,6 +386,7 @@ fn heatmap_writes_png_for_small_large_and_many_panels() {
             &levels,
             TITLE,
             "cell: median, seeds learned",
+            "median final loss",
         )
         .unwrap();
         let (w, h) = png_size(&path);
@@ -396,7 +398,7 @@ fn heatmap_writes_png_for_small_large_and_many_panels() {
     // Cells that do not match the panel's shape: refused, nothing written.
     let mut bad = heat_panel(2, 2);
     bad.cells.pop();
-    let err = heatmap(&dir.path("bad.png"), &[bad], &seed_levels(), TITLE, "").unwrap_err();
+    let err = heatmap(&dir.path("bad.png"), &[bad], &seed_levels(), TITLE, "", "").unwrap_err();
     assert!(matches!(err, Error::Usage(_)), "{err:?}");
     assert!(!dir.path("bad.png").exists());
 }

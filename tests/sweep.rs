@@ -58,9 +58,13 @@ fn assert_ok(out: &Output) {
 const SEED: usize = 6;
 /// `clip`, `adagrad_eps`, `adagrad_init`, `init`.
 const OPTIM: std::ops::Range<usize> = 13..17;
-const FINAL_LOSS: usize = 17;
-const LEARNED: usize = 18;
-const CHECKSUM: usize = 19;
+/// `data`, `data_checksum`, `vocab`, `classes`, `valid`.
+const DATA: std::ops::Range<usize> = 17..22;
+const FINAL_LOSS: usize = 22;
+/// `held_out_loss`, `held_out_accuracy`, `nothing_learned`.
+const HELD_OUT: std::ops::Range<usize> = 23..26;
+const LEARNED: usize = 26;
+const CHECKSUM: usize = 27;
 
 /// The CSV's rows as fields, without the `wall_s` column (the one that may differ).
 fn rows(dir: &Path) -> Vec<Vec<String>> {
@@ -209,7 +213,7 @@ fn resume_runs_only_what_is_missing() {
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("sweep.csv: line 2: 23 fields"), "{stderr}");
+    assert!(stderr.contains("sweep.csv: line 2: 31 fields"), "{stderr}");
     assert_eq!(fs::read_to_string(&csv).unwrap(), bad);
 }
 
@@ -279,8 +283,9 @@ fn old_format(text: &str, drop: &[usize]) -> String {
 }
 
 /// A sweep.csv written before `--cells` (no `cell` column) resumes as the rnn cell's rows,
-/// and one written before `--clip`, `--adagrad-eps`, `--adagrad-init` and `--init` as rows
-/// of their defaults; the rewritten file has every column.
+/// one written before `--clip`, `--adagrad-eps`, `--adagrad-init` and `--init` as rows of
+/// their defaults, and one written before the data flags as the generator's rows; the
+/// rewritten file has every column.
 #[test]
 fn a_sweep_csv_from_before_cells_resumes_as_rnn() {
     let dir = TestDir::new("old-csv");
@@ -289,8 +294,14 @@ fn a_sweep_csv_from_before_cells_resumes_as_rnn() {
     let full = rows(&out);
     let csv = out.join("sweep.csv");
     let text = fs::read_to_string(&csv).unwrap();
-    let optim: Vec<usize> = OPTIM.collect();
+    let data: Vec<usize> = DATA.chain(HELD_OUT).collect();
+    let optim: Vec<usize> = OPTIM.chain(data.iter().copied()).collect();
     for (drop, header_start) in [
+        (
+            data.clone(),
+            "rule,lag_a,lag_b,time_step,hidden,cell,seed,epochs,data_size,batch_size,lr,\
+             optimizer,engine,clip,adagrad_eps,adagrad_init,init,final_loss,",
+        ),
         (
             optim.clone(),
             "rule,lag_a,lag_b,time_step,hidden,cell,seed,",
@@ -303,7 +314,7 @@ fn a_sweep_csv_from_before_cells_resumes_as_rnn() {
         // The old format; the last three runs missing.
         let old = old_format(&text, &drop);
         assert!(old.starts_with(header_start), "{old}");
-        assert!(!old.contains("clip"), "{old}");
+        assert!(!old.contains("data_checksum"), "{old}");
         fs::write(&csv, old).unwrap();
         let stderr = resume(&out, &GRID);
         assert!(stderr.contains("5 already in"), "{stderr}");

@@ -132,7 +132,13 @@ pub fn transpose(rows: [Vf32; LANES]) -> [Vf32; LANES] {
 /// AVX-512 the loads, shuffles and stores stay in `zmm` registers (moving `[Vf32; 16]`
 /// arrays by value went through the stack in 256-bit halves: store-forwarding stalls).
 #[inline(always)]
-pub fn transpose_into(src: &[Vf32], stride: usize, rows: usize, dst: &mut [Vf32], dst_stride: usize) {
+pub fn transpose_into(
+    src: &[Vf32],
+    stride: usize,
+    rows: usize,
+    dst: &mut [Vf32],
+    dst_stride: usize,
+) {
     assert!(rows <= LANES && (rows == 0 || (rows - 1) * stride < src.len()));
     assert!((LANES - 1) * dst_stride < dst.len());
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
@@ -143,8 +149,13 @@ pub fn transpose_into(src: &[Vf32], stride: usize, rows: usize, dst: &mut [Vf32]
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
     {
-        let block: [Vf32; LANES] =
-            core::array::from_fn(|i| if i < rows { src[i * stride] } else { Vf32::ZERO });
+        let block: [Vf32; LANES] = core::array::from_fn(|i| {
+            if i < rows {
+                src[i * stride]
+            } else {
+                Vf32::ZERO
+            }
+        });
         for (j, v) in Vf32::transpose(block).into_iter().enumerate() {
             dst[j * dst_stride] = v;
         }

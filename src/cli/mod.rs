@@ -18,7 +18,7 @@ pub use generate::GenerateArgs;
 pub use profile::{MAX_PROFILE_SECONDS, ProfileArgs};
 pub use sample::{MAX_LENGTH as SAMPLE_MAX_LENGTH, SampleArgs, Temperature};
 pub use sweep::{MAX_UNASKED_S, SweepArgs};
-pub use train::{DEFAULT_EPOCHS, ModelArgs, OptimArgs, TrainArgs};
+pub use train::{DEFAULT_EPOCHS, DataArgs, ModelArgs, OptimArgs, TrainArgs};
 pub use verify::{
     DEFAULT_SHAPES, MAX_HIDDEN as VERIFY_MAX_HIDDEN, MAX_STEPS as VERIFY_MAX_STEPS,
     MAX_STREAMS as VERIFY_MAX_STREAMS, MAX_TIME_STEP as VERIFY_MAX_TIME_STEP, VerifyArgs,

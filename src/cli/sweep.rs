@@ -1,11 +1,13 @@
 //! The flags of `bitrnn sweep` ([`SweepArgs`]): the grid's axes as lists and ranges, the
 //! settings every run shares, and their validation into a [`Grid`].
 
-use super::{default_threads, parse_f32};
-use crate::config::{Cell, Engine, MAX_THREADS, Optimizer, Rule, TrainSettings, parse_cell};
+use super::{DataArgs, default_threads, parse_f32};
+use crate::config::{
+    Cell, Engine, MAX_THREADS, Optimizer, Rule, Source, TrainSettings, parse_cell,
+};
 use crate::error::{Error, Result};
 use crate::output::check_out_dir;
-use crate::sweep::{Grid, MAX_AXIS};
+use crate::sweep::{Grid, MAX_AXIS, SweepData};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -17,6 +19,13 @@ const AFTER_HELP: &str = "Lists and ranges:
   --lags 1,2 5,6 3,8         these pairs (a,b), separated by spaces
   --cells rnn,gru,lstm       these cells (gru and lstm cost about 3 and 4 times rnn's work)
 An axis must not be empty or repeat a value; a grid has at most 100000 runs.
+
+Your own sequences: --text FILE (--bytes), --data DIR or --inputs X.npy --targets Y.npy
+(with --vocab, --classes), and --valid FRACTION, as `bitrnn train` takes them. The file is
+read once and shared by every run; the grid is hidden x cells x time steps x seeds (the
+generator's --rule, --lags and --data-size are refused with it). A run on a file learned when
+its loss (held-out with --valid) is at most 0.9 times the unigram entropy of the training
+targets; sweep.png then has time_step across and hidden down, one panel per cell.
 
 Every run is `bitrnn train --threads 1` with its settings (bit for bit: same final_loss,
 same weights_checksum); the runs share the cores, one run per thread, and the outputs are in
@@ -36,12 +45,17 @@ runs) take well under a minute on two cores.";
 #[derive(Debug, Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct SweepArgs {
-    /// The rule of the targets: seed or r2rt (see `bitrnn train --help`).
-    #[arg(long, value_enum, default_value_t = Rule::Seed)]
-    pub rule: Rule,
+    /// The data flags: a text or .npy ids instead of the generator, the held-out fraction
+    /// (see `bitrnn train --help`).
+    #[command(flatten)]
+    pub data_flags: DataArgs,
+    /// The rule of the targets: seed or r2rt (see `bitrnn train --help`) [default: seed].
+    /// For the generator only.
+    #[arg(long, value_enum)]
+    pub rule: Option<Rule>,
     /// The lag pairs (a,b): a range of first lags `A..=B[+D]` (b = a + D, D = 1 when not
     /// given) or pairs `A,B`, several separated by spaces [default: 1..=12 for --rule seed,
-    /// 1..=12+5 for --rule r2rt].
+    /// 1..=12+5 for --rule r2rt]. For the generator only.
     #[arg(long, num_args = 1.., value_parser = parse_lag_item)]
     pub lags: Vec<Vec<(usize, usize)>>,
     /// Steps per training window: a list and/or ranges, e.g. 1..=12 or 1,2,5,10.
@@ -59,9 +73,10 @@ pub struct SweepArgs {
     /// Epochs of every run.
     #[arg(long, default_value_t = super::DEFAULT_EPOCHS)]
     pub epochs: usize,
-    /// Samples in each run's generated bit sequence.
-    #[arg(long, default_value_t = TrainSettings::SEED.data_size)]
-    pub data_size: usize,
+    /// Samples in each run's generated bit sequence [default: 500000]. For the generator
+    /// only: a file is trained on whole.
+    #[arg(long)]
+    pub data_size: Option<usize>,
     /// The length of each stream (the tutorial's batch_size; see `bitrnn train --help`).
     #[arg(long, default_value_t = TrainSettings::SEED.batch_size)]
     pub batch_size: usize,
@@ -185,11 +200,17 @@ pub(crate) fn parse_lag_item(s: &str) -> std::result::Result<Vec<(usize, usize)>
 }
 
 impl SweepArgs {
+    /// The rule of the generator's targets (`--rule`, default seed).
+    #[must_use]
+    pub fn rule(&self) -> Rule {
+        self.rule.unwrap_or(TrainSettings::SEED.rule)
+    }
+
     /// The lags the grid uses: the flag's, or the rule's default range.
     #[must_use]
     pub fn lag_pairs(&self) -> Vec<(usize, usize)> {
         if self.lags.is_empty() {
-            let gap = match self.rule {
+            let gap = match self.rule() {
                 Rule::Seed => 1,
                 Rule::R2rt => 5,
             };
@@ -213,11 +234,39 @@ impl SweepArgs {
         Ok(n)
     }
 
-    /// The validated grid, `--out` checked.
+    /// Refuses the generator's flags (`--rule`, `--lags`, `--data-size`) with a file, and
+    /// `--vocab`/`--classes` without `.npy` data.
     ///
     /// # Errors
-    /// [`Error::Usage`] naming the first bad flag ([`Grid::new`]).
-    pub fn to_grid(&self) -> Result<Grid> {
+    /// [`Error::Usage`] naming the first such flag and why.
+    fn check_source_flags(&self) -> Result<()> {
+        let source = self.data_flags.source();
+        if source.kind() == Source::Generator {
+            return self.data_flags.check_generator();
+        }
+        let given = [
+            ("--rule", self.rule.is_some()),
+            ("--lags", !self.lags.is_empty()),
+            ("--data-size", self.data_size.is_some()),
+        ];
+        match given.into_iter().find(|(_, given)| *given) {
+            Some((flag, _)) => Err(Error::Usage(format!(
+                "{flag}: a setting of the generated bits; a sweep on {} trains on the whole \
+                 file, without a rule or lags (drop {flag}; hold out a part with --valid)",
+                source.describe()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The validated grid, `--out` checked, and the data its runs train on: for a file, read
+    /// once here ([`crate::source::load`]) and its settings (`source`, `V`, `C`, `data_size`)
+    /// in the grid's shared settings.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the first bad flag ([`Grid::new`]); the data readers' errors
+    /// naming the file.
+    pub fn to_grid(&self) -> Result<(Grid, SweepData)> {
         check_out_dir("--out", &self.out)?;
         self.thread_count()?;
         if self.seeds > MAX_AXIS as u64 {
@@ -226,25 +275,44 @@ impl SweepArgs {
                 self.seeds
             )));
         }
+        self.check_source_flags()?;
         let base = self.optim.apply(TrainSettings {
-            data_size: self.data_size,
+            data_size: self.data_size.unwrap_or(TrainSettings::SEED.data_size),
             batch_size: self.batch_size,
-            rule: self.rule,
+            rule: self.rule(),
             lr: self.lr,
             optimizer: self.optimizer,
             epochs: self.epochs,
             engine: self.engine,
             threads: 1,
+            valid: self.data_flags.valid,
+            // Any time step reads the file; the grid checks the axis's against --batch-size.
+            time_step: 1,
             ..TrainSettings::SEED
         });
-        Grid::new(
+        let source = self.data_flags.source();
+        let (base, data, lags) = if source.kind() == Source::Generator {
+            (base, SweepData::Generator, self.lag_pairs())
+        } else {
+            let model = (self.data_flags.vocab, self.data_flags.classes);
+            let settings = TrainSettings {
+                vocab: model.0.unwrap_or(base.vocab),
+                classes: model.1.unwrap_or(base.classes),
+                ..base
+            };
+            let (settings, run_data) = crate::source::load(settings, &source, false, model)?;
+            let lags = vec![settings.lags];
+            (settings, SweepData::file(&source, run_data), lags)
+        };
+        let grid = Grid::new(
             base,
-            self.lag_pairs(),
+            lags,
             self.time_steps.clone(),
             self.hidden.clone(),
             self.cells.clone(),
             (0..self.seeds).collect(),
-        )
+        )?;
+        Ok((grid, data))
     }
 }
 
@@ -295,7 +363,8 @@ mod tests {
         let args = <Only as clap::Parser>::try_parse_from(["bitrnn"])
             .unwrap()
             .sweep;
-        let grid = args.to_grid().unwrap();
+        let (grid, data) = args.to_grid().unwrap();
+        assert!(matches!(data, SweepData::Generator));
         assert_eq!(grid.len(), 720);
         assert_eq!(grid.lags[11], (12, 13));
         assert_eq!(grid.cells, [Cell::Rnn]);
@@ -303,7 +372,7 @@ mod tests {
             .unwrap()
             .sweep;
         assert_eq!(cells.cells, [Cell::Lstm, Cell::Gru]);
-        assert_eq!(cells.to_grid().unwrap().len(), 1440);
+        assert_eq!(cells.to_grid().unwrap().0.len(), 1440);
         let r2rt = <Only as clap::Parser>::try_parse_from(["bitrnn", "--rule", "r2rt"])
             .unwrap()
             .sweep;

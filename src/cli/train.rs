@@ -20,48 +20,9 @@ pub struct ModelArgs {
     /// --text or .npy run trains on the whole file.
     #[arg(long)]
     pub data_size: Option<usize>,
-    /// Train on this file's bytes: next-byte prediction over the sorted set of the bytes
-    /// that occur (a character model: V = C = that alphabet's size).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["data", "inputs"], help_heading = "Data")]
-    pub text: Option<PathBuf>,
-    /// With --text: the vocabulary is all 256 byte values, not only those that occur.
-    #[arg(long, requires = "text", help_heading = "Data")]
-    pub bytes: bool,
-    /// Train on DIR/x.npy (input symbols) and DIR/y.npy (target classes), what `bitrnn
-    /// generate` writes: 1-D little-endian integer arrays (u8, u16, i32, i64, ...).
-    #[arg(
-        long,
-        value_name = "DIR",
-        conflicts_with = "inputs",
-        help_heading = "Data"
-    )]
-    pub data: Option<PathBuf>,
-    /// Train on these input symbols (a 1-D integer .npy), with --targets.
-    #[arg(
-        long,
-        value_name = "X.npy",
-        requires = "targets",
-        help_heading = "Data"
-    )]
-    pub inputs: Option<PathBuf>,
-    /// The target classes of --inputs (a 1-D integer .npy of the same length).
-    #[arg(long, value_name = "Y.npy", requires = "inputs", help_heading = "Data")]
-    pub targets: Option<PathBuf>,
-    /// Input symbols V of .npy data [default: the largest input + 1]; up to 65536.
-    #[arg(long, help_heading = "Data")]
-    pub vocab: Option<usize>,
-    /// Classes C of .npy data [default: the largest target + 1]; up to 65536.
-    #[arg(long, help_heading = "Data")]
-    pub classes: Option<usize>,
-    /// Hold out the last FRACTION of the data (e.g. 0.05) and report its loss and accuracy
-    /// after every epoch.
-    #[arg(
-        long,
-        value_name = "FRACTION",
-        default_value_t = 0.0,
-        help_heading = "Data"
-    )]
-    pub valid: f64,
+    /// The data flags: a text, .npy ids, the held-out fraction.
+    #[command(flatten)]
+    pub data_flags: DataArgs,
     /// The tutorial's batch_size: the LENGTH of each stream. The sequence is reshaped into
     /// data_size / batch_size parallel streams (seed: 500000 / 2000 = 250 streams of 2000
     /// steps).
@@ -105,6 +66,85 @@ pub struct ModelArgs {
     /// simd (fused SIMD kernels) or scalar (the reference, single-threaded).
     #[arg(long, value_enum, default_value_t = TrainSettings::SEED.engine)]
     pub engine: Engine,
+}
+
+/// The data flags of every command that trains (`train`, `profile`, `sweep`): where the
+/// sequence comes from ([`DataArgs::source`]) and the held-out tail.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// Train on this file's bytes: next-byte prediction over the sorted set of the bytes
+    /// that occur (a character model: V = C = that alphabet's size).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["data", "inputs"], help_heading = "Data")]
+    pub text: Option<PathBuf>,
+    /// With --text: the vocabulary is all 256 byte values, not only those that occur.
+    #[arg(long, requires = "text", help_heading = "Data")]
+    pub bytes: bool,
+    /// Train on DIR/x.npy (input symbols) and DIR/y.npy (target classes), what `bitrnn
+    /// generate` writes: 1-D little-endian integer arrays (u8, u16, i32, i64, ...).
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "inputs",
+        help_heading = "Data"
+    )]
+    pub data: Option<PathBuf>,
+    /// Train on these input symbols (a 1-D integer .npy), with --targets.
+    #[arg(
+        long,
+        value_name = "X.npy",
+        requires = "targets",
+        help_heading = "Data"
+    )]
+    pub inputs: Option<PathBuf>,
+    /// The target classes of --inputs (a 1-D integer .npy of the same length).
+    #[arg(long, value_name = "Y.npy", requires = "inputs", help_heading = "Data")]
+    pub targets: Option<PathBuf>,
+    /// Input symbols V of .npy data [default: the largest input + 1]; up to 65536.
+    #[arg(long, help_heading = "Data")]
+    pub vocab: Option<usize>,
+    /// Classes C of .npy data [default: the largest target + 1]; up to 65536.
+    #[arg(long, help_heading = "Data")]
+    pub classes: Option<usize>,
+    /// Hold out the last FRACTION of the data (e.g. 0.05) and report its loss and accuracy
+    /// after every epoch.
+    #[arg(
+        long,
+        value_name = "FRACTION",
+        default_value_t = 0.0,
+        help_heading = "Data"
+    )]
+    pub valid: f64,
+}
+
+impl DataArgs {
+    /// The data flags' source ([`DataSource::from_flags`]).
+    #[must_use]
+    pub fn source(&self) -> DataSource {
+        DataSource::from_flags(
+            self.text.as_deref(),
+            self.bytes,
+            self.data.as_deref(),
+            self.inputs.as_deref(),
+            self.targets.as_deref(),
+        )
+    }
+
+    /// Refuses `--vocab` and `--classes` without `.npy` data.
+    ///
+    /// # Errors
+    /// [`crate::Error::Usage`] naming them.
+    pub fn check_generator(&self) -> Result<()> {
+        if self.source().kind() == Source::Generator
+            && (self.vocab.is_some() || self.classes.is_some())
+        {
+            return Err(crate::Error::Usage(
+                "--vocab and --classes: for .npy data (--data, --inputs); the generator's data \
+                 are bits"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The settings of the optimizer's step and of the initial weights beyond `--lr` and
@@ -209,9 +249,12 @@ impl ModelArgs {
             epochs,
             threads: self.threads.unwrap_or_else(default_threads),
             engine: self.engine,
-            valid: self.valid,
-            vocab: self.vocab.unwrap_or(TrainSettings::SEED.vocab),
-            classes: self.classes.unwrap_or(TrainSettings::SEED.classes),
+            valid: self.data_flags.valid,
+            vocab: self.data_flags.vocab.unwrap_or(TrainSettings::SEED.vocab),
+            classes: self
+                .data_flags
+                .classes
+                .unwrap_or(TrainSettings::SEED.classes),
             ..TrainSettings::SEED
         }
     }
@@ -236,13 +279,7 @@ impl ModelArgs {
     /// The data flags.
     #[must_use]
     pub fn source(&self) -> DataSource {
-        DataSource::from_flags(
-            self.text.as_deref(),
-            self.bytes,
-            self.data.as_deref(),
-            self.inputs.as_deref(),
-            self.targets.as_deref(),
-        )
+        self.data_flags.source()
     }
 
     /// The validated training configuration for these flags and `epochs`, with the data
@@ -253,8 +290,8 @@ impl ModelArgs {
     /// the data readers' errors naming the file.
     pub fn to_config(&self, epochs: usize) -> Result<TrainConfig> {
         if self.source().kind() == Source::Generator
-            && self.vocab.is_none()
-            && self.classes.is_none()
+            && self.data_flags.vocab.is_none()
+            && self.data_flags.classes.is_none()
         {
             // Nothing to read, and nothing generated: the flags alone decide.
             return TrainConfig::new(self.settings(epochs));
@@ -268,13 +305,7 @@ impl ModelArgs {
     /// As [`ModelArgs::to_config`].
     pub fn load(&self, epochs: usize) -> Result<(TrainConfig, RunData)> {
         let source = self.source();
-        if source.kind() == Source::Generator && (self.vocab.is_some() || self.classes.is_some()) {
-            return Err(crate::Error::Usage(
-                "--vocab and --classes: for .npy data (--data, --inputs); the generator's data \
-                 are bits"
-                    .into(),
-            ));
-        }
+        self.data_flags.check_generator()?;
         let given = self.settings(epochs);
         let settings = TrainSettings {
             vocab: if source.kind() == Source::Generator {
@@ -289,7 +320,7 @@ impl ModelArgs {
             },
             ..given
         };
-        let model = (self.vocab, self.classes);
+        let model = (self.data_flags.vocab, self.data_flags.classes);
         let (settings, data) =
             crate::source::load(settings, &source, self.data_size.is_some(), model)?;
         Ok((TrainConfig::new(settings)?, data))

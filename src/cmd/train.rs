@@ -273,7 +273,11 @@ fn setup(
 
 /// The held-out loss and accuracy of `params` on `valid` (module [`crate::source`]: the
 /// tail cut into streams of `--batch-size`), on this thread.
-fn held_out(params: &Params<f32>, valid: &TrainData, cfg: &TrainConfig) -> (f32, f32) {
+pub(crate) fn held_out_score(
+    params: &Params<f32>,
+    valid: &TrainData,
+    cfg: &TrainConfig,
+) -> (f32, f32) {
     let (streams, stream_len) =
         source::held_out_streams(valid.len(), cfg.batch_size, cfg.time_step)
             .expect("TrainConfig::new checked the held-out length");
@@ -371,7 +375,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 if done < n {
                     break;
                 }
-                let (loss, accuracy) = held_out(trainer.params(), valid, &cfg);
+                let (loss, accuracy) = held_out_score(trainer.params(), valid, &cfg);
                 valid_loss.push((step / wpe, loss, accuracy));
             }
         }

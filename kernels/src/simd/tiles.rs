@@ -217,12 +217,23 @@ pub(super) fn gradient_panels(
             let mut base = 0;
             for gemm in gemms.iter() {
                 if let Some(t) = state.checked_sub(gemm.shift).filter(|&t| t < steps) {
-                    let a_t: &[f32] =
-                        bytemuck::cast_slice(&gemm.a[t * gemm.rows * groups..][..gemm.rows * groups]);
+                    let a_t: &[f32] = bytemuck::cast_slice(
+                        &gemm.a[t * gemm.rows * groups..][..gemm.rows * groups],
+                    );
                     let acc = &mut acc[base * nb..(base + gemm.rows) * nb];
                     for r0 in (0..gemm.rows).step_by(GR) {
                         let mr = GR.min(gemm.rows - r0);
-                        dispatch_tile!(panel_tile, mr, nb, acc, a_t, groups * LANES, r0, panel, streams);
+                        dispatch_tile!(
+                            panel_tile,
+                            mr,
+                            nb,
+                            acc,
+                            a_t,
+                            groups * LANES,
+                            r0,
+                            panel,
+                            streams
+                        );
                     }
                 }
                 base += gemm.rows;
@@ -234,7 +245,8 @@ pub(super) fn gradient_panels(
                 for n in 0..nb {
                     let c0 = (v0 + n) * LANES;
                     let k = LANES.min(h - c0);
-                    gemm.out[r * h + c0..][..k].copy_from_slice(&acc[(base + r) * nb + n].as_array()[..k]);
+                    gemm.out[r * h + c0..][..k]
+                        .copy_from_slice(&acc[(base + r) * nb + n].as_array()[..k]);
                 }
             }
             base += gemm.rows;
@@ -250,7 +262,13 @@ fn pack_panel(hb: &[Vf32], h: usize, groups: usize, v0: usize, nb: usize, panel:
         let c0 = (v0 + n) * LANES;
         let units = LANES.min(h - c0);
         for g in 0..groups {
-            transpose_into(&hb[c0 * groups + g..], groups, units, &mut panel[g * LANES * nb + n..], nb);
+            transpose_into(
+                &hb[c0 * groups + g..],
+                groups,
+                units,
+                &mut panel[g * LANES * nb + n..],
+                nb,
+            );
         }
     }
 }
@@ -269,7 +287,8 @@ pub(super) fn panel_tile<const M: usize, const N: usize>(
     panel: &[Vf32],
     streams: usize,
 ) {
-    let mut c: [[Vf32; N]; M] = core::array::from_fn(|i| core::array::from_fn(|n| acc[(r0 + i) * N + n]));
+    let mut c: [[Vf32; N]; M] =
+        core::array::from_fn(|i| core::array::from_fn(|n| acc[(r0 + i) * N + n]));
     let rows: [&[f32]; M] = core::array::from_fn(|i| &a[(r0 + i) * stride..][..streams]);
     for (s, b_s) in panel[..streams * N].chunks_exact(N).enumerate() {
         let b: [Vf32; N] = core::array::from_fn(|n| b_s[n]);
