@@ -91,11 +91,27 @@ pub(super) fn forward_symbols(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> 
                 gemm_acc(&w.w_hh_packed, h, gh, prev, &mut ws.pre, groups, finish);
             }
             Cell::Lstm => {
-                gemm_acc(&w.w_hh_packed, h, gh, prev, &mut ws.pre, groups, Finish::Out);
+                gemm_acc(
+                    &w.w_hh_packed,
+                    h,
+                    gh,
+                    prev,
+                    &mut ws.pre,
+                    groups,
+                    Finish::Out,
+                );
                 lstm_step(ws, t, &mut ignore);
             }
             Cell::Gru => {
-                gemm_acc(&w.w_hh_packed, h, gh, prev, &mut ws.pre, groups, Finish::Out);
+                gemm_acc(
+                    &w.w_hh_packed,
+                    h,
+                    gh,
+                    prev,
+                    &mut ws.pre,
+                    groups,
+                    Finish::Out,
+                );
                 let nin = core::mem::take(&mut ws.nin);
                 gru_step(ws, t, |j, g, _| nin[j * groups + g], &mut ignore);
                 ws.nin = nin;
@@ -105,7 +121,15 @@ pub(super) fn forward_symbols(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> 
         for (row, &b) in ws.logits.chunks_exact_mut(groups).zip(&w.b_y) {
             row.fill(Vf32::splat(b));
         }
-        gemm_acc(&w.w_hy_packed, h, c_n, h_t, &mut ws.logits, groups, Finish::Out);
+        gemm_acc(
+            &w.w_hy_packed,
+            h,
+            c_n,
+            h_t,
+            &mut ws.logits,
+            groups,
+            Finish::Out,
+        );
         let (l, c) = softmax_step(ws, t, scale);
         loss += l;
         correct += c;

@@ -358,13 +358,24 @@ pub(super) enum Finish<'a> {
     /// `h[r][g] = tanh(sum)`, flushed below 2^-64 (the forward step).
     Tanh(&'a mut [Vf32]),
     /// `dz[r][g] = sum (1 - h[r][g]^2)`, flushed (the backward step, `sum` = `dL/dh_t`).
-    TanhDerivative { h: &'a [Vf32], dz: &'a mut [Vf32] },
+    TanhDerivative {
+        h: &'a [Vf32],
+        dz: &'a mut [Vf32],
+    },
 }
 
 impl Finish<'_> {
     /// Applies the step to rows `r0..r0 + mr`, groups `g0..g0 + nr` of `out`.
     #[inline(always)]
-    pub(super) fn tile(&mut self, out: &[Vf32], groups: usize, r0: usize, mr: usize, g0: usize, nr: usize) {
+    pub(super) fn tile(
+        &mut self,
+        out: &[Vf32],
+        groups: usize,
+        r0: usize,
+        mr: usize,
+        g0: usize,
+        nr: usize,
+    ) {
         for r in r0..r0 + mr {
             let at = r * groups + g0;
             let sums = &out[at..at + nr];
@@ -376,7 +387,8 @@ impl Finish<'_> {
                     }
                 }
                 Finish::TanhDerivative { h, dz } => {
-                    for ((d, &s), &hv) in dz[at..at + nr].iter_mut().zip(sums).zip(&h[at..at + nr]) {
+                    for ((d, &s), &hv) in dz[at..at + nr].iter_mut().zip(sums).zip(&h[at..at + nr])
+                    {
                         *d = flush(s * hv.mul_neg_add(hv, Vf32::ONE));
                     }
                 }
