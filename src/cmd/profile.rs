@@ -50,11 +50,13 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
     let rate = (windows * cfg.sample_steps_per_window()) as f64 / elapsed;
     println!(
         "profile: {windows} windows ({:.2} epochs) in {elapsed:.2} s: {:.2} M sample-steps/s \
-         ({:.2} GFLOP/s at 6H^2 + 12H per sample-step); mean loss of the last epoch {:.4}; \
-         set-up {setup_s:.2} s",
+         ({:.2} GFLOP/s at 6GH^2 + 6HC per sample-step, G = {}, C = {}); mean loss of the \
+         last epoch {:.4}; set-up {setup_s:.2} s",
         windows as f64 / wpe as f64,
         rate / 1e6,
         rate * super::bench::flops_with_classes(cfg.cell, cfg.hidden, cfg.classes) / 1e9,
+        cfg.cell.gates(),
+        cfg.classes,
         loss_sum / loss_n as f64,
     );
     Ok(())

@@ -10,17 +10,19 @@
 //!    `zx[x] = w_x[x] + b_ih (+ b_hh)` (`G H` numbers), written into the pre-activations
 //!    lane by lane (the one-hot product, `G H` loads per sample-step);
 //! 2. `pre += w_hh h_{t-1}`, one register-tiled GEMM ([`gemm_acc`], the gated cells' tiles);
-//! 3. the cell's pass: `h = tanh(pre)` for the RNN, the gated cells' passes of
-//!    [`super::gated`] (their gates, state update and stores);
+//! 3. the cell's step: for the RNN `h = tanh(pre)` on each finished tile of that GEMM
+//!    ([`super::tiles::Finish`]), for the gated cells their passes of [`super::gated`]
+//!    (their gates, state update and stores);
 //! 4. the head: `logits = b_y + w_hy h_t`, a second GEMM (`C` rows), then the softmax and
 //!    loss per lane group ([`softmax_step`]).
 //!
 //! Backward: `dh_t = w_hy^T dl_t + w_hh^T dz_{t+1}` (two GEMMs into one buffer), then the
-//! cell's derivatives (for the RNN `dz = dh (1 - h^2)`, the gated cells' passes). Weight
-//! gradients once per window: `dw_hh` and `dw_hy` as the gated cells' GEMM with the columns
-//! in the lanes ([`super::tiles::gradient_panels`]: `dz` against `h_{t-1}`, `dl` against `h_t`),
-//! `dw_x` a scatter of each sample-step's input-side gradient into its symbol's row (in a
-//! fixed order: deterministic), the biases as sums.
+//! cell's derivatives (for the RNN `dz = dh (1 - h^2)` on each finished tile of the second
+//! GEMM, the gated cells' passes). Weight gradients once per window: `dw_hh` and `dw_hy` as
+//! one GEMM with the columns in the lanes ([`super::tiles::gradient_panels`]: `dz` against
+//! `h_{t-1}`, `dl` against `h_t`), `dw_x` each sample-step's input-side gradient added into
+//! its symbol's row, 16 rows at a time through transposes (in a fixed order: deterministic),
+//! the biases as sums.
 //!
 //! FLOPs per sample-step, forward and backward: `6 G H^2` in the cell's GEMMs and `6 H C` in
 //! the head's (`2 H C` each for the logits, `dh` and `dw_hy`): the `bench` model.
