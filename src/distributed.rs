@@ -531,6 +531,7 @@ mod imp {
             params: &mut Params<f32>,
             accum: &mut Params<f32>,
             grad: &[f32],
+            _team: Option<&Team>,
         ) {
             simd_update(optimizer, update, params, accum, grad);
             for node in &mut self.nodes {

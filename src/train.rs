@@ -275,6 +275,7 @@ impl Trainer {
             &mut self.params,
             &mut self.accum,
             &self.grad,
+            team,
         );
         if let Some(pt) = &mut self.timing {
             pt.update_s += update_start.elapsed().as_secs_f64();

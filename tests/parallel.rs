@@ -2,7 +2,8 @@
 //! shapes with few streams, stream counts that are not a multiple of 8 and more shards than
 //! threads.
 
-use bitrnn::config::{Cell, Engine, TrainConfig, TrainSettings};
+use bitrnn::config::{Cell, Engine, Optimizer, TrainConfig, TrainSettings};
+use bitrnn::engine::PARALLEL_UPDATE;
 use bitrnn::train::Trainer;
 mod common;
 use common::{config, settings, valid};
@@ -66,6 +67,27 @@ fn gated_cells_are_identical_for_any_thread_count() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn shared_update_and_packing_give_the_one_thread_weights() {
+    // An LSTM of hidden 128 has more than PARALLEL_UPDATE parameters: with a team the
+    // optimizer step and the packing of w_hh are split among the members.
+    for optimizer in [Optimizer::Adagrad, Optimizer::Sgd] {
+        let cfg = |threads| {
+            valid(TrainSettings {
+                cell: Cell::Lstm,
+                optimizer,
+                ..settings(256 * 20, 20, 128, threads)
+            })
+        };
+        assert!(cfg(1).layout().len() >= PARALLEL_UPDATE);
+        let one = train_bits(cfg(1));
+        assert!(
+            one == train_bits(cfg(2)),
+            "{optimizer:?}: the shared step differs from one thread's"
+        );
     }
 }
 

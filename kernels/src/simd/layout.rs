@@ -145,6 +145,21 @@ impl Prepared {
 
     /// Arranges `p` for the kernels (no allocation).
     pub fn load(&mut self, p: &Params<f32>) {
+        self.load_with(p, |a, b| {
+            a();
+            b();
+        });
+    }
+
+    /// [`Prepared::load`], with its two largest pieces of work (packing `w_hh` and packing its
+    /// transpose, each `G H^2` numbers) handed to `both`, which runs each closure once, in
+    /// any order or at the same time (on two threads: they write disjoint buffers). The
+    /// result is the same either way.
+    pub fn load_with(
+        &mut self,
+        p: &Params<f32>,
+        both: impl FnOnce(&mut (dyn FnMut() + Send), &mut (dyn FnMut() + Send)),
+    ) {
         let (h, cell) = (self.hidden, self.cell);
         assert!(
             p.layout() == Layout::with_symbols(cell, h, self.vocab, self.classes),
@@ -153,8 +168,11 @@ impl Prepared {
         let gh = cell.gates() * h;
         self.w_hh.copy_from_slice(p.w_hh());
         if self.symbols || !is_small(cell, h) {
-            pack_rows(&self.w_hh, gh, h, false, &mut self.w_hh_packed);
-            pack_rows(&self.w_hh, gh, h, true, &mut self.w_hh_t_packed);
+            let w_hh = &self.w_hh;
+            let (packed, packed_t) = (&mut self.w_hh_packed, &mut self.w_hh_t_packed);
+            both(&mut || pack_rows(w_hh, gh, h, false, packed), &mut || {
+                pack_rows(w_hh, gh, h, true, packed_t)
+            });
         }
         if self.symbols {
             self.load_symbols(p);
