@@ -24,7 +24,9 @@ pub(super) const GR: usize = 6;
 
 /// Columns (of `[h; x; 1-x]`) per register tile of the weight-gradient GEMM: 6 x 4 tiles (24
 /// accumulators, 10 loads per 24 FMAs) where the build has AVX-512's 32 vector registers
-/// (hidden 256, one thread: 58.0% -> 60.9% of the peak, 2026-12-01), 6 x 2 in AVX2's 16.
+/// (hidden 256, one thread: 58.0% -> 60.9% of the peak, 2026-12-01), 6 x 2 in AVX2's 16. In
+/// [`gradient_panels`] the same count is of vectors of columns (`GC LANES` hidden units a
+/// column block).
 pub(super) const GC: usize = if cfg!(target_feature = "avx512f") {
     4
 } else {
