@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Output;
 
 mod common;
-use common::{MIN_CHAR_RNN, TestDir, bitrnn};
+use common::{MIN_CHAR_RNN, TestDir, assert_ok, bitrnn};
 
 /// 100 streams of 200 steps, 2 epochs: a few milliseconds per run.
 const SHAPE: [&str; 6] = [
@@ -42,16 +42,6 @@ fn resume(out: &Path, extra: &[&str]) -> String {
     let resumed = bitrnn(&args);
     assert_ok(&resumed);
     String::from_utf8_lossy(&resumed.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Columns of a row of [`rows`] (`wall_s` removed).

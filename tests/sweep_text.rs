@@ -9,41 +9,13 @@ use std::path::Path;
 use std::process::Output;
 
 mod common;
-use common::{TestDir, bitrnn};
-
-/// Short sentences drawn from a few words (as `tests/text.rs`): the next byte is often
-/// predictable within a word, so a small model learns in a couple of epochs.
-fn text(bytes: usize) -> Vec<u8> {
-    let words = [
-        "the ", "cat ", "sat ", "on ", "a ", "mat ", "and ", "dog ", "ran. ",
-    ];
-    let mut state = 12_345u64;
-    let mut out = Vec::with_capacity(bytes + 8);
-    while out.len() < bytes {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        out.extend_from_slice(words[(state >> 33) as usize % words.len()].as_bytes());
-    }
-    out.truncate(bytes);
-    out
-}
+use common::{TestDir, assert_ok, bitrnn, text};
 
 /// 27 streams of 200 bytes for training, 600 held out; 3 epochs.
 const SHAPE: [&str; 6] = ["--batch-size", "200", "--epochs", "3", "--valid", "0.1"];
 
 fn strings(parts: &[&str]) -> Vec<String> {
     parts.iter().map(ToString::to_string).collect()
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[track_caller]

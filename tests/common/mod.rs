@@ -102,3 +102,33 @@ pub fn config(data_size: usize, batch_size: usize, hidden: usize, threads: usize
 pub fn valid(settings: TrainSettings) -> TrainConfig {
     TrainConfig::new(settings).expect("valid test settings")
 }
+
+/// Panics with the exit code and stderr unless the command succeeded.
+#[track_caller]
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A text with structure a small model learns in a few epochs: short sentences drawn from
+/// a few words, so that the next byte is often predictable (within a word) and sometimes
+/// not (the next word).
+pub fn text(bytes: usize) -> Vec<u8> {
+    let words = [
+        "the ", "cat ", "sat ", "on ", "a ", "mat ", "and ", "dog ", "ran. ",
+    ];
+    let mut state = 12_345u64;
+    let mut out = Vec::with_capacity(bytes + 8);
+    while out.len() < bytes {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        out.extend_from_slice(words[(state >> 33) as usize % words.len()].as_bytes());
+    }
+    out.truncate(bytes);
+    out
+}

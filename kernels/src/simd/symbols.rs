@@ -86,34 +86,18 @@ pub(super) fn forward_symbols(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> 
         let (before, after) = ws.hbuf.split_at_mut((t + 1) * rows * groups);
         let prev = &before[t * rows * groups..][..h * groups];
         let h_next = &mut after[..h * groups];
+        // The tanh RNN's step runs on the GEMM's finished tiles; the gated cells' after it.
+        let finish = if ws.cell == Cell::Rnn {
+            Finish::Tanh(h_next)
+        } else {
+            Finish::Out
+        };
+        gemm_acc(&w.w_hh_packed, h, gh, prev, &mut ws.pre, groups, finish);
         let mut ignore = |_: usize, _: usize, _: Vf32| {};
         match ws.cell {
-            Cell::Rnn => {
-                let finish = Finish::Tanh(h_next);
-                gemm_acc(&w.w_hh_packed, h, gh, prev, &mut ws.pre, groups, finish);
-            }
-            Cell::Lstm => {
-                gemm_acc(
-                    &w.w_hh_packed,
-                    h,
-                    gh,
-                    prev,
-                    &mut ws.pre,
-                    groups,
-                    Finish::Out,
-                );
-                lstm_step(ws, t, &mut ignore);
-            }
+            Cell::Rnn => {}
+            Cell::Lstm => lstm_step(ws, t, &mut ignore),
             Cell::Gru => {
-                gemm_acc(
-                    &w.w_hh_packed,
-                    h,
-                    gh,
-                    prev,
-                    &mut ws.pre,
-                    groups,
-                    Finish::Out,
-                );
                 let nin = core::mem::take(&mut ws.nin);
                 gru_step(ws, t, |j, g, _| nin[j * groups + g], &mut ignore);
                 ws.nin = nin;
