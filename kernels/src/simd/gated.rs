@@ -38,7 +38,7 @@
 
 use super::blocked::finish_gradients;
 use super::head::head;
-use super::tiles::{GradGemm, KC, MR, NR, dh_tile, gradient_panels, preact_tile};
+use super::tiles::{GradGemm, KC, MR, NR, dh_tile, gradient_panels, pack_panel_b, preact_tile};
 use super::{Prepared, Workspace, flush};
 use crate::approx;
 use crate::lanes::{Vf32, hsum};
@@ -74,6 +74,7 @@ pub(super) fn forward_gated(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> (V
             let kc = KC.min(h - k0);
             for g0 in (0..groups).step_by(NR) {
                 let nr = NR.min(groups - g0);
+                pack_panel_b(&mut ws.panel, prev, groups, k0, kc, g0, nr);
                 for r0 in (0..gh).step_by(MR) {
                     let mr = MR.min(gh - r0);
                     dispatch_tile!(
@@ -82,6 +83,7 @@ pub(super) fn forward_gated(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> (V
                         nr,
                         w,
                         prev,
+                        &ws.panel,
                         &mut ws.pre,
                         groups,
                         r0,
@@ -217,6 +219,9 @@ pub(super) fn backward_gated(w: &Prepared, ws: &mut Workspace, grad: &mut [f32])
                 let kc = KC.min(k_len - k0.min(k_len));
                 for g0 in (0..groups).step_by(NR) {
                     let nr = NR.min(groups - g0);
+                    if kc > 0 {
+                        pack_panel_b(&mut ws.panel, dz_next, groups, k0, kc, g0, nr);
+                    }
                     for j0 in (0..h).step_by(MR) {
                         let mr = MR.min(h - j0);
                         dispatch_tile!(
@@ -224,7 +229,7 @@ pub(super) fn backward_gated(w: &Prepared, ws: &mut Workspace, grad: &mut [f32])
                             mr,
                             nr,
                             w,
-                            dz_next,
+                            &ws.panel,
                             &mut ws.pre,
                             dl,
                             groups,
