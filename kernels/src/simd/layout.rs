@@ -308,8 +308,8 @@ pub struct Workspace {
     /// stream, then the accumulators of the GEMMs' rows (`dz`'s, and the logits' on the
     /// symbols' path) for one column block.
     pub(super) bt: Vec<Vf32>,
-    /// Gated cells (bits): `[KC][NR]`, the step GEMMs' `b` panel copied contiguous
-    /// ([`super::tiles::pack_panel_b`]).
+    /// Gated cells and the symbols' path: `[KC][NR]`, the step GEMMs' `b` panel copied
+    /// contiguous ([`super::tiles::pack_panel_b`]).
     pub(super) panel: Vec<Vf32>,
     /// The symbols' path ([`super::symbols`]): `V`, `C`, and whether it is on.
     pub(super) symbols: bool,
@@ -411,7 +411,7 @@ impl Workspace {
                 gated || symbols,
                 super::tiles::panels_scratch(groups, gh + if symbols { classes } else { 0 }),
             ),
-            panel: sized(gated && !symbols, super::tiles::KC * super::tiles::NR),
+            panel: sized(gated || symbols, super::tiles::KC * super::tiles::NR),
             symbols,
             vocab,
             classes,

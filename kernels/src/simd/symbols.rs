@@ -38,7 +38,7 @@
 //! included).
 
 use super::gated::{gru_back, gru_step, lstm_back, lstm_step};
-use super::tiles::{Finish, GradGemm, KC, MR, NR, acc_tile, gradient_panels};
+use super::tiles::{Finish, GradGemm, KC, MR, NR, acc_tile, gradient_panels, pack_panel_b};
 use super::{Prepared, Workspace, flush};
 use crate::approx;
 use crate::lanes::{LANES, Vf32, hsum, transpose_into};
@@ -47,7 +47,8 @@ use crate::params::Cell;
 /// `out[r][g] += sum_k a[r][k] b[k][g]` for `r < m_rows`, `k < k_dim`, all `groups`: `a`
 /// packed by `pack_rows` (`m_rows x k_dim`), `b` `[k_dim][groups]`, `out` `[m_rows][groups]`;
 /// each tile of the last pass then goes through `finish` ([`Finish`]). The gated cells' loop
-/// nest: passes of [`KC`] reduction indices, tiles of `MR x NR`.
+/// nest: passes of [`KC`] reduction indices, tiles of `MR x NR`; `panel` ([`KC`] x [`NR`]
+/// vectors) takes a copy of `b`'s block where its rows are wider than the tile.
 pub(super) fn gemm_acc(
     packed: &[f32],
     k_dim: usize,
@@ -55,6 +56,7 @@ pub(super) fn gemm_acc(
     b: &[Vf32],
     out: &mut [Vf32],
     groups: usize,
+    panel: &mut [Vf32],
     mut finish: Finish<'_>,
 ) {
     for k0 in (0..k_dim).step_by(KC) {
@@ -62,10 +64,18 @@ pub(super) fn gemm_acc(
         let last = k0 + kc == k_dim;
         for g0 in (0..groups).step_by(NR) {
             let nr = NR.min(groups - g0);
+            // `b`'s block in place where its rows are one panel wide, else copied contiguous.
+            let (b_panel, stride, b_g0) = if nr == groups {
+                (&b[k0 * groups..], groups, g0)
+            } else {
+                pack_panel_b(panel, b, groups, k0, kc, g0, nr);
+                (&*panel, nr, 0)
+            };
             for r0 in (0..m_rows).step_by(MR) {
                 let mr = MR.min(m_rows - r0);
                 dispatch_tile!(
-                    acc_tile, mr, nr, packed, k_dim, b, out, groups, r0, g0, k0, kc
+                    acc_tile, mr, nr, packed, k_dim, b_panel, stride, b_g0, out, groups, r0, g0,
+                    k0, kc
                 );
                 if last {
                     finish.tile(out, groups, r0, mr, g0, nr);
@@ -92,7 +102,7 @@ pub(super) fn forward_symbols(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> 
         } else {
             Finish::Out
         };
-        gemm_acc(&w.w_hh_packed, h, gh, prev, &mut ws.pre, groups, finish);
+        gemm_acc(&w.w_hh_packed, h, gh, prev, &mut ws.pre, groups, &mut ws.panel, finish);
         let mut ignore = |_: usize, _: usize, _: Vf32| {};
         match ws.cell {
             Cell::Rnn => {}
@@ -114,6 +124,7 @@ pub(super) fn forward_symbols(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> 
             h_t,
             &mut ws.logits,
             groups,
+            &mut ws.panel,
             Finish::Out,
         );
         let (l, c) = softmax_step(ws, t, scale);
@@ -222,10 +233,10 @@ pub(super) fn backward_symbols(w: &Prepared, ws: &mut Workspace, grad: &mut [f32
             _ => (Finish::Out, Finish::Out),
         };
         dh.fill(Vf32::ZERO);
-        gemm_acc(&w.w_hy_t_packed, c_n, h, dl, dh, groups, head_finish);
+        gemm_acc(&w.w_hy_t_packed, c_n, h, dl, dh, groups, &mut ws.panel, head_finish);
         if !last {
             let dz_next = &dz_rest[..gh * groups];
-            gemm_acc(&w.w_hh_t_packed, gh, h, dz_next, dh, groups, finish);
+            gemm_acc(&w.w_hh_t_packed, gh, h, dz_next, dh, groups, &mut ws.panel, finish);
         }
         match ws.cell {
             Cell::Rnn => {}

@@ -444,7 +444,9 @@ impl Finish<'_> {
 pub(super) fn acc_tile<const M: usize, const N: usize>(
     packed: &[f32],
     k_dim: usize,
-    b: &[Vf32],
+    b_panel: &[Vf32],
+    stride: usize,
+    b_g0: usize,
     out: &mut [Vf32],
     groups: usize,
     r0: usize,
@@ -457,9 +459,9 @@ pub(super) fn acc_tile<const M: usize, const N: usize>(
     gemm_tile(
         &mut acc,
         &packed[r0 * k_dim + k0 * MR..][..MR * kc],
-        &b[k0 * groups..],
-        groups,
-        g0,
+        b_panel,
+        stride,
+        b_g0,
         kc,
     );
     for (i, row) in acc.iter().enumerate() {
