@@ -49,6 +49,7 @@ use crate::params::Cell;
 /// each tile of the last pass then goes through `finish` ([`Finish`]). The gated cells' loop
 /// nest: passes of [`KC`] reduction indices, tiles of `MR x NR`; `panel` ([`KC`] x [`NR`]
 /// vectors) takes a copy of `b`'s block where its rows are wider than the tile.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_acc(
     packed: &[f32],
     k_dim: usize,
@@ -102,7 +103,16 @@ pub(super) fn forward_symbols(w: &Prepared, ws: &mut Workspace, scale: Vf32) -> 
         } else {
             Finish::Out
         };
-        gemm_acc(&w.w_hh_packed, h, gh, prev, &mut ws.pre, groups, &mut ws.panel, finish);
+        gemm_acc(
+            &w.w_hh_packed,
+            h,
+            gh,
+            prev,
+            &mut ws.pre,
+            groups,
+            &mut ws.panel,
+            finish,
+        );
         let mut ignore = |_: usize, _: usize, _: Vf32| {};
         match ws.cell {
             Cell::Rnn => {}
@@ -266,10 +276,28 @@ pub(super) fn backward_symbols(w: &Prepared, ws: &mut Workspace, grad: &mut [f32
             _ => (Finish::Out, Finish::Out),
         };
         dh.fill(Vf32::ZERO);
-        gemm_acc(&w.w_hy_t_packed, c_n, h, dl, dh, groups, &mut ws.panel, head_finish);
+        gemm_acc(
+            &w.w_hy_t_packed,
+            c_n,
+            h,
+            dl,
+            dh,
+            groups,
+            &mut ws.panel,
+            head_finish,
+        );
         if !last {
             let dz_next = &dz_rest[..gh * groups];
-            gemm_acc(&w.w_hh_t_packed, gh, h, dz_next, dh, groups, &mut ws.panel, finish);
+            gemm_acc(
+                &w.w_hh_t_packed,
+                gh,
+                h,
+                dz_next,
+                dh,
+                groups,
+                &mut ws.panel,
+                finish,
+            );
         }
         match ws.cell {
             Cell::Rnn => {}
