@@ -423,12 +423,13 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         "median {judged} over {} seed(s), {}, {} epochs, {} streams x {}, {:?} lr {}",
         grid.seeds.len(),
         if file {
-            // The file's name without its directories: the title is one line.
+            // The files' names without their directories ("text a.txt", "npy x.npy -> y.npy"):
+            // the title is one line.
             data.name()
-                .rsplit(['/', '\\'])
-                .next()
-                .unwrap_or_default()
-                .to_string()
+                .split(' ')
+                .map(|word| word.rsplit(['/', '\\']).next().unwrap_or(word))
+                .collect::<Vec<_>>()
+                .join(" ")
         } else {
             format!("rule {}", base.rule)
         },
