@@ -327,7 +327,8 @@ pub(super) const KC: usize = 128;
 /// pre-activations for groups `g0..g0+N`, `pre = select(x, zx1, zx0) + sum_k w_hh[r][k]
 /// h_{t-1}[k]` (no epilogue: the gates of one unit are `H` rows apart, so the cell's
 /// nonlinearities run in a pass of their own, [`super::gated`]). The first pass starts from
-/// the input column and biases, the others from `pre`.
+/// the input column and biases (`x` read from `prev`), the others from `pre`. `panel`:
+/// `h_{t-1}`'s rows `k0..k0 + kc` for the tile's groups, [`pack_panel_b`]'s copy.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn preact_tile<const M: usize, const N: usize>(
@@ -436,7 +437,9 @@ impl Finish<'_> {
 
 /// The symbols' path's tile ([`super::symbols::gemm_acc`]), one pass over `k0..k0 + kc`:
 /// `out[r][g] += sum_k a[r][k] b[k][g]` for rows `r0..r0+M` and groups `g0..g0+N`, `a`
-/// packed (`k_dim` columns), `b` `[k][groups]`.
+/// packed (`k_dim` columns); `b`'s rows `k0..` given as `b_panel`, rows `stride` vectors
+/// apart, the tile's groups from `b_g0` (in place: `b[k0 * groups..]`, `groups`, `g0`; or a
+/// [`pack_panel_b`] copy: `N`, 0).
 // Not inlined: in the loop nest with its sibling sizes and the finish step the accumulators
 // stayed in memory (1.5x the GEMM's time, 2026-12-02).
 #[inline(never)]
@@ -474,7 +477,8 @@ pub(super) fn acc_tile<const M: usize, const N: usize>(
 /// Gated cells' backward tile, one pass over `k0..k0 + kc`: rows `j0..j0+M` of `dL/dh_t` for
 /// groups `g0..g0+N`, `dh = wy_diff[j] dl_t + sum_r w_hh[r][j] dz_{t+1}[r]` (`kc = 0` at the
 /// window's last step, where the sum is empty). The first pass starts from the head's term,
-/// the others from `dh`.
+/// the others from `dh`. `panel`: `dz_{t+1}`'s rows `k0..k0 + kc` for the tile's groups,
+/// [`pack_panel_b`]'s copy.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn dh_tile<const M: usize, const N: usize>(
