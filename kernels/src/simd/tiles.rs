@@ -384,7 +384,19 @@ pub(super) fn pack_panel_b(
         .zip(b[k0 * groups..].chunks_exact(groups))
         .take(kc)
     {
-        dst.copy_from_slice(&row[g0..g0 + nr]);
+        let src = &row[g0..g0 + nr];
+        // An array assignment where a whole tile wide (`copy_from_slice` of a run-time length
+        // called memmove per row: 3.4% of an LSTM's time at hidden 64).
+        if let (Ok(d), Ok(s)) = (
+            <&mut [Vf32; NR]>::try_from(&mut *dst),
+            <&[Vf32; NR]>::try_from(src),
+        ) {
+            *d = *s;
+        } else {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s;
+            }
+        }
     }
 }
 
