@@ -209,8 +209,9 @@ fn max_and_sums<const N: usize>(
 /// The softmax, loss and logits' gradient of step `t` (module docs), from `ws.logits` into
 /// `dl_t`; returns the (loss, correct) lane sums of the step. Passes over the classes with
 /// the lane groups inner (the logits and `dl` streamed front to back; [`SOFT_GROUPS`] groups
-/// at a time, their maxima and sums in registers, then in `ws.soft`): the max, then `e_c` and its sum, then `dl_c = e_c / s valid scale`;
-/// the targets' entries (`(p_y - 1) valid scale`) are written lane by lane after it.
+/// at a time, their maxima and sums in registers, then in `ws.soft`): the max, then `e_c`
+/// and its sum, then `dl_c = e_c / s valid scale`; the targets' entries (`(p_y - 1) valid
+/// scale`) are written lane by lane after it.
 fn softmax_step(ws: &mut Workspace, t: usize, scale: Vf32) -> (Vf32, Vf32) {
     let (groups, c_n) = (ws.groups, ws.classes);
     let logits = &ws.logits[..c_n * groups];
