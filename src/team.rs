@@ -33,6 +33,17 @@
 //! solo stretch, and a machine that becomes free again gets its team back soon.
 //! [`Team::stats`] counts the rounds of each kind (`train` reports them in `summary.json`).
 //!
+//! A member that Linux wakes onto member 0's CPU waits there, ready to run, while member 0
+//! does every unit (so the adaptation sees no loss) and the other CPU idles, until the
+//! scheduler's load balancing moves it: 2 to 4 ms, the first 200 to 400 seed-size windows at
+//! one thread's speed (measured 2026-12-02). So when the others have taken no unit for
+//! [`ABSENT_ROUNDS`] rounds in a row, member 0 yields its CPU once, letting such a member run,
+//! see that it shares member 0's CPU and move ([`Team::spread`]); each check that finds them
+//! still absent doubles the wait for the next. It does not yield when more threads are ready
+//! to run than the process has CPUs (`/proc/loadavg`): then the member could only move onto
+//! a CPU another process is using (a pipeline's reader starting up), and member 0 alone is
+//! the faster choice.
+//!
 //! # Waiting
 //!
 //! A waiting member spins for [`SPIN_TIME`] (longer than the serial part between two
@@ -82,6 +93,16 @@ pub const BATCH: u32 = 256;
 pub const SOLO_MIN: u32 = 32;
 pub const SOLO_MAX: u32 = 1 << 16;
 
+/// Team rounds in a row without a unit run by another member after which member 0 yields
+/// its core once: a member woken onto member 0's CPU waits there, runnable, while member 0
+/// works (the other CPU idle) until the scheduler's load balancing moves it, 2 to 4 ms later
+/// (hundreds of seed-size windows at one thread's speed); yielding lets it run, see that it
+/// shares member 0's CPU, and move ([`Team::spread`]).
+const ABSENT_ROUNDS: u32 = 8;
+/// The longest wait between two such checks (each check that finds the others still absent
+/// doubles the wait; a round that another member takes part in resets it).
+const ABSENT_MAX: u32 = 1 << 12;
+
 /// A member moves itself at most once in this many rounds it takes part in (so that a
 /// machine with other work on it cannot make the members chase each other round after round).
 const MOVE_EVERY: u64 = 64;
@@ -106,6 +127,9 @@ pub struct TeamStats {
     pub solo_rounds: u64,
     /// Units run by members other than 0.
     pub units_by_others: u64,
+    /// Times member 0 gave up its core because the others had taken no unit for
+    /// [`ABSENT_ROUNDS`] rounds.
+    pub absent_yields: u64,
 }
 
 /// Member 0's bookkeeping for the adaptation.
@@ -119,6 +143,9 @@ struct Adapt {
     /// Solo rounds left in the current stretch, and the next stretch's length.
     solo_left: u32,
     next_solo: u32,
+    /// Team rounds in a row that member 0 ran alone, and how many make the next check.
+    absent_rounds: u32,
+    absent_limit: u32,
 }
 
 impl Adapt {
@@ -134,8 +161,21 @@ impl Adapt {
     }
 
     /// A team round took `wall` seconds; member 0 ran `own` of `units` units in `own_s`.
-    fn record(&mut self, units: usize, own: usize, own_s: f64, wall: f64) {
+    fn record(&mut self, units: usize, own: usize, own_s: f64, wall: f64) -> bool {
         self.stats.team_rounds += 1;
+        if own == units {
+            self.absent_rounds += 1;
+        } else {
+            self.absent_rounds = 0;
+        }
+        let absent = self.absent_rounds >= self.absent_limit.max(ABSENT_ROUNDS);
+        if absent {
+            // Each check that finds the others still absent waits twice as long for the next.
+            self.absent_rounds = 0;
+            self.absent_limit = (self.absent_limit.max(ABSENT_ROUNDS) * 2).min(ABSENT_MAX);
+        } else if own < units {
+            self.absent_limit = ABSENT_ROUNDS;
+        }
         self.stats.units_by_others += (units - own) as u64;
         self.batch_rounds += 1;
         self.batch_wall += wall;
@@ -154,6 +194,7 @@ impl Adapt {
             }
             (self.batch_rounds, self.batch_wall, self.batch_solo_estimate) = (0, 0.0, 0.0);
         }
+        absent
     }
 }
 
@@ -188,6 +229,8 @@ pub struct Team {
     cpus: Vec<CachePadded<AtomicUsize>>,
     /// Member 0's adaptation state (only member 0 locks it: never contended).
     adapt: Mutex<Adapt>,
+    /// The CPUs this process may use.
+    cores: usize,
 }
 
 impl Team {
@@ -210,6 +253,7 @@ impl Team {
                 .map(|_| CachePadded::new(AtomicUsize::new(usize::MAX)))
                 .collect(),
             adapt: Mutex::new(Adapt::default()),
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 
@@ -340,7 +384,15 @@ impl Team {
         }
         let wall = start.elapsed().as_secs_f64();
         self.job.store(std::ptr::null_mut(), Ordering::SeqCst);
-        self.adapt().record(units, own, own_s, wall);
+        let absent = self.adapt().record(units, own, own_s, wall);
+        // The others ran nothing for a while: a member may be waiting for this CPU. Yield
+        // it, unless the machine has more runnable threads than CPUs (then the member would
+        // only move to a CPU that another process is using, and the team would be slower
+        // than member 0 alone).
+        if absent && cpu::runnable().is_none_or(|r| r <= self.cores) {
+            self.adapt().stats.absent_yields += 1;
+            std::thread::yield_now();
+        }
         let theirs = self
             .panic
             .lock()
@@ -410,6 +462,18 @@ mod cpu {
         usize::try_from(cpu).unwrap_or(usize::MAX)
     }
 
+    /// The threads on the machine that are running or ready to run at this moment
+    /// (`/proc/loadavg`'s fourth field, before the slash), if it can be read.
+    pub fn runnable() -> Option<usize> {
+        let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+        text.split_whitespace()
+            .nth(3)?
+            .split('/')
+            .next()?
+            .parse()
+            .ok()
+    }
+
     /// Moves the calling thread to one of its allowed CPUs not in `avoid`, if there is one,
     /// by allowing only those for a moment (the kernel migrates a thread at once off a CPU it
     /// may no longer use), then restores the allowed set. Returns whether it moved.
@@ -447,6 +511,9 @@ mod cpu {
     }
     pub fn move_off(_avoid: &[usize]) -> bool {
         false
+    }
+    pub fn runnable() -> Option<usize> {
+        None
     }
 }
 
@@ -585,6 +652,23 @@ mod tests {
         }
         assert_eq!((a.solo_left, a.next_solo), (0, SOLO_MIN));
         assert_eq!(a.stats.solo_rounds, u64::from(3 * SOLO_MIN));
+    }
+
+    #[test]
+    fn member_zero_alone_checks_after_8_rounds_then_twice_as_long_until_others_return() {
+        let mut a = Adapt::default();
+        // Rounds that member 0 ran alone (4 of 4 units) until `record` asks for a check.
+        let alone_until_check = |a: &mut Adapt| (1..).find(|_| a.record(4, 4, 1.0, 1.0)).unwrap();
+        assert_eq!(alone_until_check(&mut a), ABSENT_ROUNDS);
+        assert_eq!(alone_until_check(&mut a), 2 * ABSENT_ROUNDS);
+        assert_eq!(alone_until_check(&mut a), 4 * ABSENT_ROUNDS);
+        // A round with another member's unit resets the wait and the count.
+        assert!(!a.record(4, 2, 1.0, 1.0));
+        assert_eq!(alone_until_check(&mut a), ABSENT_ROUNDS);
+        for _ in 0..20 {
+            alone_until_check(&mut a);
+        }
+        assert_eq!(alone_until_check(&mut a), ABSENT_MAX);
     }
 
     #[test]

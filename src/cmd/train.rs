@@ -78,6 +78,9 @@ pub struct Summary {
     /// machine at that moment (see `bitrnn::team`): the weights are the same either way.
     pub team_rounds: u64,
     pub solo_rounds: u64,
+    /// Times the first thread gave up its core because the other members had taken no unit
+    /// for a while (one may have been waiting for that core; see `bitrnn::team`).
+    pub team_yields: u64,
     /// The losses the run's rule lets a model settle at ([`crate::data::Rule::reference_levels`]), by
     /// name: `{"rule_learned": 0.3466, "nothing_learned": 0.6931}` for the seed rule.
     #[serde(serialize_with = "levels_by_name")]
@@ -415,6 +418,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         team_members: trainer.team_members(),
         team_rounds: trainer.team_stats().team_rounds,
         solo_rounds: trainer.team_stats().solo_rounds,
+        team_yields: trainer.team_stats().absent_yields,
         reference_levels: if cfg.symbols() {
             vec![source::unigram_level(trainer.data())]
         } else {
