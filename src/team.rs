@@ -44,6 +44,15 @@
 //! a CPU another process is using (a pipeline's reader starting up), and member 0 alone is
 //! the faster choice.
 //!
+//! A member that is descheduled while it holds a unit (another process wants its CPU: a
+//! pipeline's reader starting up, a busy loop) held the round for a whole time slice, 2 to
+//! 4 ms. So member 0, once it has waited for held units [`PULL_AFTER`] and [`PULL_UNITS`]
+//! times its own mean unit time, moves the members that are inside their work onto its own
+//! CPU ([`Team::pull_holders`]: a momentary affinity change of that thread, restored at
+//! once) and yields: the holder finishes there. `train --json | python3 ...` at the seed
+//! size went from 1.04x to 1.2x one thread, and with a busy loop pinned to the other CPU from
+//! 0.86x to 1.17x (`scripts/team_under_load.sh`, 2026-12-02).
+//!
 //! # Waiting
 //!
 //! A waiting member spins for [`SPIN_TIME`] (longer than the serial part between two
@@ -70,7 +79,9 @@ use crossbeam_utils::CachePadded;
 use std::any::Any;
 use std::hint::spin_loop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -81,6 +92,13 @@ pub const SPIN_TIME: Duration = Duration::from_micros(60);
 
 /// How long member 0 spins on a held unit before it starts yielding its core.
 const HOLD_SPIN: Duration = Duration::from_micros(20);
+
+/// How long member 0 waits for held units before it pulls their holders onto its own CPU
+/// ([`Team::pull_holders`]): far longer than a seed-size unit takes (about 2 us), far shorter
+/// than a time slice...
+const PULL_AFTER: Duration = Duration::from_micros(100);
+/// ... and at least this many times member 0's own mean unit time in the round.
+const PULL_UNITS: f64 = 8.0;
 
 /// Rounds per adaptation decision; see the module docs. Long enough (about 1.5 ms at the seed
 /// size) that one stall of a few hundred microseconds, which the 2-vCPU VM's host causes now
@@ -102,6 +120,9 @@ const ABSENT_ROUNDS: u32 = 8;
 /// The longest wait between two such checks (each check that finds the others still absent
 /// doubles the wait; a round that another member takes part in resets it).
 const ABSENT_MAX: u32 = 1 << 12;
+/// Rounds until the next check after one that found more threads ready than CPUs (each
+/// check reads `/proc/loadavg`: about 10 us, against 32 rounds of at least 6 us).
+const ABSENT_RETRY: u32 = 32;
 
 /// A member moves itself at most once in this many rounds it takes part in (so that a
 /// machine with other work on it cannot make the members chase each other round after round).
@@ -130,6 +151,8 @@ pub struct TeamStats {
     /// Times member 0 gave up its core because the others had taken no unit for
     /// [`ABSENT_ROUNDS`] rounds.
     pub absent_yields: u64,
+    /// Members that member 0 moved onto its own CPU because they held a unit it waited for.
+    pub pulls: u64,
 }
 
 /// Member 0's bookkeeping for the adaptation.
@@ -160,6 +183,19 @@ impl Adapt {
         }
     }
 
+    /// After a check that [`Adapt::record`] asked for: a yield that still finds the others
+    /// absent doubles the wait for the next check; a check that did not yield (more threads
+    /// ready than CPUs) comes back after [`ABSENT_RETRY`] rounds, so that the team gathers
+    /// soon once the other process is done.
+    fn checked(&mut self, yielded: bool) {
+        self.absent_limit = if yielded {
+            self.stats.absent_yields += 1;
+            (self.absent_limit.max(ABSENT_ROUNDS) * 2).min(ABSENT_MAX)
+        } else {
+            ABSENT_RETRY
+        };
+    }
+
     /// A team round took `wall` seconds; member 0 ran `own` of `units` units in `own_s`.
     fn record(&mut self, units: usize, own: usize, own_s: f64, wall: f64) -> bool {
         self.stats.team_rounds += 1;
@@ -170,9 +206,7 @@ impl Adapt {
         }
         let absent = self.absent_rounds >= self.absent_limit.max(ABSENT_ROUNDS);
         if absent {
-            // Each check that finds the others still absent waits twice as long for the next.
             self.absent_rounds = 0;
-            self.absent_limit = (self.absent_limit.max(ABSENT_ROUNDS) * 2).min(ABSENT_MAX);
         } else if own < units {
             self.absent_limit = ABSENT_ROUNDS;
         }
@@ -227,6 +261,10 @@ pub struct Team {
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     /// The CPU each member last woke on (`usize::MAX`: unknown).
     cpus: Vec<CachePadded<AtomicUsize>>,
+    /// Each member's thread id (0: unknown), and whether it is inside [`Team::work`] (it may
+    /// hold a unit).
+    tids: Vec<CachePadded<AtomicI32>>,
+    working: Vec<CachePadded<AtomicBool>>,
     /// Member 0's adaptation state (only member 0 locks it: never contended).
     adapt: Mutex<Adapt>,
     /// The CPUs this process may use.
@@ -251,6 +289,12 @@ impl Team {
             panic: Mutex::new(None),
             cpus: (0..size)
                 .map(|_| CachePadded::new(AtomicUsize::new(usize::MAX)))
+                .collect(),
+            tids: (0..size)
+                .map(|_| CachePadded::new(AtomicI32::new(0)))
+                .collect(),
+            working: (0..size)
+                .map(|_| CachePadded::new(AtomicBool::new(false)))
                 .collect(),
             adapt: Mutex::new(Adapt::default()),
             cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -372,15 +416,30 @@ impl Team {
         let own = self.work(0);
         let own_s = start.elapsed().as_secs_f64();
         let mut spins = 0u32;
+        // Pull only after many times the time member 0's own units took: a holder that is
+        // still computing a large unit is not stalled.
+        let pull_after = if own > 0 {
+            PULL_AFTER
+                .as_secs_f64()
+                .max(PULL_UNITS * own_s / own as f64)
+        } else {
+            f64::INFINITY
+        };
+        let mut pulled = false;
         while self.done.load(Ordering::Acquire) < units {
             spins += 1;
-            if spins.is_multiple_of(32)
-                && start.elapsed().as_secs_f64() > own_s + HOLD_SPIN.as_secs_f64()
-            {
-                std::thread::yield_now();
-            } else {
-                spin_loop();
+            if spins.is_multiple_of(32) {
+                let waited = start.elapsed().as_secs_f64() - own_s;
+                if !pulled && waited > pull_after {
+                    pulled = true;
+                    self.pull_holders();
+                }
+                if waited > HOLD_SPIN.as_secs_f64() {
+                    std::thread::yield_now();
+                    continue;
+                }
             }
+            spin_loop();
         }
         let wall = start.elapsed().as_secs_f64();
         self.job.store(std::ptr::null_mut(), Ordering::SeqCst);
@@ -389,9 +448,12 @@ impl Team {
         // it, unless the machine has more runnable threads than CPUs (then the member would
         // only move to a CPU that another process is using, and the team would be slower
         // than member 0 alone).
-        if absent && cpu::runnable().is_none_or(|r| r <= self.cores) {
-            self.adapt().stats.absent_yields += 1;
-            std::thread::yield_now();
+        if absent {
+            let free = cpu::runnable().is_none_or(|r| r <= self.cores);
+            if free {
+                std::thread::yield_now();
+            }
+            self.adapt().checked(free);
         }
         let theirs = self
             .panic
@@ -403,9 +465,27 @@ impl Team {
         }
     }
 
+    /// Member 0, waiting [`PULL_AFTER`] for units that other members hold: moves each member
+    /// that is inside [`Team::work`] onto this CPU (a momentary affinity change), where the
+    /// yields of the wait let it run. A holder that waits for its own CPU behind another
+    /// process (a pipeline's reader starting up) held the round for a whole time slice, 2 to
+    /// 4 ms against a seed-size round of 6 us.
+    fn pull_holders(&self) {
+        let here = cpu::current();
+        let mut stats = 0;
+        for (tid, working) in self.tids.iter().zip(&self.working).skip(1) {
+            let tid = tid.load(Ordering::Relaxed);
+            if working.load(Ordering::SeqCst) && tid != 0 && cpu::pull(tid, here) {
+                stats += 1;
+            }
+        }
+        self.adapt().stats.pulls += stats;
+    }
+
     /// Members 1..size: serve rounds until [`Team::dismiss`].
     pub fn serve(&self, member: usize) {
         debug_assert!(member >= 1 && member < self.size);
+        self.tids[member].store(cpu::thread_id(), Ordering::Relaxed);
         let mut seen = self.generation.load(Ordering::Acquire);
         // The round (counted in rounds this member woke for) of the last move.
         let mut moved_at: Option<u64> = None;
@@ -419,7 +499,9 @@ impl Team {
             if self.spread(member, may_move) {
                 moved_at = Some(round);
             }
+            self.working[member].store(true, Ordering::SeqCst);
             self.work(member);
+            self.working[member].store(false, Ordering::Release);
         }
     }
 
@@ -460,6 +542,36 @@ mod cpu {
         // SAFETY: no arguments; returns -1 on failure.
         let cpu = unsafe { libc::sched_getcpu() };
         usize::try_from(cpu).unwrap_or(usize::MAX)
+    }
+
+    /// The calling thread's id (for [`pull`]).
+    pub fn thread_id() -> i32 {
+        // SAFETY: no arguments, cannot fail.
+        unsafe { libc::gettid() }
+    }
+
+    /// Moves thread `tid` (of this process) onto CPU `cpu`, if it may run there, by allowing
+    /// it only that CPU for a moment (the kernel migrates it at once), then restoring its
+    /// allowed set. Returns whether it moved.
+    pub fn pull(tid: i32, cpu: usize) -> bool {
+        let size = size_of::<libc::cpu_set_t>();
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return false;
+        }
+        // SAFETY: as in `move_off`, for the thread `tid` instead of the caller.
+        unsafe {
+            let mut allowed: libc::cpu_set_t = zeroed();
+            if libc::sched_getaffinity(tid, size, &raw mut allowed) != 0
+                || !libc::CPU_ISSET(cpu, &allowed)
+            {
+                return false;
+            }
+            let mut only: libc::cpu_set_t = zeroed();
+            libc::CPU_SET(cpu, &mut only);
+            let moved = libc::sched_setaffinity(tid, size, &raw const only) == 0;
+            libc::sched_setaffinity(tid, size, &raw const allowed);
+            moved
+        }
     }
 
     /// The threads on the machine that are running or ready to run at this moment
@@ -514,6 +626,12 @@ mod cpu {
     }
     pub fn runnable() -> Option<usize> {
         None
+    }
+    pub fn thread_id() -> i32 {
+        0
+    }
+    pub fn pull(_tid: i32, _cpu: usize) -> bool {
+        false
     }
 }
 
@@ -655,20 +773,29 @@ mod tests {
     }
 
     #[test]
-    fn member_zero_alone_checks_after_8_rounds_then_twice_as_long_until_others_return() {
+    fn member_zero_alone_checks_after_8_rounds_then_twice_as_long_after_each_yield() {
         let mut a = Adapt::default();
         // Rounds that member 0 ran alone (4 of 4 units) until `record` asks for a check.
         let alone_until_check = |a: &mut Adapt| (1..).find(|_| a.record(4, 4, 1.0, 1.0)).unwrap();
         assert_eq!(alone_until_check(&mut a), ABSENT_ROUNDS);
+        a.checked(true);
         assert_eq!(alone_until_check(&mut a), 2 * ABSENT_ROUNDS);
+        a.checked(true);
         assert_eq!(alone_until_check(&mut a), 4 * ABSENT_ROUNDS);
+        // A check that could not yield (no free CPU) comes back after a fixed count.
+        a.checked(false);
+        assert_eq!(alone_until_check(&mut a), ABSENT_RETRY);
+        a.checked(true);
         // A round with another member's unit resets the wait and the count.
         assert!(!a.record(4, 2, 1.0, 1.0));
         assert_eq!(alone_until_check(&mut a), ABSENT_ROUNDS);
         for _ in 0..20 {
+            a.checked(true);
             alone_until_check(&mut a);
         }
+        a.checked(true);
         assert_eq!(alone_until_check(&mut a), ABSENT_MAX);
+        assert_eq!(a.stats.absent_yields, 24);
     }
 
     #[test]

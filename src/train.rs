@@ -202,6 +202,7 @@ impl Trainer {
                 self.team_stats.team_rounds += stats.team_rounds;
                 self.team_stats.solo_rounds += stats.solo_rounds;
                 self.team_stats.absent_yields += stats.absent_yields;
+                self.team_stats.pulls += stats.pulls;
                 self.team_stats.units_by_others += stats.units_by_others;
                 result
             }),

@@ -81,6 +81,9 @@ pub struct Summary {
     /// Times the first thread gave up its core because the other members had taken no unit
     /// for a while (one may have been waiting for that core; see `bitrnn::team`).
     pub team_yields: u64,
+    /// Times the first thread moved a member onto its own core because that member held work
+    /// the round waited for far longer than the work takes (it was waiting for its core).
+    pub team_pulls: u64,
     /// The losses the run's rule lets a model settle at ([`crate::data::Rule::reference_levels`]), by
     /// name: `{"rule_learned": 0.3466, "nothing_learned": 0.6931}` for the seed rule.
     #[serde(serialize_with = "levels_by_name")]
@@ -419,6 +422,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         team_rounds: trainer.team_stats().team_rounds,
         solo_rounds: trainer.team_stats().solo_rounds,
         team_yields: trainer.team_stats().absent_yields,
+        team_pulls: trainer.team_stats().pulls,
         reference_levels: if cfg.symbols() {
             vec![source::unigram_level(trainer.data())]
         } else {
