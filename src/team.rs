@@ -259,16 +259,37 @@ pub struct Team {
     job: AtomicPtr<()>,
     /// The first panic of a unit in the current round.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
-    /// The CPU each member last woke on (`usize::MAX`: unknown).
-    cpus: Vec<CachePadded<AtomicUsize>>,
-    /// Each member's thread id (0: unknown), and whether it is inside [`Team::work`] (it may
-    /// hold a unit).
-    tids: Vec<CachePadded<AtomicI32>>,
-    working: Vec<CachePadded<AtomicBool>>,
+    /// Where each member is and what it does.
+    members: Vec<CachePadded<Member>>,
     /// Member 0's adaptation state (only member 0 locks it: never contended).
     adapt: Mutex<Adapt>,
     /// The CPUs this process may use.
     cores: usize,
+}
+
+/// One member's slot: the CPU it last woke on (`usize::MAX`: unknown), its thread id (0:
+/// unknown), and whether it is inside [`Team::work`] (it may hold a unit).
+struct Member {
+    cpu: AtomicUsize,
+    tid: AtomicI32,
+    working: AtomicBool,
+}
+
+impl Default for Member {
+    fn default() -> Self {
+        Self {
+            cpu: AtomicUsize::new(usize::MAX),
+            tid: AtomicI32::new(0),
+            working: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The CPUs this process may use, found once (the lookup reads cgroup files: it allocates,
+/// and a team forms at every `Trainer::run`).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 impl Team {
@@ -287,17 +308,9 @@ impl Team {
             stop: AtomicBool::new(false),
             job: AtomicPtr::new(std::ptr::null_mut()),
             panic: Mutex::new(None),
-            cpus: (0..size)
-                .map(|_| CachePadded::new(AtomicUsize::new(usize::MAX)))
-                .collect(),
-            tids: (0..size)
-                .map(|_| CachePadded::new(AtomicI32::new(0)))
-                .collect(),
-            working: (0..size)
-                .map(|_| CachePadded::new(AtomicBool::new(false)))
-                .collect(),
+            members: (0..size).map(|_| CachePadded::default()).collect(),
             adapt: Mutex::new(Adapt::default()),
-            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            cores: cores(),
         }
     }
 
@@ -410,7 +423,7 @@ impl Team {
                 Ordering::SeqCst,
             );
         }
-        self.cpus[0].store(cpu::current(), Ordering::Relaxed);
+        self.members[0].cpu.store(cpu::current(), Ordering::Relaxed);
         let start = Instant::now();
         self.open();
         let own = self.work(0);
@@ -473,9 +486,9 @@ impl Team {
     fn pull_holders(&self) {
         let here = cpu::current();
         let mut stats = 0;
-        for (tid, working) in self.tids.iter().zip(&self.working).skip(1) {
-            let tid = tid.load(Ordering::Relaxed);
-            if working.load(Ordering::SeqCst) && tid != 0 && cpu::pull(tid, here) {
+        for m in self.members.iter().skip(1) {
+            let tid = m.tid.load(Ordering::Relaxed);
+            if m.working.load(Ordering::SeqCst) && tid != 0 && cpu::pull(tid, here) {
                 stats += 1;
             }
         }
@@ -485,7 +498,9 @@ impl Team {
     /// Members 1..size: serve rounds until [`Team::dismiss`].
     pub fn serve(&self, member: usize) {
         debug_assert!(member >= 1 && member < self.size);
-        self.tids[member].store(cpu::thread_id(), Ordering::Relaxed);
+        self.members[member]
+            .tid
+            .store(cpu::thread_id(), Ordering::Relaxed);
         let mut seen = self.generation.load(Ordering::Acquire);
         // The round (counted in rounds this member woke for) of the last move.
         let mut moved_at: Option<u64> = None;
@@ -499,9 +514,9 @@ impl Team {
             if self.spread(member, may_move) {
                 moved_at = Some(round);
             }
-            self.working[member].store(true, Ordering::SeqCst);
+            self.members[member].working.store(true, Ordering::SeqCst);
             self.work(member);
-            self.working[member].store(false, Ordering::Release);
+            self.members[member].working.store(false, Ordering::Release);
         }
     }
 
@@ -509,18 +524,18 @@ impl Team {
     /// on if a lower member shares its own. Returns whether it moved.
     fn spread(&self, member: usize, may_move: bool) -> bool {
         let here = cpu::current();
-        self.cpus[member].store(here, Ordering::Relaxed);
+        self.members[member].cpu.store(here, Ordering::Relaxed);
         if !may_move
             || here == usize::MAX
-            || !self.cpus[..member]
+            || !self.members[..member]
                 .iter()
-                .any(|c| c.load(Ordering::Relaxed) == here)
+                .any(|m| m.cpu.load(Ordering::Relaxed) == here)
         {
             return false;
         }
         let mut taken = [usize::MAX; MAX_MEMBERS];
-        for (t, c) in taken.iter_mut().zip(&self.cpus) {
-            *t = c.load(Ordering::Relaxed);
+        for (t, m) in taken.iter_mut().zip(&self.members) {
+            *t = m.cpu.load(Ordering::Relaxed);
         }
         cpu::move_off(&taken[..self.size.min(MAX_MEMBERS)])
     }
@@ -576,8 +591,15 @@ mod cpu {
 
     /// The threads on the machine that are running or ready to run at this moment
     /// (`/proc/loadavg`'s fourth field, before the slash), if it can be read.
+    /// Read into a buffer on the stack: the team's rounds allocate nothing.
     pub fn runnable() -> Option<usize> {
-        let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+        use std::io::Read;
+        let mut buf = [0u8; 128];
+        let n = std::fs::File::open("/proc/loadavg")
+            .ok()?
+            .read(&mut buf)
+            .ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
         text.split_whitespace()
             .nth(3)?
             .split('/')
