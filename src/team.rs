@@ -38,11 +38,11 @@
 //! scheduler's load balancing moves it: 2 to 4 ms, the first 200 to 400 seed-size windows at
 //! one thread's speed (measured 2026-12-02). So when the others have taken no unit for
 //! [`ABSENT_ROUNDS`] rounds in a row, member 0 yields its CPU once, letting such a member run,
-//! see that it shares member 0's CPU and move ([`Team::spread`]); each check that finds them
-//! still absent doubles the wait for the next. It does not yield when more threads are ready
-//! to run than the process has CPUs (`/proc/loadavg`): then the member could only move onto
-//! a CPU another process is using (a pipeline's reader starting up), and member 0 alone is
-//! the faster choice.
+//! see that it shares member 0's CPU and move ([`Team::spread`]); each yield after which they
+//! are still absent doubles the wait for the next. It does not yield when more threads are
+//! ready to run than the process has CPUs (`/proc/loadavg`): then the member could only move
+//! onto a CPU another process is using (a pipeline's reader starting up), and member 0 alone
+//! is the faster choice; it looks again [`ABSENT_RETRY`] rounds later.
 //!
 //! A member that is descheduled while it holds a unit (another process wants its CPU: a
 //! pipeline's reader starting up, a busy loop) held the round for a whole time slice, 2 to
@@ -117,8 +117,8 @@ pub const SOLO_MAX: u32 = 1 << 16;
 /// (hundreds of seed-size windows at one thread's speed); yielding lets it run, see that it
 /// shares member 0's CPU, and move ([`Team::spread`]).
 const ABSENT_ROUNDS: u32 = 8;
-/// The longest wait between two such checks (each check that finds the others still absent
-/// doubles the wait; a round that another member takes part in resets it).
+/// The longest wait between two such checks (each yield after which the others are still
+/// absent doubles the wait; a round that another member takes part in resets it).
 const ABSENT_MAX: u32 = 1 << 12;
 /// Rounds until the next check after one that found more threads ready than CPUs (each
 /// check reads `/proc/loadavg`: about 10 us, against 32 rounds of at least 6 us).
@@ -573,7 +573,9 @@ mod cpu {
         if cpu >= libc::CPU_SETSIZE as usize {
             return false;
         }
-        // SAFETY: as in `move_off`, for the thread `tid` instead of the caller.
+        // SAFETY: as in `move_off`, for the thread `tid` instead of the caller. `tid` is a
+        // member's own `gettid()`, and members live until the team is dismissed, after every
+        // round (so the id cannot belong to another thread by then).
         unsafe {
             let mut allowed: libc::cpu_set_t = zeroed();
             if libc::sched_getaffinity(tid, size, &raw mut allowed) != 0
