@@ -155,6 +155,17 @@ pub struct TeamStats {
     pub pulls: u64,
 }
 
+impl std::ops::AddAssign for TeamStats {
+    /// Totals over several teams (a trainer forms one per `Trainer::run`).
+    fn add_assign(&mut self, other: Self) {
+        self.team_rounds += other.team_rounds;
+        self.solo_rounds += other.solo_rounds;
+        self.units_by_others += other.units_by_others;
+        self.absent_yields += other.absent_yields;
+        self.pulls += other.pulls;
+    }
+}
+
 /// Member 0's bookkeeping for the adaptation.
 #[derive(Debug, Default)]
 struct Adapt {
@@ -485,14 +496,14 @@ impl Team {
     /// 4 ms against a seed-size round of 6 us.
     fn pull_holders(&self) {
         let here = cpu::current();
-        let mut stats = 0;
+        let mut pulled = 0;
         for m in self.members.iter().skip(1) {
             let tid = m.tid.load(Ordering::Relaxed);
             if m.working.load(Ordering::SeqCst) && tid != 0 && cpu::pull(tid, here) {
-                stats += 1;
+                pulled += 1;
             }
         }
-        self.adapt().stats.pulls += stats;
+        self.adapt().stats.pulls += pulled;
     }
 
     /// Members 1..size: serve rounds until [`Team::dismiss`].
@@ -565,30 +576,22 @@ mod cpu {
         unsafe { libc::gettid() }
     }
 
-    /// Moves thread `tid` (of this process) onto CPU `cpu`, if it may run there, by allowing
-    /// it only that CPU for a moment (the kernel migrates it at once), then restoring its
-    /// allowed set. Returns whether it moved.
+    /// Moves thread `tid` (of this process) onto CPU `cpu`, if it may run there ([`narrow`]
+    /// to that CPU alone). Returns whether it moved. `tid` must be a live thread of this
+    /// process: a member's own `gettid()` (members live until the team is dismissed, after
+    /// every round, so the id cannot belong to another thread while a round waits).
     pub fn pull(tid: i32, cpu: usize) -> bool {
-        let size = size_of::<libc::cpu_set_t>();
-        if cpu >= libc::CPU_SETSIZE as usize {
-            return false;
-        }
-        // SAFETY: as in `move_off`, for the thread `tid` instead of the caller. `tid` is a
-        // member's own `gettid()`, and members live until the team is dismissed, after every
-        // round (so the id cannot belong to another thread by then).
-        unsafe {
-            let mut allowed: libc::cpu_set_t = zeroed();
-            if libc::sched_getaffinity(tid, size, &raw mut allowed) != 0
-                || !libc::CPU_ISSET(cpu, &allowed)
-            {
-                return false;
+        narrow(tid, |allowed| {
+            // SAFETY: CPU_ISSET and CPU_SET get an index below the set's capacity.
+            unsafe {
+                if cpu >= libc::CPU_SETSIZE as usize || !libc::CPU_ISSET(cpu, allowed) {
+                    return None;
+                }
+                let mut only: libc::cpu_set_t = zeroed();
+                libc::CPU_SET(cpu, &mut only);
+                Some(only)
             }
-            let mut only: libc::cpu_set_t = zeroed();
-            libc::CPU_SET(cpu, &mut only);
-            let moved = libc::sched_setaffinity(tid, size, &raw const only) == 0;
-            libc::sched_setaffinity(tid, size, &raw const allowed);
-            moved
-        }
+        })
     }
 
     /// The threads on the machine that are running or ready to run at this moment
@@ -610,30 +613,42 @@ mod cpu {
             .ok()
     }
 
-    /// Moves the calling thread to one of its allowed CPUs not in `avoid`, if there is one,
-    /// by allowing only those for a moment (the kernel migrates a thread at once off a CPU it
-    /// may no longer use), then restores the allowed set. Returns whether it moved.
+    /// Moves the calling thread to one of its allowed CPUs not in `avoid`, if there is one
+    /// ([`narrow`] to those). Returns whether it moved.
     pub fn move_off(avoid: &[usize]) -> bool {
+        narrow(0, |allowed| {
+            let mut elsewhere = *allowed;
+            // SAFETY: CPU_CLR and CPU_COUNT get indices below the set's capacity.
+            unsafe {
+                for &cpu in avoid {
+                    if cpu < libc::CPU_SETSIZE as usize {
+                        libc::CPU_CLR(cpu, &mut elsewhere);
+                    }
+                }
+                (libc::CPU_COUNT(&elsewhere) > 0).then_some(elsewhere)
+            }
+        })
+    }
+
+    /// Moves thread `tid` (0: the caller) without pinning it: allows it only the CPUs that
+    /// `to` picks from its allowed set for a moment (the kernel migrates a thread at once off
+    /// a CPU it may no longer use), then restores the allowed set. `to` returning `None`
+    /// leaves it where it is. Returns whether it moved.
+    fn narrow(tid: i32, to: impl FnOnce(&libc::cpu_set_t) -> Option<libc::cpu_set_t>) -> bool {
         let size = size_of::<libc::cpu_set_t>();
         // SAFETY: cpu_set_t is plain data (all zeros is the empty set); the calls get a
-        // pointer to one of `size` bytes, and CPU_CLR is only given indices below the set's
-        // capacity (CPU_SETSIZE bits).
+        // pointer to one of `size` bytes; `tid` is the caller or a live thread of this
+        // process (see the callers).
         unsafe {
             let mut allowed: libc::cpu_set_t = zeroed();
-            if libc::sched_getaffinity(0, size, &raw mut allowed) != 0 {
+            if libc::sched_getaffinity(tid, size, &raw mut allowed) != 0 {
                 return false;
             }
-            let mut elsewhere = allowed;
-            for &cpu in avoid {
-                if cpu < libc::CPU_SETSIZE as usize {
-                    libc::CPU_CLR(cpu, &mut elsewhere);
-                }
-            }
-            if libc::CPU_COUNT(&elsewhere) == 0 {
+            let Some(target) = to(&allowed) else {
                 return false;
-            }
-            let moved = libc::sched_setaffinity(0, size, &raw const elsewhere) == 0;
-            libc::sched_setaffinity(0, size, &raw const allowed);
+            };
+            let moved = libc::sched_setaffinity(tid, size, &raw const target) == 0;
+            libc::sched_setaffinity(tid, size, &raw const allowed);
             moved
         }
     }

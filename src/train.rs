@@ -198,12 +198,7 @@ impl Trainer {
             // A team pays for itself over many windows; a single window runs on this thread.
             Some(pool) if members > 1 && windows > 1 => team::with_team(pool, members, |team| {
                 let result = self.run_windows(windows, &mut on_window, Some(team));
-                let stats = team.stats();
-                self.team_stats.team_rounds += stats.team_rounds;
-                self.team_stats.solo_rounds += stats.solo_rounds;
-                self.team_stats.absent_yields += stats.absent_yields;
-                self.team_stats.pulls += stats.pulls;
-                self.team_stats.units_by_others += stats.units_by_others;
+                self.team_stats += team.stats();
                 result
             }),
             _ => self.run_windows(windows, &mut on_window, None),
