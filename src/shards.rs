@@ -60,10 +60,26 @@ pub fn symbol_shard_streams(hidden: usize) -> usize {
 /// [`symbol_shard_streams`] streams on the symbols' path. A function of the shape only.
 #[must_use]
 pub fn run_shards(settings: &crate::config::TrainSettings) -> Vec<(usize, usize)> {
-    let groups = simd::groups_for(settings.streams());
-    let mut min = min_shard_groups(settings.hidden, settings.time_step);
-    if settings.symbols() {
-        min = min.max(symbol_shard_streams(settings.hidden).div_ceil(LANES));
+    shape_shards(
+        simd::groups_for(settings.streams()),
+        settings.hidden,
+        settings.time_step,
+        settings.symbols(),
+    )
+}
+
+/// The shards of `groups` lane groups for hidden size `hidden`, windows of `time_step`, on
+/// the symbols' path or the bits' ([`run_shards`]'s rule, which training and `eval` share).
+#[must_use]
+pub fn shape_shards(
+    groups: usize,
+    hidden: usize,
+    time_step: usize,
+    symbols: bool,
+) -> Vec<(usize, usize)> {
+    let mut min = min_shard_groups(hidden, time_step);
+    if symbols {
+        min = min.max(symbol_shard_streams(hidden).div_ceil(LANES));
     }
     ranges_for(groups, count_for(groups, min))
 }

@@ -572,7 +572,7 @@ pub fn run_one(settings: TrainSettings, data: &SweepData, learned_below: f64) ->
                 losses.push(loss);
                 true
             })?;
-            held_out = Some(held_out_score(trainer.params(), valid, trainer.config()));
+            held_out = Some(held_out_score(&trainer, valid));
             Ok(())
         }),
     };

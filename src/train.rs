@@ -207,6 +207,17 @@ impl Trainer {
         result
     }
 
+    /// Runs `body` with a team of this trainer's threads ([`Trainer::run`]'s), or none when it
+    /// runs on one: for work between runs, such as the held-out score.
+    pub fn with_team<R>(&self, body: impl FnOnce(Option<&Team>) -> R) -> R {
+        match &self.pool {
+            Some(pool) if self.cfg.threads > 1 => {
+                team::with_team(pool, self.cfg.threads.min(self.max_team), |t| body(Some(t)))
+            }
+            _ => body(None),
+        }
+    }
+
     /// Members of a team: `--threads`, but no more than the shards (a member without a shard
     /// would only wait) nor the cores (members beyond them would wait for each other). The
     /// results do not depend on it: the shard partition is fixed.

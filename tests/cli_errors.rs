@@ -772,6 +772,8 @@ fn bad_checkpoints_are_refused_by_eval_sample_and_resume() {
         ("--data-size", "31", "--data-size 31"),
         ("--lags", "0,1", "--lags 0,1"),
         ("--lags", "4,4", "--lags 4,4"),
+        ("--threads", "0", "--threads 0"),
+        ("--threads", "1025", "--threads 1025"),
     ] {
         let o = bitrnn(&["eval", "--model", &p.display().to_string(), flag, value]);
         assert_refused(&o, By::Us, needle, &format!("eval {flag} {value}"));

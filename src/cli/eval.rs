@@ -64,9 +64,20 @@ pub struct EvalArgs {
     /// Print one JSON object on stdout instead of a line of text.
     #[arg(long)]
     pub json: bool,
+    /// Worker threads (default: all cores). The scores are identical for any value.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 impl EvalArgs {
+    /// Threads to run on (`--threads`, default all cores), checked.
+    ///
+    /// # Errors
+    /// [`crate::Error::Usage`] outside 1..=[`crate::config::MAX_THREADS`].
+    pub fn thread_count(&self) -> crate::error::Result<usize> {
+        super::thread_count(self.threads)
+    }
+
     /// The data flags: the generator when none is given.
     #[must_use]
     pub fn source(&self) -> DataSource {

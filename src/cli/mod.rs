@@ -29,6 +29,21 @@ use clap::{Parser, Subcommand};
 
 pub(crate) use crate::config::default_threads;
 
+/// `--threads` of a command that defaults to all cores, checked.
+///
+/// # Errors
+/// [`crate::Error::Usage`] outside 1..=[`crate::config::MAX_THREADS`].
+pub(crate) fn thread_count(threads: Option<usize>) -> crate::error::Result<usize> {
+    use crate::config::MAX_THREADS;
+    let n = threads.unwrap_or_else(default_threads);
+    if n == 0 || n > MAX_THREADS {
+        return Err(crate::error::Error::Usage(format!(
+            "--threads {n}: must be between 1 and {MAX_THREADS}"
+        )));
+    }
+    Ok(n)
+}
+
 const ABOUT: &str = "A from-scratch, SIMD-optimized training engine for recurrent neural networks.
 
 `bitrnn train` reproduces the experiment of the tutorial \"implement an RNN in seven steps\"

@@ -1,10 +1,8 @@
 //! The flags of `bitrnn sweep` ([`SweepArgs`]): the grid's axes as lists and ranges, the
 //! settings every run shares, and their validation into a [`Grid`].
 
-use super::{DataArgs, default_threads, parse_f32};
-use crate::config::{
-    Cell, Engine, MAX_THREADS, Optimizer, Rule, Source, TrainSettings, parse_cell,
-};
+use super::{DataArgs, parse_f32};
+use crate::config::{Cell, Engine, Optimizer, Rule, Source, TrainSettings, parse_cell};
 use crate::error::{Error, Result};
 use crate::output::check_out_dir;
 use crate::sweep::{Grid, MAX_AXIS, SweepData};
@@ -223,15 +221,9 @@ impl SweepArgs {
     /// Threads to run on (`--threads`, default all cores), checked.
     ///
     /// # Errors
-    /// [`Error::Usage`] outside 1..=[`MAX_THREADS`].
+    /// [`Error::Usage`] outside 1..=[`MAX_THREADS`](crate::config::MAX_THREADS).
     pub fn thread_count(&self) -> Result<usize> {
-        let n = self.threads.unwrap_or_else(default_threads);
-        if n == 0 || n > MAX_THREADS {
-            return Err(Error::Usage(format!(
-                "--threads {n}: must be between 1 and {MAX_THREADS}"
-            )));
-        }
-        Ok(n)
+        super::thread_count(self.threads)
     }
 
     /// Refuses the generator's flags (`--rule`, `--lags`, `--data-size`) with a file, and

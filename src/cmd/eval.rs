@@ -40,11 +40,15 @@ use crate::cli::EvalArgs;
 use crate::config::{Rule, Source, TrainConfig, TrainSettings};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::handout::{split_for_members, take_block};
 use crate::output::shown;
 use crate::planes::{Feed, TrainData};
+use crate::shards;
 use crate::source::{self, DataSource};
+use crate::team::{self, Team};
 use bitrnn_kernels::Params;
-use bitrnn_kernels::simd::{self, Prepared, Workspace};
+use bitrnn_kernels::lanes::LANES;
+use bitrnn_kernels::simd::{self, Prepared, WindowStats, Workspace};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -99,7 +103,10 @@ pub struct EvalStats {
 
 /// Runs `params` over `data` with the protocol of the module docs: `streams` streams of
 /// `stream_len` steps in windows of `time_step`, the state carried; on the bits' kernels or
-/// (for a sequence of symbols) the symbols' path.
+/// (for a sequence of symbols) the symbols' path. The streams are cut into the shards
+/// training would use for that shape ([`crate::shards::shape_shards`]), shared by `team`'s
+/// members where one is given, and their sums added in shard order: the same result for any
+/// team, or none.
 ///
 /// # Panics
 /// If `streams`, `stream_len` or `time_step` is 0, `time_step > stream_len`, or the data are
@@ -111,6 +118,7 @@ pub fn evaluate(
     streams: usize,
     stream_len: usize,
     time_step: usize,
+    team: Option<&Team>,
 ) -> EvalStats {
     let windows = stream_len / time_step;
     assert!(streams >= 1 && windows >= 1, "evaluate: empty shape");
@@ -119,29 +127,71 @@ pub fn evaluate(
         "evaluate: data too short"
     );
     let layout = params.layout();
-    let (mut prepared, mut ws) = match data {
-        TrainData::Bits(_) => (
-            Prepared::with_cell(params.cell, params.hidden),
-            Workspace::with_cell(params.cell, params.hidden, streams, time_step),
-        ),
-        TrainData::Symbols(_) => (
-            Prepared::for_symbols(layout),
-            Workspace::for_symbols(layout, streams, time_step),
-        ),
+    let symbols = matches!(data, TrainData::Symbols(_));
+    let ranges = shards::shape_shards(simd::groups_for(streams), params.hidden, time_step, symbols);
+    let mut shards: Vec<(usize, Workspace, WindowStats)> = ranges
+        .iter()
+        .map(|&(g0, g1)| {
+            let n = (g1 * LANES).min(streams) - g0 * LANES;
+            let ws = if symbols {
+                Workspace::for_symbols(layout, n, time_step)
+            } else {
+                Workspace::with_cell(params.cell, params.hidden, n, time_step)
+            };
+            (g0, ws, WindowStats::default())
+        })
+        .collect();
+    let mut prepared = if symbols {
+        Prepared::for_symbols(layout)
+    } else {
+        Prepared::with_cell(params.cell, params.hidden)
     };
     prepared.load(params);
+    let prepared = &prepared;
     let mut feed = Feed::new(data.clone(), streams, stream_len, time_step);
     let (mut loss_sum, mut correct) = (0.0, 0.0);
     for w in 0..windows {
-        let stats = simd::forward(&prepared, &mut ws, feed.window(w * time_step));
-        loss_sum += stats.loss_sum;
-        correct += stats.correct;
+        let inputs = feed.window(w * time_step);
+        let run = |(g0, ws, stats): &mut (usize, Workspace, WindowStats)| {
+            *stats = simd::forward(prepared, ws, inputs.offset(*g0));
+        };
+        match team {
+            Some(team) if team.size() > 1 => {
+                let n = shards.len();
+                let blocks = split_for_members(shards.chunks_mut(1));
+                team.run(n, &|unit| {
+                    if let Some(block) = take_block(&blocks, unit) {
+                        block.iter_mut().for_each(run);
+                    }
+                });
+            }
+            _ => shards.iter_mut().for_each(run),
+        }
+        for (_, _, stats) in &shards {
+            loss_sum += stats.loss_sum;
+            correct += stats.correct;
+        }
     }
     EvalStats {
         loss_sum,
         correct,
         samples: streams * windows * time_step,
     }
+}
+
+/// Runs `body` with a team of `--threads` members (this thread and a pool's workers), or
+/// none for one thread.
+fn with_threads<R>(args: &EvalArgs, body: impl FnOnce(Option<&Team>) -> R) -> Result<R> {
+    let n = args.thread_count()?;
+    if n == 1 {
+        return Ok(body(None));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(n - 1)
+        .thread_name(|i| format!("bitrnn-worker-{}", i + 1))
+        .build()
+        .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?;
+    Ok(team::with_team(&pool, n, |team| body(Some(team))))
 }
 
 /// What a model trained on `source` was trained on, for messages.
@@ -202,13 +252,16 @@ fn on_generated(args: &EvalArgs, ck: &Checkpoint) -> Result<EvalReport> {
         e => e,
     })?;
     let data = Dataset::generate_rule(cfg.rule, cfg.data_size, cfg.lags, cfg.seed);
-    let stats = evaluate(
-        &ck.params,
-        &TrainData::Bits(data),
-        cfg.streams(),
-        cfg.batch_size,
-        cfg.time_step,
-    );
+    let stats = with_threads(args, |team| {
+        evaluate(
+            &ck.params,
+            &TrainData::Bits(data),
+            cfg.streams(),
+            cfg.batch_size,
+            cfg.time_step,
+            team,
+        )
+    })?;
     let shape = (cfg.streams(), cfg.batch_size);
     Ok(report(args, ck, &stats, shape, cfg.data_size, |r| {
         r.rule = Some(cfg.rule);
@@ -252,13 +305,16 @@ fn on_file(args: &EvalArgs, ck: &Checkpoint, source: &DataSource) -> Result<Eval
     let used = stream_len / cfg.time_step * cfg.time_step;
     let unigram = source::scored_unigram_level(&seq, streams, stream_len, used);
     let data_size = seq.len();
-    let stats = evaluate(
-        &ck.params,
-        &TrainData::Symbols(seq),
-        streams,
-        stream_len,
-        cfg.time_step,
-    );
+    let stats = with_threads(args, |team| {
+        evaluate(
+            &ck.params,
+            &TrainData::Symbols(seq),
+            streams,
+            stream_len,
+            cfg.time_step,
+            team,
+        )
+    })?;
     Ok(report(
         args,
         ck,
@@ -349,6 +405,7 @@ fn line(r: &EvalReport) -> String {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
+    args.thread_count()?;
     crate::output::check_input_file("--model", &args.model)?;
     let ck = checkpoint::load(&args.model)?;
     let source = args.source();
@@ -365,4 +422,84 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         println!("{}", line(&report));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Init, init_params};
+    use crate::sequence::Sequence;
+    use bitrnn_kernels::{Cell, Layout};
+
+    /// `evaluate` with no team and with teams of 2 and 3, and the same streams in one
+    /// workspace (no shards): the sharded sums must agree bit for bit among themselves (the
+    /// shard partition is the shape's, the sums in shard order), and with the unsharded run to
+    /// the rounding of the summation order (each lane's losses are the same numbers).
+    fn check(params: &Params<f32>, data: &TrainData, streams: usize, stream_len: usize) {
+        let time_step = 5;
+        let symbols = matches!(data, TrainData::Symbols(_));
+        let shards = shards::shape_shards(simd::groups_for(streams), params.hidden, 5, symbols);
+        assert!(shards.len() >= 4, "the shape cuts into shards: {shards:?}");
+        let alone = evaluate(params, data, streams, stream_len, time_step, None);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool");
+        for size in [2, 3] {
+            let shared = team::with_team(&pool, size, |t| {
+                evaluate(params, data, streams, stream_len, time_step, Some(t))
+            });
+            assert_eq!(shared, alone, "a team of {size}");
+        }
+        let layout = params.layout();
+        let (mut prepared, mut ws) = if symbols {
+            let ws = Workspace::for_symbols(layout, streams, time_step);
+            (Prepared::for_symbols(layout), ws)
+        } else {
+            let ws = Workspace::with_cell(params.cell, params.hidden, streams, time_step);
+            (Prepared::with_cell(params.cell, params.hidden), ws)
+        };
+        prepared.load(params);
+        let mut feed = Feed::new(data.clone(), streams, stream_len, time_step);
+        let (mut loss, mut correct) = (0.0, 0.0);
+        for w in 0..stream_len / time_step {
+            let s = simd::forward(&prepared, &mut ws, feed.window(w * time_step));
+            loss += s.loss_sum;
+            correct += s.correct;
+        }
+        assert_eq!(alone.samples, streams * stream_len);
+        assert_eq!(alone.correct, correct, "the same predictions");
+        let rel = (alone.loss_sum - loss).abs() / loss;
+        assert!(
+            rel < 1e-6,
+            "loss {} vs unsharded {loss}: {rel:e}",
+            alone.loss_sum
+        );
+    }
+
+    #[test]
+    fn shards_and_teams_give_the_unsharded_scores() {
+        let (streams, stream_len) = (1000, 20);
+        let bits = TrainData::Bits(Dataset::generate(streams * stream_len, (1, 2), 7));
+        for (cell, hidden) in [(Cell::Rnn, 6), (Cell::Rnn, 20), (Cell::Lstm, 12)] {
+            let params = init_params(Init::Default, Layout::of(cell, hidden), 3);
+            check(&params, &bits, streams, stream_len);
+        }
+        let n = streams * stream_len;
+        let ids = |m: u64| -> Vec<u16> {
+            (0..n as u64)
+                .map(|i| ((i * 2_654_435_761 + m) % 67) as u16)
+                .collect()
+        };
+        let seq = Sequence::from_ids(&ids(1), &ids(5), Some(67), Some(67)).expect("ids");
+        for cell in [Cell::Rnn, Cell::Gru] {
+            let params = init_params(Init::Default, Layout::with_symbols(cell, 24, 67, 67), 4);
+            check(
+                &params,
+                &TrainData::Symbols(seq.clone()),
+                streams,
+                stream_len,
+            );
+        }
+    }
 }

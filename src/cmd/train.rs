@@ -35,7 +35,6 @@ use crate::planes::TrainData;
 use crate::source::{self, RunData};
 use crate::train::Trainer;
 use crate::{distributed, model, output, plot};
-use bitrnn_kernels::Params;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -277,17 +276,24 @@ fn setup(
     Ok((cfg, losses, trainer, data.valid))
 }
 
-/// The held-out loss and accuracy of `params` on `valid` (module [`crate::source`]: the
-/// tail cut into streams of `--batch-size`), on this thread.
-pub(crate) fn held_out_score(
-    params: &Params<f32>,
-    valid: &TrainData,
-    cfg: &TrainConfig,
-) -> (f32, f32) {
+/// The held-out loss and accuracy of `trainer`'s weights on `valid` (module
+/// [`crate::source`]: the tail cut into streams of `--batch-size`), on the trainer's threads
+/// ([`Trainer::with_team`]).
+pub(crate) fn held_out_score(trainer: &Trainer, valid: &TrainData) -> (f32, f32) {
+    let cfg = trainer.config();
     let (streams, stream_len) =
         source::held_out_streams(valid.len(), cfg.batch_size, cfg.time_step)
             .expect("TrainConfig::new checked the held-out length");
-    let stats = evaluate(params, valid, streams, stream_len, cfg.time_step);
+    let stats = trainer.with_team(|team| {
+        evaluate(
+            trainer.params(),
+            valid,
+            streams,
+            stream_len,
+            cfg.time_step,
+            team,
+        )
+    });
     let n = stats.samples as f64;
     ((stats.loss_sum / n) as f32, (stats.correct / n) as f32)
 }
@@ -381,7 +387,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 if done < n {
                     break;
                 }
-                let (loss, accuracy) = held_out_score(trainer.params(), valid, &cfg);
+                let (loss, accuracy) = held_out_score(&trainer, valid);
                 valid_loss.push((step / wpe, loss, accuracy));
             }
         }
