@@ -96,7 +96,7 @@ pub enum Rule {
     /// The tutorial's: where x[i-A] == x[i-B] the target is !x[i-A], else a coin.
     #[default]
     Seed,
-    /// r2rt's: P(y[i] = 1) = 0.5 + 0.5 x[i-A] - 0.25 x[i-B], a fresh draw each step.
+    /// r2rt's: `P(y[i] = 1) = 0.5 + 0.5 x[i-A] - 0.25 x[i-B]`, a fresh draw each step.
     R2rt,
 }
 

@@ -12,14 +12,14 @@
 //! of `N` owns the contiguous shards `[r S / N, (r + 1) S / N)`, cut into the fewest such
 //! aligned nodes (one when `N` divides `S` as a power of two; a rank owns no shard when
 //! `N > S`). Per window each rank runs each node's shards on its own thread team (a
-//! [`SimdEngine`] per node, whose own reduction is that node's subtree of the tree), the
+//! [`SimdEngine`](crate::engine::SimdEngine) per node, whose own reduction is that node's subtree of the tree), the
 //! ranks all-gather the nodes' sums (with each shard's loss and each rank's stop flag), and
 //! every rank merges the nodes in the tree's order into the root. Every rank so holds the
 //! single-process gradient bit for bit and applies the same update: the weights equal one
 //! process's for any `N` and any `--threads` per rank.
 //!
 //! The generator draws its words in order (one xoshiro stream), so each rank generates the
-//! whole sequence (2 bits per sample) and keeps only its streams ([`Dataset::slice`]).
+//! whole sequence (2 bits per sample) and keeps only its streams ([`Dataset::slice`](crate::data::Dataset::slice)).
 
 use crate::config::TrainConfig;
 use crate::error::Result;

@@ -105,7 +105,7 @@ impl ShardGradient for Shard {
     }
 }
 
-/// The fused SIMD kernels over the shards of [`shard_ranges`].
+/// The fused SIMD kernels over the shards of [`shard_ranges`](crate::shards::shard_ranges).
 pub struct SimdEngine {
     /// Numbers of one stream's carried state: `h` (and the LSTM's `c`).
     state_width: usize,
@@ -122,7 +122,7 @@ impl SimdEngine {
     }
 
     /// An engine over some of the run's shards: `ranges`, a contiguous run of
-    /// [`shard_ranges`]'s lane-group ranges (what one MPI rank owns, see
+    /// [`shard_ranges`](crate::shards::shard_ranges)'s lane-group ranges (what one MPI rank owns, see
     /// `crate::distributed`). Its planes and carried state start at the first range's first
     /// lane group; the loss scale is the whole run's.
     ///

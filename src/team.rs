@@ -37,18 +37,18 @@
 //! does every unit (so the adaptation sees no loss) and the other CPU idles, until the
 //! scheduler's load balancing moves it: 2 to 4 ms, the first 200 to 400 seed-size windows at
 //! one thread's speed (measured 2026-12-02). So when the others have taken no unit for
-//! [`ABSENT_ROUNDS`] rounds in a row, member 0 yields its CPU once, letting such a member run,
-//! see that it shares member 0's CPU and move ([`Team::spread`]); each yield after which they
+//! `ABSENT_ROUNDS` rounds in a row, member 0 yields its CPU once, letting such a member run,
+//! see that it shares member 0's CPU and move (`Team::spread`); each yield after which they
 //! are still absent doubles the wait for the next. It does not yield when more threads are
 //! ready to run than the process has CPUs (`/proc/loadavg`): then the member could only move
 //! onto a CPU another process is using (a pipeline's reader starting up), and member 0 alone
-//! is the faster choice; it looks again [`ABSENT_RETRY`] rounds later.
+//! is the faster choice; it looks again `ABSENT_RETRY` rounds later.
 //!
 //! A member that is descheduled while it holds a unit (another process wants its CPU: a
 //! pipeline's reader starting up, a busy loop) held the round for a whole time slice, 2 to
-//! 4 ms. So member 0, once it has waited for held units [`PULL_AFTER`] and [`PULL_UNITS`]
+//! 4 ms. So member 0, once it has waited for held units `PULL_AFTER` and `PULL_UNITS`
 //! times its own mean unit time, moves the members that are inside their work onto its own
-//! CPU ([`Team::pull_holders`]: a momentary affinity change of that thread, restored at
+//! CPU (`Team::pull_holders`: a momentary affinity change of that thread, restored at
 //! once) and yields: the holder finishes there. `train --json | python3 ...` at the seed
 //! size went from 1.04x to 1.2x one thread, and with a busy loop pinned to the other CPU from
 //! 0.86x to 1.17x (`scripts/team_under_load.sh`, 2026-12-02).
@@ -149,7 +149,7 @@ pub struct TeamStats {
     /// Units run by members other than 0.
     pub units_by_others: u64,
     /// Times member 0 gave up its core because the others had taken no unit for
-    /// [`ABSENT_ROUNDS`] rounds.
+    /// `ABSENT_ROUNDS` rounds.
     pub absent_yields: u64,
     /// Members that member 0 moved onto its own CPU because they held a unit it waited for.
     pub pulls: u64,

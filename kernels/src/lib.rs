@@ -1,7 +1,7 @@
 //! bitrnn's arithmetic, and nothing else: no threads, no I/O, no randomness, no allocation
 //! inside a window.
 //!
-//! - [`reference`]: the scalar oracle, plain loops generic over `f32`/`f64`.
+//! - [`reference`](mod@reference): the scalar oracle, plain loops generic over `f32`/`f64`.
 //! - [`simd`]: the fused kernels, streams in the SIMD lanes.
 //! - [`lanes`]: the vector they run on (`f32x16` with AVX-512, else `f32x8`), chosen at
 //!   compile time.

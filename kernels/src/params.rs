@@ -8,12 +8,12 @@
 //!
 //! | tensor | shape     | index        | meaning                                             |
 //! |--------|-----------|--------------|-----------------------------------------------------|
-//! | `w_x`  | [V][G H]  | `x*G*H + r`  | input weight: column `x` of the one-hot (`w_xh` for the RNN, `w_ih` for the gated cells) |
-//! | `w_hh` | [G H][H]  | `r*H + k`    | `a_r += w_hh[r][k] * h_k`                            |
-//! | `b_ih` | [G H]     | `r`          | input-side bias (`b_h`, the only hidden bias, for the RNN) |
-//! | `b_hh` | [G H]     | `r`          | hidden-side bias: gated cells only (the GRU's `r` multiplies `b_hn`) |
-//! | `w_hy` | [C][H]    | `c*H + j`    | `logit_c += w_hy[c][j] * h_j`                        |
-//! | `b_y`  | [C]       | `c`          | output bias                                         |
+//! | `w_x`  | `[V][G H]` | `x*G*H + r`  | input weight: column `x` of the one-hot (`w_xh` for the RNN, `w_ih` for the gated cells) |
+//! | `w_hh` | `[G H][H]` | `r*H + k`    | `a_r += w_hh[r][k] * h_k`                            |
+//! | `b_ih` | `[G H]`   | `r`          | input-side bias (`b_h`, the only hidden bias, for the RNN) |
+//! | `b_hh` | `[G H]`   | `r`          | hidden-side bias: gated cells only (the GRU's `r` multiplies `b_hn`) |
+//! | `w_hy` | `[C][H]`  | `c*H + j`    | `logit_c += w_hy[c][j] * h_j`                        |
+//! | `b_y`  | `[C]`     | `c`          | output bias                                         |
 //!
 //! Gates are in PyTorch's order: the GRU's `r, z, n`, the LSTM's `i, f, g, o`.
 //! `P = G H^2 + V G H + G H (+ G H) + C H + C` numbers in all (`H^2 + 5H + 2` for the bit

@@ -19,7 +19,7 @@
 //! `bitrnn verify` propagates the same roundings as random signs (a probabilistic model, far
 //! tighter at large hidden sizes) in `bitrnn::verify`; only the propagation differs.
 //!
-//! Always compiled (unlike [`crate::testing`]): `bitrnn verify` ships with the binary.
+//! Always compiled (unlike `crate::testing`): `bitrnn verify` ships with the binary.
 
 mod rounded;
 pub use rounded::{LAMBDA as ROUNDED_LAMBDA, REPLICAS as ROUNDED_REPLICAS, Rounded, RoundedWindow};
@@ -258,7 +258,7 @@ fn spectral_norm_bound(w: &[f64], n: usize) -> f64 {
 ///   `s = min(1, 1 - h^2 + 2 |h| e)`, and approx's tanh adds `TANH_MAX_ULP` ulp (`<= 2u |h|`
 ///   each), at most `TANH_MAX_ABS`: `E = s e(z) + tanh error`. The error vector is
 ///   `eps = S (W eps' + rho) + tau` with `0 <= S <= diag(s)`, so also
-///   `nu <= max(s) ||W||_2 nu' + ||s |rho| + |tau| ||_2` ([`spectral_norm_bound`]), and
+///   `nu <= max(s) ||W||_2 nu' + ||s |rho| + |tau| ||_2` (`spectral_norm_bound`), and
 ///   `nu <= ||E||_2`; the smaller is kept.
 /// - The logit difference `d = (b_y[1] - b_y[0]) + sum_j (w_hy[1][j] - w_hy[0][j]) h_j`: as
 ///   `z`, `e(d) = gamma(H + 3) (|b| + sum |w| (|h| + E)) + min(sum |w| E, ||w||_2 nu)`.

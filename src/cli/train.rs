@@ -40,7 +40,7 @@ pub struct ModelArgs {
     #[arg(long, default_value = "rnn", value_parser = parse_cell)]
     pub cell: Cell,
     /// The rule of the targets: seed (where x[i-A] == x[i-B] the target is !x[i-A], else a
-    /// coin) or r2rt (P(y[i] = 1) = 0.5 + 0.5 x[i-A] - 0.25 x[i-B], a fresh draw each step).
+    /// coin) or r2rt (`P(y[i] = 1) = 0.5 + 0.5 x[i-A] - 0.25 x[i-B]`, a fresh draw each step).
     #[arg(long, value_enum, default_value_t = TrainSettings::SEED.rule)]
     pub rule: Rule,
     /// The rule's lags A,B [default: 1,2 for --rule seed, 3,8 for --rule r2rt]. With the seed

@@ -97,7 +97,7 @@ impl Prepared {
         Self::build(Layout::of(cell, hidden), false)
     }
 
-    /// Buffers for the symbols' path ([`super::symbols`]: any `V` and `C`, inputs as
+    /// Buffers for the symbols' path (`simd::symbols`: any `V` and `C`, inputs as
     /// [`SymbolPlanes`]) of `layout`; call [`Prepared::load`] before use.
     #[must_use]
     pub fn for_symbols(layout: Layout) -> Self {
@@ -351,7 +351,7 @@ impl Workspace {
         Self::build(Layout::of(cell, hidden), false, streams, time_step)
     }
 
-    /// Buffers for the symbols' path ([`super::symbols`]) of `layout` (any `V` and `C`):
+    /// Buffers for the symbols' path (`simd::symbols`) of `layout` (any `V` and `C`):
     /// `streams` streams, windows of `time_step` steps, the carried state at zero.
     #[must_use]
     pub fn for_symbols(layout: Layout, streams: usize, time_step: usize) -> Self {
@@ -575,7 +575,7 @@ impl Workspace {
     }
 }
 
-/// The inputs of one shard for one window: bit planes, [`LANE_BYTES`] bytes per lane group
+/// The inputs of one shard for one window: bit planes, [`LANE_BYTES`](crate::lanes::LANE_BYTES) bytes per lane group
 /// per step. Bit `i % 8` of `x[t * stride + g * LANE_BYTES + i / 8]` is the input of stream
 /// `LANES g + i` at step `t` (the layout of `bitrnn::data::Dataset::fill_planes` viewed as
 /// bytes, offset to the shard's first group); `stride` is in bytes.

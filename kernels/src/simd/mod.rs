@@ -272,7 +272,7 @@ pub fn forward<'a>(w: &Prepared, ws: &mut Workspace, planes: impl Into<Inputs<'a
 
 /// Forward pass and truncated BPTT over one window for one shard: [`forward_train`],
 /// [`backward`], then the carried state moves on to the next window. `grad` (length
-/// `H^2 + 5H + 2`, the [`Params`] layout) is overwritten with this shard's gradient of the
+/// `H^2 + 5H + 2`, the [`Params`](crate::Params) layout) is overwritten with this shard's gradient of the
 /// batch-mean loss (`scale = 1 / (S T)` for `S` streams in all shards). Returns the shard's
 /// loss and accuracy sums.
 pub fn forward_backward<'a>(
