@@ -138,22 +138,14 @@ impl SimdEngine {
                 let streams = ((g1 * LANES).min(s)) - g0 * LANES;
                 Shard {
                     first_group: g0 - base,
-                    ws: if cfg.symbols() {
-                        Workspace::for_symbols(cfg.layout(), streams, t)
-                    } else {
-                        Workspace::with_cell(cfg.cell, h, streams, t)
-                    },
+                    ws: Workspace::for_path(cfg.layout(), cfg.symbols(), streams, t),
                     grad: vec![0.0; params.data.len()],
                     stats: WindowStats::default(),
                     times: (0.0, 0.0),
                 }
             })
             .collect();
-        let mut prepared = if cfg.symbols() {
-            Prepared::for_symbols(cfg.layout())
-        } else {
-            Prepared::with_cell(cfg.cell, h)
-        };
+        let mut prepared = Prepared::for_path(cfg.layout(), cfg.symbols());
         prepared.load(params);
         Self {
             state_width: cfg.cell.state_rows() * h,

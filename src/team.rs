@@ -684,6 +684,19 @@ impl Drop for Dismiss<'_> {
     }
 }
 
+/// The pool of a team of `threads` members: `threads - 1` workers (member 0 is the caller),
+/// named `bitrnn-worker-1..`.
+///
+/// # Errors
+/// [`crate::error::Error::Usage`] naming `--threads` when the threads cannot be started.
+pub fn workers(threads: usize) -> crate::error::Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads - 1)
+        .thread_name(|i| format!("bitrnn-worker-{}", i + 1))
+        .build()
+        .map_err(|e| crate::error::Error::Usage(format!("--threads {threads}: {e}")))
+}
+
 /// Runs `body` with a team of `size` members: the calling thread (member 0) and `size - 1`
 /// workers of `pool`, which must have at least that many threads and nothing else to do.
 pub fn with_team<R>(pool: &rayon::ThreadPool, size: usize, body: impl FnOnce(&Team) -> R) -> R {

@@ -128,13 +128,7 @@ impl Trainer {
             "the data are the config's kind"
         );
         let pool = match (cfg.engine, cfg.threads) {
-            (Engine::Simd, n) if n > 1 => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n - 1)
-                    .thread_name(|i| format!("bitrnn-worker-{}", i + 1))
-                    .build()
-                    .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?,
-            ),
+            (Engine::Simd, n) if n > 1 => Some(team::workers(n)?),
             _ => None,
         };
         Ok(Self {

@@ -133,19 +133,11 @@ pub fn evaluate(
         .iter()
         .map(|&(g0, g1)| {
             let n = (g1 * LANES).min(streams) - g0 * LANES;
-            let ws = if symbols {
-                Workspace::for_symbols(layout, n, time_step)
-            } else {
-                Workspace::with_cell(params.cell, params.hidden, n, time_step)
-            };
+            let ws = Workspace::for_path(layout, symbols, n, time_step);
             (g0, ws, WindowStats::default())
         })
         .collect();
-    let mut prepared = if symbols {
-        Prepared::for_symbols(layout)
-    } else {
-        Prepared::with_cell(params.cell, params.hidden)
-    };
+    let mut prepared = Prepared::for_path(layout, symbols);
     prepared.load(params);
     let prepared = &prepared;
     let mut feed = Feed::new(data.clone(), streams, stream_len, time_step);
@@ -186,11 +178,7 @@ fn with_threads<R>(args: &EvalArgs, body: impl FnOnce(Option<&Team>) -> R) -> Re
     if n == 1 {
         return Ok(body(None));
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(n - 1)
-        .thread_name(|i| format!("bitrnn-worker-{}", i + 1))
-        .build()
-        .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?;
+    let pool = team::workers(n)?;
     Ok(team::with_team(&pool, n, |team| body(Some(team))))
 }
 
@@ -452,13 +440,8 @@ mod tests {
             assert_eq!(shared, alone, "a team of {size}");
         }
         let layout = params.layout();
-        let (mut prepared, mut ws) = if symbols {
-            let ws = Workspace::for_symbols(layout, streams, time_step);
-            (Prepared::for_symbols(layout), ws)
-        } else {
-            let ws = Workspace::with_cell(params.cell, params.hidden, streams, time_step);
-            (Prepared::with_cell(params.cell, params.hidden), ws)
-        };
+        let mut prepared = Prepared::for_path(layout, symbols);
+        let mut ws = Workspace::for_path(layout, symbols, streams, time_step);
         prepared.load(params);
         let mut feed = Feed::new(data.clone(), streams, stream_len, time_step);
         let (mut loss, mut correct) = (0.0, 0.0);

@@ -104,6 +104,17 @@ impl Prepared {
         Self::build(layout, true)
     }
 
+    /// [`Prepared::for_symbols`] of `layout` where `symbols`, else [`Prepared::with_cell`] of
+    /// its cell and hidden size (the bits' kernels): the one choice every caller makes.
+    #[must_use]
+    pub fn for_path(layout: Layout, symbols: bool) -> Self {
+        if symbols {
+            Self::for_symbols(layout)
+        } else {
+            Self::with_cell(layout.cell, layout.hidden)
+        }
+    }
+
     fn build(layout: Layout, symbols: bool) -> Self {
         let Layout {
             cell,
@@ -356,6 +367,17 @@ impl Workspace {
     #[must_use]
     pub fn for_symbols(layout: Layout, streams: usize, time_step: usize) -> Self {
         Self::build(layout, true, streams, time_step)
+    }
+
+    /// [`Workspace::for_symbols`] of `layout` where `symbols`, else [`Workspace::with_cell`]
+    /// of its cell and hidden size (the bits' kernels), as [`Prepared::for_path`].
+    #[must_use]
+    pub fn for_path(layout: Layout, symbols: bool, streams: usize, time_step: usize) -> Self {
+        if symbols {
+            Self::for_symbols(layout, streams, time_step)
+        } else {
+            Self::with_cell(layout.cell, layout.hidden, streams, time_step)
+        }
     }
 
     fn build(layout: Layout, symbols: bool, streams: usize, time_step: usize) -> Self {
